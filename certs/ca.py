@@ -1,0 +1,225 @@
+"""The device-identity CA: created once by `mdm_init`, then issues device certificates from CSRs."""
+
+import datetime as dt
+import logging
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from mdm_portal.audit import audit
+
+from .models import CertificateAuthority, IssuedCertificate
+
+log = logging.getLogger(__name__)
+
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+
+class CAError(Exception):
+    """The CA is missing, or a request to it cannot be honoured."""
+
+
+def sha256_hex(certificate: x509.Certificate) -> str:
+    return certificate.fingerprint(hashes.SHA256()).hex()
+
+
+def new_private_key(key_type: str) -> PrivateKey:
+    if key_type == "rsa":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if key_type == "ec":
+        return ec.generate_private_key(ec.SECP256R1())
+    raise CAError(f"unsupported key type {key_type!r}: use 'rsa' or 'ec'")
+
+
+def private_key_pem(key: PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),  # encrypted at rest by the model field
+    )
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def ensure_ca(*, actor: object = "mdm_init") -> tuple[CertificateAuthority, bool]:
+    """Return the active CA, creating it on first call. Idempotent: never replaces a CA."""
+    with transaction.atomic():
+        existing = CertificateAuthority.objects.select_for_update().filter(active=True).first()
+        if existing is not None:
+            return existing, False
+        ca = _create_ca()
+    audit("ca.created", actor=actor, target=ca.name, sha256=ca.sha256)
+    log.info("created device-identity CA %s (sha256 %s)", ca.name, ca.sha256)
+    return ca, True
+
+
+def _create_ca() -> CertificateAuthority:
+    key = new_private_key(settings.MDM_CA_KEY_TYPE)
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, settings.MDM_CA_COMMON_NAME),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "MDM Portal"),
+        ]
+    )
+    now = _now()
+    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=settings.MDM_CA_VALIDITY_DAYS))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(ski, critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return CertificateAuthority.objects.create(
+        name=settings.MDM_CA_COMMON_NAME,
+        certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode(),
+        private_key_pem=private_key_pem(key),
+        sha256=sha256_hex(certificate),
+        not_before=certificate.not_valid_before_utc,
+        not_after=certificate.not_valid_after_utc,
+    )
+
+
+def active_ca() -> CertificateAuthority:
+    ca = CertificateAuthority.objects.filter(active=True).first()
+    if ca is None:
+        raise CAError("no device-identity CA yet: run `python manage.py mdm_init`")
+    return ca
+
+
+def ca_certificate(ca: CertificateAuthority) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(ca.certificate_pem.encode())
+
+
+def ca_private_key(ca: CertificateAuthority) -> PrivateKey:
+    return serialization.load_pem_private_key(bytes(ca.private_key_pem), password=None)
+
+
+def issue_certificate(
+    csr: x509.CertificateSigningRequest,
+    *,
+    validity_days: int | None = None,
+    device=None,
+    actor: object = "ca",
+) -> tuple[x509.Certificate, IssuedCertificate]:
+    """Issue a device identity certificate for `csr` and record it.
+
+    The certificate is for TLS client authentication and CMS signing (clientAuth,
+    digitalSignature; keyEncipherment too for RSA keys, so profiles can be encrypted to it).
+    `device` binds it at issuance (a renewal); otherwise its first Authenticate binds it.
+    """
+    if not csr.is_signature_valid:
+        raise CAError("the CSR's signature does not verify")
+    public_key = csr.public_key()
+    if not isinstance(public_key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+        raise CAError("only RSA and EC keys are accepted")
+    if isinstance(public_key, rsa.RSAPublicKey) and public_key.key_size < 2048:
+        raise CAError("RSA keys must be at least 2048 bits")
+    ca = active_ca()
+    issuer = ca_certificate(ca)
+    days = validity_days or settings.MDM_DEVICE_CERT_VALIDITY_DAYS
+    # Random 159-bit serials; the unique constraint catches the (astronomically rare) repeat.
+    for _attempt in range(3):
+        certificate = _build_certificate(csr, issuer, ca_private_key(ca), days)
+        try:
+            with transaction.atomic():
+                record = IssuedCertificate.objects.create(
+                    authority=ca,
+                    serial=format(certificate.serial_number, "x"),
+                    subject=certificate.subject.rfc4514_string()[:500],
+                    sha256=sha256_hex(certificate),
+                    certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode(),
+                    not_before=certificate.not_valid_before_utc,
+                    not_after=certificate.not_valid_after_utc,
+                    device=device,
+                    bound_at=_now() if device is not None else None,
+                )
+        except IntegrityError:
+            continue
+        audit(
+            "certificate.issued",
+            actor=actor,
+            target=record.subject,
+            serial=record.serial,
+            sha256=record.sha256,
+            device=getattr(device, "udid", None),
+        )
+        return certificate, record
+    raise CAError("could not allocate a unique serial number")
+
+
+def _build_certificate(
+    csr: x509.CertificateSigningRequest,
+    issuer: x509.Certificate,
+    issuer_key: PrivateKey,
+    days: int,
+) -> x509.Certificate:
+    public_key = csr.public_key()
+    now = _now()
+    not_after = min(now + dt.timedelta(days=days), issuer.not_valid_after_utc)
+    is_rsa = isinstance(public_key, rsa.RSAPublicKey)
+    issuer_ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    return (
+        x509.CertificateBuilder()
+        .subject_name(csr.subject)
+        .issuer_name(issuer.subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=is_rsa,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski),
+            critical=False,
+        )
+        .sign(issuer_key, hashes.SHA256())
+    )
+
+
+def revoke(record: IssuedCertificate, *, reason: str, actor: object = "system") -> None:
+    if record.revoked_at is None:
+        record.revoked_at = _now()
+        record.revocation_reason = reason[:200]
+        record.save(update_fields=["revoked_at", "revocation_reason"])
+        audit("certificate.revoked", actor=actor, target=record.subject, serial=record.serial)

@@ -1,0 +1,109 @@
+"""Who is talking: the device identity behind a check-in or server-URL request.
+
+The certificate comes from the TLS proxy (a header, when MDM_CLIENT_CERT_HEADER names one) or
+else from the Mdm-Signature header (a CMS detached signature over the exact body). Either way it
+must chain to our CA, be in date, be in our registry of issued certificates and not be revoked.
+"""
+
+import base64
+import binascii
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from django.conf import settings
+
+from .ca import ca_certificate, sha256_hex
+from .cms import CMSError, verify_detached
+from .models import CertificateAuthority, IssuedCertificate
+
+log = logging.getLogger(__name__)
+
+
+class IdentityError(Exception):
+    """The request does not prove a trusted device identity. The reason goes to the log."""
+
+
+@dataclass(frozen=True)
+class DeviceIdentity:
+    certificate: x509.Certificate
+    record: IssuedCertificate
+    method: str  # "client-cert-header" or "mdm-signature"
+
+
+def _meta_key(header: str) -> str:
+    return "HTTP_" + header.upper().replace("-", "_")
+
+
+def certificate_from_header(value: str) -> x509.Certificate:
+    """Parse a forwarded client certificate: RFC 9440 `:base64-DER:` or URL-escaped PEM."""
+    value = value.strip()
+    try:
+        if value.startswith(":") and value.endswith(":") and len(value) > 2:
+            return x509.load_der_x509_certificate(base64.b64decode(value[1:-1], validate=True))
+        return x509.load_pem_x509_certificate(unquote(value).encode())
+    except (ValueError, binascii.Error) as exc:
+        raise IdentityError(f"the client certificate header holds no certificate: {exc}") from None
+
+
+def certificate_from_signature(header_value: str, body: bytes) -> x509.Certificate:
+    try:
+        signature = base64.b64decode("".join(header_value.split()), validate=True)
+    except (ValueError, binascii.Error):
+        raise IdentityError("Mdm-Signature is not valid base64") from None
+    try:
+        return verify_detached(signature, body)
+    except CMSError as exc:
+        raise IdentityError(f"Mdm-Signature: {exc}") from None
+
+
+def presented_certificate(request, body: bytes) -> tuple[x509.Certificate, str]:
+    header = settings.MDM_CLIENT_CERT_HEADER
+    if header:
+        value = request.META.get(_meta_key(header), "")
+        if value:
+            return certificate_from_header(value), "client-cert-header"
+    signature = request.META.get("HTTP_MDM_SIGNATURE", "")
+    if signature:
+        return certificate_from_signature(signature, body), "mdm-signature"
+    raise IdentityError("no client certificate and no Mdm-Signature")
+
+
+def _issuing_authority(certificate: x509.Certificate) -> CertificateAuthority:
+    for ca in CertificateAuthority.objects.all():
+        issuer = ca_certificate(ca)
+        try:
+            certificate.verify_directly_issued_by(issuer)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        return ca
+    raise IdentityError("the certificate does not chain to this portal's CA")
+
+
+def verify_certificate(certificate: x509.Certificate) -> IssuedCertificate:
+    """Check that `certificate` is a current, unrevoked identity our CA issued."""
+    ca = _issuing_authority(certificate)
+    now = dt.datetime.now(dt.UTC)
+    if not (certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc):
+        raise IdentityError("the certificate is not within its validity period")
+    if not (ca.not_before <= now <= ca.not_after):
+        raise IdentityError("the issuing CA is not within its validity period")
+    fingerprint = sha256_hex(certificate)
+    record = IssuedCertificate.objects.filter(sha256=fingerprint).first()
+    if record is None:
+        raise IdentityError(
+            f"certificate {fingerprint} is not in the registry of issued certificates"
+        )
+    if record.revoked_at is not None:
+        raise IdentityError(f"certificate {fingerprint} was revoked at {record.revoked_at}")
+    return record
+
+
+def authenticate_device(request, body: bytes) -> DeviceIdentity:
+    """Return the verified identity of the device making `request`, or raise IdentityError."""
+    certificate, method = presented_certificate(request, body)
+    record = verify_certificate(certificate)
+    return DeviceIdentity(certificate=certificate, record=record, method=method)

@@ -1,0 +1,53 @@
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from commands.queue import EnqueueError, enqueue
+from devices.models import Device
+
+
+class Command(BaseCommand):
+    help = (
+        "Queue an MDM command for devices and print its CommandUUID. "
+        "Usage: mdm_enqueue <udid...|--all|--group G> <RequestType> [--json '{...}']"
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("args", nargs="+", metavar="UDID... RequestType")
+        parser.add_argument("--all", action="store_true", help="every managed device")
+        parser.add_argument("--group", help="every managed device of this group")
+        parser.add_argument("--json", default="{}", help="the command's keys, as a JSON object")
+
+    def handle(self, *args, **options):
+        *udids, request_type = args
+        devices = self._devices(udids, options)
+        try:
+            payload = json.loads(options["json"])
+        except json.JSONDecodeError as exc:
+            raise CommandError(f"--json is not valid JSON: {exc}") from None
+        if not isinstance(payload, dict):
+            raise CommandError("--json must be a JSON object")
+        try:
+            command = enqueue(devices, request_type, payload, queued_by="mdm_enqueue")
+        except EnqueueError as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(command.uuid)
+
+    def _devices(self, udids: list[str], options):
+        chosen = [bool(udids), options["all"], bool(options["group"])]
+        if sum(chosen) != 1:
+            raise CommandError("name the devices: UDIDs, or --all, or --group G (exactly one)")
+        if options["all"]:
+            return Device.objects.filter(state=Device.State.ENROLLED)
+        if options["group"]:
+            devices = Device.objects.filter(
+                group__name=options["group"], state=Device.State.ENROLLED
+            )
+            if not devices.exists():
+                raise CommandError(f"group {options['group']!r} has no managed device")
+            return devices
+        found = list(Device.objects.filter(udid__in=udids))
+        missing = sorted(set(udids) - {d.udid for d in found})
+        if missing:
+            raise CommandError("unknown device(s): " + ", ".join(missing))
+        return found

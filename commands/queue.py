@@ -1,0 +1,276 @@
+"""The command queue: the only way commands are enqueued, and the server-URL loop.
+
+A command is stored once (Command) and fanned out as one row per device (QueuedCommand).
+The loop follows the protocol's dequeuing rules: a command stays at the head of its device's
+queue until a status with its CommandUUID arrives; NotNow holds back everything that could
+answer NotNow until the device's next Idle; EraseDevice is done once delivered.
+"""
+
+import logging
+import plistlib
+import uuid as uuid_lib
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import F, QuerySet
+from django.utils import timezone
+
+from devices.inventory import InventoryError, apply_result, json_safe
+from devices.models import Device
+from mdm_portal.audit import audit
+
+from .catalog import DELIVERED_WHEN_SENT, NEVER_NOT_NOW, required_rights
+from .models import (
+    ANSWER_STATUSES,
+    FINAL_STATUSES,
+    PENDING_STATUSES,
+    ArchivedCommand,
+    Command,
+    QueuedCommand,
+    Status,
+)
+
+log = logging.getLogger("mdm.queue")
+
+BULK_BATCH = 5000
+
+
+class EnqueueError(ValueError):
+    """A command that cannot be queued; the message says why. Nothing was queued."""
+
+
+def _device_rows(devices) -> list[tuple[int, str, str, int]]:
+    """(id, udid, state, access_rights) for a Device, an iterable of them, or a queryset."""
+    fields = ("id", "udid", "state", "access_rights")
+    if isinstance(devices, Device):
+        return [tuple(getattr(devices, f) for f in fields)]
+    if isinstance(devices, QuerySet):
+        return list(devices.values_list(*fields))
+    return [tuple(getattr(d, f) for f in fields) for d in devices]
+
+
+def _check_devices(rows, request_type: str, command: dict) -> None:
+    if not rows:
+        raise EnqueueError("no devices selected")
+    unmanaged = [udid for _id, udid, state, _r in rows if state != Device.State.ENROLLED]
+    if unmanaged:
+        raise EnqueueError(
+            f"{len(unmanaged)} device(s) are not managed (no TokenUpdate, or checked out): "
+            + ", ".join(unmanaged[:5])
+        )
+    needed = required_rights(request_type, command)
+    lacking = [udid for _id, udid, _s, rights in rows if rights & needed != needed]
+    if lacking:
+        raise EnqueueError(
+            f"{request_type} needs AccessRights {needed}, which {len(lacking)} device(s) "
+            "were not enrolled with: " + ", ".join(lacking[:5])
+        )
+
+
+def build_command(request_type: str, payload: dict | None) -> dict:
+    if not isinstance(request_type, str) or not request_type.strip():
+        raise EnqueueError("RequestType must be a non-empty string")
+    payload = dict(payload or {})
+    if payload.get("RequestType", request_type) != request_type:
+        raise EnqueueError("the payload's RequestType differs from the one given")
+    return {**payload, "RequestType": request_type}
+
+
+def enqueue(
+    devices: Device | Iterable[Device] | QuerySet,
+    request_type: str,
+    payload: dict | None = None,
+    *,
+    queued_by: str = "system",
+    user=None,
+    raw: bool = False,
+) -> Command:
+    """Queue one command for one or many devices, in one transaction and a few bulk statements.
+
+    Raises EnqueueError (naming the problem) and queues nothing if any device may not get it.
+    """
+    command = build_command(request_type, payload)
+    try:
+        encoded = plistlib.dumps(command, fmt=plistlib.FMT_BINARY)
+    except (TypeError, OverflowError) as exc:
+        raise EnqueueError(f"the command cannot be encoded as a plist: {exc}") from None
+    with transaction.atomic():
+        rows = _device_rows(devices)
+        _check_devices(rows, request_type, command)
+        stored = Command.objects.create(
+            uuid=str(uuid_lib.uuid4()).upper(),
+            request_type=request_type,
+            payload=encoded,
+            raw=raw,
+            queued_by=(user.get_username() if user is not None else queued_by)[:150],
+            user=user,
+            device_count=len(rows),
+        )
+        QueuedCommand.objects.bulk_create(
+            (
+                QueuedCommand(device_id=row[0], command=stored, request_type=request_type)
+                for row in rows
+            ),
+            batch_size=BULK_BATCH,
+        )
+        audit(
+            "command.enqueued",
+            actor=user or queued_by,
+            target=stored.uuid,
+            request_type=request_type,
+            devices=len(rows),
+            raw=raw,
+        )
+    return stored
+
+
+def cancel_pending(device: Device, reason: str) -> int:
+    """Cancel every unanswered command of `device` (kept in history). Returns how many."""
+    count = QueuedCommand.objects.filter(device=device, status__in=PENDING_STATUSES).update(
+        status=Status.CANCELED, answered_at=timezone.now()
+    )
+    if count:
+        log.info("canceled %s pending command(s) of %s: %s", count, device.udid, reason)
+    return count
+
+
+# --- the server-URL loop ----------------------------------------------------------------------
+
+
+def record_status(device: Device, report: dict) -> QueuedCommand | None:
+    """Record the status a device reported for one command. Idempotent: a final status is kept.
+
+    Returns the row, or None for a CommandUUID this device was never sent (logged, ignored).
+    """
+    command_uuid = report["CommandUUID"]
+    row = (
+        QueuedCommand.objects.select_for_update()
+        .filter(device=device, command__uuid=command_uuid)
+        .first()
+    )
+    if row is None:
+        log.warning("%s reported on unknown CommandUUID %s: ignored", device.udid, command_uuid)
+        return None
+    if row.status in FINAL_STATUSES:
+        log.info("%s repeated the status of %s: already recorded", device.udid, command_uuid)
+        return row
+    status = ANSWER_STATUSES[report["Status"]]
+    now = timezone.now()
+    if status == Status.NOT_NOW:
+        # The device keeps no copy: the row waits for the next Idle to be sent again.
+        row.status = Status.NOT_NOW
+        row.save(update_fields=["status"])
+        device.awaiting_idle_after_not_now = True
+        return row
+    row.status = status
+    row.answered_at = now
+    row.result = plistlib.dumps(report, fmt=plistlib.FMT_BINARY)
+    row.error_chain = json_safe(report.get("ErrorChain")) if "ErrorChain" in report else None
+    row.save(update_fields=["status", "answered_at", "result", "error_chain"])
+    if status == Status.ACKNOWLEDGED:
+        _update_inventory(device, row, report)
+    return row
+
+
+def _update_inventory(device: Device, row: QueuedCommand, report: dict) -> None:
+    # A result we cannot read must not lose the status: the inventory update has its own
+    # savepoint, and its failure is logged.
+    try:
+        with transaction.atomic():
+            apply_result(device, row.request_type, report)
+    except InventoryError as exc:
+        log.warning(
+            "%s: %s result not applied to inventory: %s", device.udid, row.request_type, exc
+        )
+
+
+def next_row(device: Device, poll_started: datetime) -> QueuedCommand | None:
+    """The command to send now, or None. Call with the device row locked."""
+    pending = (
+        QueuedCommand.objects.filter(device=device, status__in=PENDING_STATUSES)
+        .exclude(status=Status.SENT, request_type__in=DELIVERED_WHEN_SENT)
+        .select_related("command")
+        .order_by("id")
+    )
+    if device.awaiting_idle_after_not_now:
+        pending = pending.filter(request_type__in=NEVER_NOT_NOW).exclude(status=Status.NOT_NOW)
+    head = pending.first()
+    if head is None:
+        return None
+    if head.status == Status.SENT and head.sent_at and head.sent_at >= poll_started:
+        # Delivered to a poll that ran while this one waited for the lock: this poll never
+        # saw it, so it is in flight, not lost. Sending it here would deliver it twice.
+        return None
+    return head
+
+
+def render_command(device: Device, row: QueuedCommand) -> bytes:
+    """The plist the device receives: CommandUUID and the Command dictionary."""
+    command = row.command.command_dict()
+    if row.request_type == "ClearPasscode" and device.unlock_token:
+        # The UnlockToken is attached at delivery, never stored in the command.
+        command["UnlockToken"] = device.unlock_token
+    return plistlib.dumps({"CommandUUID": row.command.uuid, "Command": command})
+
+
+def process_report(device_id: int, report: dict, poll_started: datetime) -> bytes | None:
+    """Handle one server-URL request of a managed device: record its status, pick the next.
+
+    Returns the plist to send, or None for an empty 200. The device row is locked for the
+    whole exchange, so two polls of one device are handled one after the other.
+    """
+    with transaction.atomic():
+        device = Device.objects.select_for_update().get(pk=device_id)
+        if report["Status"] == "Idle":
+            device.awaiting_idle_after_not_now = False
+        else:
+            record_status(device, report)
+        row = next_row(device, poll_started)
+        now = timezone.now()
+        body = None
+        if row is not None:
+            body = render_command(device, row)
+            QueuedCommand.objects.filter(pk=row.pk).update(
+                status=Status.SENT, sent_at=now, sent_count=F("sent_count") + 1
+            )
+        device.last_seen_at = now
+        device.save(update_fields=["awaiting_idle_after_not_now", "last_seen_at"])
+    return body
+
+
+# --- retention ---------------------------------------------------------------------------------
+
+
+def archive_answered(older_than: timedelta) -> int:
+    """Move answered rows older than `older_than` out of the live queue. Returns how many.
+
+    Batched INSERT ... SELECT and DELETE keep it a few statements however large the queue.
+    """
+    cutoff = timezone.now() - older_than
+    answered = QueuedCommand.objects.filter(
+        status__in=[*FINAL_STATUSES, Status.CANCELED, Status.EXPIRED], answered_at__lt=cutoff
+    )
+    moved = 0
+    while True:
+        with transaction.atomic():
+            batch = list(answered.defer("result").order_by("id")[:BULK_BATCH])
+            if not batch:
+                return moved
+            now = timezone.now()
+            ArchivedCommand.objects.bulk_create(
+                ArchivedCommand(
+                    device_id=row.device_id,
+                    command_id=row.command_id,
+                    request_type=row.request_type,
+                    status=row.status,
+                    created_at=row.created_at,
+                    sent_at=row.sent_at,
+                    answered_at=row.answered_at,
+                    error_chain=row.error_chain,
+                    archived_at=now,
+                )
+                for row in batch
+            )
+            QueuedCommand.objects.filter(pk__in=[row.pk for row in batch]).delete()
+            moved += len(batch)

@@ -1,0 +1,362 @@
+"""Turning a query command's Acknowledged result into inventory.
+
+The inventory is what the latest results said, with when each was reported: every query
+command's answer is stored as the device's InventoryReport of that kind, and the lists that
+the portal searches (profiles, apps, certificates) are also kept as rows, replaced as a whole
+by each new list. DeviceInformation also fills the identity columns of Device.
+
+A result is read and checked completely before anything is written, and everything is
+written in one transaction, so a malformed result leaves the inventory as it was.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography import x509
+from django.db import models, transaction
+from django.utils import timezone
+
+from .models import (
+    Device,
+    InstalledApplication,
+    InstalledCertificate,
+    InstalledProfile,
+    InventoryReport,
+)
+
+Kind = InventoryReport.Kind
+
+INVENTORY_REQUEST_TYPES: frozenset[str] = frozenset(Kind.values)
+
+# DeviceInformation query keys that are also Device columns.
+DEVICE_COLUMNS: dict[str, str] = {
+    "SerialNumber": "serial_number",
+    "DeviceName": "device_name",
+    "Model": "model",
+    "ModelName": "model_name",
+    "ProductName": "product_name",
+    "OSVersion": "os_version",
+    "BuildVersion": "build_version",
+    "IMEI": "imei",
+    "MEID": "meid",
+}
+
+# The result key holding each kind's answer, and the type Apple's schema gives it.
+# Restrictions has two keys and is read by _restrictions_payload.
+_PAYLOAD_KEYS: dict[str, tuple[str, type]] = {
+    Kind.DEVICE_INFORMATION: ("QueryResponses", dict),
+    Kind.SECURITY_INFO: ("SecurityInfo", dict),
+    Kind.PROFILE_LIST: ("ProfileList", list),
+    Kind.PROVISIONING_PROFILE_LIST: ("ProvisioningProfileList", list),
+    Kind.CERTIFICATE_LIST: ("CertificateList", list),
+    Kind.INSTALLED_APPLICATION_LIST: ("InstalledApplicationList", list),
+    Kind.MANAGED_APPLICATION_LIST: ("ManagedApplicationList", dict),
+}
+
+# Dictionaries keyed by an identifier (app, profile) whose values are themselves dictionaries.
+_DICTS_OF_DICTS = {"ManagedApplicationList", "ProfileRestrictions"}
+
+_BULK_BATCH_SIZE = 1000
+
+
+class InventoryError(ValueError):
+    """A result that cannot be inventory: a missing key or a value of the wrong type."""
+
+
+def json_safe(value: Any) -> Any:
+    """Plist values as JSON: data as base64, dates as ISO 8601, recursively.
+
+    Raises TypeError for a value no plist can hold.
+    """
+    if isinstance(value, dict):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, datetime):
+        # plistlib gives naive datetimes that are in UTC: say so in the string.
+        if timezone.is_naive(value):
+            value = value.replace(tzinfo=UTC)
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN or Infinity, and PostgreSQL's jsonb rejects them
+    if value is None or isinstance(value, str | int | float):
+        return value
+    raise TypeError(f"{type(value).__name__} is not a plist value")
+
+
+@dataclass
+class _Inventory:
+    """What one result says, checked and ready to be written."""
+
+    data: Any  # the report's data, JSON-safe
+    row_model: type[models.Model] | None = None  # the rows this kind replaces, if any
+    rows: list[models.Model] = field(default_factory=list)
+    device_values: dict[str, str] = field(default_factory=dict)  # Device columns to set
+
+
+def apply_result(
+    device: Device, request_type: str, result: dict, reported_at: datetime | None = None
+) -> bool:
+    """Update the device's inventory from one Acknowledged result.
+
+    Returns False if this request type carries no inventory, True otherwise. A result older
+    than the stored report of its kind is ignored (and True returned): the inventory already
+    holds something newer. Raises InventoryError, having written nothing, if the result is
+    malformed.
+    """
+    if request_type not in INVENTORY_REQUEST_TYPES:
+        return False
+    if not isinstance(result, dict):
+        raise InventoryError(_wrong(f"the {request_type} result", "a dictionary", result))
+    status = result.get("Status", "Acknowledged")
+    if status != "Acknowledged":
+        raise InventoryError(f"the {request_type} result has Status {status!r}, not Acknowledged")
+    if reported_at is None:
+        reported_at = timezone.now()
+    elif timezone.is_naive(reported_at):
+        raise ValueError("reported_at must be timezone-aware")
+
+    inventory = _read(request_type, result, device, reported_at)
+    with transaction.atomic():
+        _write(device, request_type, inventory, reported_at)
+    return True
+
+
+# Reading: everything is checked here, before anything is written.
+
+
+def _read(kind: str, result: dict, device: Device, reported_at: datetime) -> _Inventory:
+    if kind == Kind.RESTRICTIONS:
+        payload = _restrictions_payload(result)
+    else:
+        key, expected = _PAYLOAD_KEYS[kind]
+        payload = _payload(result, key, expected)
+    try:
+        inventory = _Inventory(data=json_safe(payload))
+    except TypeError as exc:
+        raise InventoryError(f"the {kind} result holds a non-plist value: {exc}") from exc
+
+    if kind == Kind.DEVICE_INFORMATION:
+        inventory.device_values = _device_values(payload)
+    elif kind in _ROW_READERS:
+        inventory.row_model, read_rows = _ROW_READERS[kind]
+        inventory.rows = read_rows(payload, device, reported_at)
+    return inventory
+
+
+def _payload(result: dict, key: str, expected: type) -> dict | list:
+    value = result.get(key)
+    if not isinstance(value, expected):
+        raise InventoryError(_wrong(key, _TYPE_NAMES[expected], value))
+    if isinstance(value, list):
+        for index, entry in enumerate(value):
+            if not isinstance(entry, dict):
+                raise InventoryError(_wrong(f"{key}[{index}]", "a dictionary", entry))
+    if key in _DICTS_OF_DICTS:
+        for name, entry in value.items():
+            if not isinstance(entry, dict):
+                raise InventoryError(_wrong(f"{key}[{name!r}]", "a dictionary", entry))
+    return value
+
+
+def _restrictions_payload(result: dict) -> dict:
+    payload = {"GlobalRestrictions": _payload(result, "GlobalRestrictions", dict)}
+    # Only there when the command asked for it with ProfileRestrictions = true.
+    if "ProfileRestrictions" in result:
+        payload["ProfileRestrictions"] = _payload(result, "ProfileRestrictions", dict)
+    return payload
+
+
+def _device_values(answers: dict) -> dict[str, str]:
+    values = {}
+    for key, column in DEVICE_COLUMNS.items():
+        if key in answers:
+            values[column] = _text(answers, key, "QueryResponses")
+    return _fit(Device, values)
+
+
+def _profile_rows(entries: list[dict], device: Device, at: datetime) -> list[InstalledProfile]:
+    return [
+        InstalledProfile(
+            device=device,
+            reported_at=at,
+            **_fit(
+                InstalledProfile,
+                {
+                    "identifier": _text(entry, "PayloadIdentifier", where),
+                    "uuid": _text(entry, "PayloadUUID", where),
+                    "display_name": _text(entry, "PayloadDisplayName", where),
+                    "organization": _text(entry, "PayloadOrganization", where),
+                    "version": _integer(entry, "PayloadVersion", where, bits=32),
+                    "is_managed": _boolean(entry, "IsManaged", where),
+                    "is_encrypted": _boolean(entry, "IsEncrypted", where),
+                },
+            ),
+        )
+        for where, entry in _entries("ProfileList", entries)
+    ]
+
+
+def _application_rows(
+    entries: list[dict], device: Device, at: datetime
+) -> list[InstalledApplication]:
+    return [
+        InstalledApplication(
+            device=device,
+            reported_at=at,
+            **_fit(
+                InstalledApplication,
+                {
+                    "identifier": _text(entry, "Identifier", where),
+                    "name": _text(entry, "Name", where),
+                    "version": _text(entry, "Version", where),
+                    "short_version": _text(entry, "ShortVersion", where),
+                    "bundle_size": _integer(entry, "BundleSize", where, bits=64),
+                    "dynamic_size": _integer(entry, "DynamicSize", where, bits=64),
+                    "is_managed": _boolean(entry, "IsManaged", where),
+                },
+            ),
+        )
+        for where, entry in _entries("InstalledApplicationList", entries)
+        # An app without an identifier cannot be told apart from the others.
+        if entry.get("Identifier")
+    ]
+
+
+def _certificate_rows(
+    entries: list[dict], device: Device, at: datetime
+) -> list[InstalledCertificate]:
+    rows = []
+    for where, entry in _entries("CertificateList", entries):
+        der = entry.get("Data")
+        if not isinstance(der, bytes):
+            raise InventoryError(_wrong(f"{where}.Data", "data (a DER certificate)", der))
+        values = {
+            "common_name": _text(entry, "CommonName", where),
+            "is_identity": bool(_boolean(entry, "IsIdentity", where)),
+            "sha256": hashlib.sha256(der).hexdigest(),
+            "not_after": _not_after(der),
+        }
+        values = _fit(InstalledCertificate, values)
+        rows.append(InstalledCertificate(device=device, reported_at=at, **values))
+    return rows
+
+
+def _not_after(der: bytes) -> datetime | None:
+    try:
+        return x509.load_der_x509_certificate(der).not_valid_after_utc
+    except ValueError:
+        return None  # not a certificate we can parse: its fingerprint is still worth keeping
+
+
+# Each kind kept as rows: the model, and how a validated list becomes its rows.
+_ROW_READERS: dict[str, tuple[type[models.Model], Callable[..., list]]] = {
+    Kind.PROFILE_LIST: (InstalledProfile, _profile_rows),
+    Kind.INSTALLED_APPLICATION_LIST: (InstalledApplication, _application_rows),
+    Kind.CERTIFICATE_LIST: (InstalledCertificate, _certificate_rows),
+}
+
+
+# Field readers: a missing key is blank (or None); a value of the wrong type is an error, since
+# the column would otherwise hold something the device never meant.
+
+
+def _entries(key: str, entries: list[dict]):
+    for index, entry in enumerate(entries):
+        yield f"{key}[{index}]", entry
+
+
+def _text(entry: dict, key: str, where: str) -> str:
+    value = entry.get(key, "")
+    if not isinstance(value, str):
+        raise InventoryError(_wrong(f"{where}.{key}", "a string", value))
+    return value
+
+
+def _integer(entry: dict, key: str, where: str, bits: int) -> int | None:
+    value = entry.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InventoryError(_wrong(f"{where}.{key}", "an integer", value))
+    # Plist integers may be wider than the column, which PostgreSQL would refuse.
+    if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+        raise InventoryError(f"{where}.{key} is out of range: {value}")
+    return value
+
+
+def _boolean(entry: dict, key: str, where: str) -> bool | None:
+    value = entry.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise InventoryError(_wrong(f"{where}.{key}", "a boolean", value))
+    return value
+
+
+def _fit(model: type[models.Model], values: dict[str, Any]) -> dict[str, Any]:
+    """Truncate strings to their column's max_length: PostgreSQL rejects longer ones."""
+    for name, value in values.items():
+        max_length = model._meta.get_field(name).max_length
+        if isinstance(value, str) and max_length:
+            values[name] = value[:max_length]
+    return values
+
+
+_TYPE_NAMES = {dict: "a dictionary", list: "an array"}
+
+
+def _wrong(what: str, expected: str, value: Any) -> str:
+    # Plists have no null: None means the key was not there at all.
+    if value is None:
+        return f"{what} is missing (expected {expected})"
+    return f"{what} must be {expected}, not {type(value).__name__}"
+
+
+# Writing: called inside transaction.atomic().
+
+
+def _write(device: Device, kind: str, inventory: _Inventory, reported_at: datetime) -> None:
+    # Locking the report serializes two results of the same kind for the same device, so
+    # their merges and row replacements cannot interleave.
+    report, created = InventoryReport.objects.select_for_update().get_or_create(
+        device=device, kind=kind, defaults={"data": inventory.data, "reported_at": reported_at}
+    )
+    if not created:
+        if report.reported_at > reported_at:
+            return  # a newer result is already stored; this one would turn the clock back
+        data = inventory.data
+        if kind == Kind.DEVICE_INFORMATION and isinstance(report.data, dict):
+            # A query for some keys must not erase the others: each key keeps the value of
+            # the latest result that had it.
+            data = {**report.data, **data}
+        report.data = data
+        report.reported_at = reported_at
+        report.save(update_fields=["data", "reported_at"])
+
+    if inventory.row_model is not None:
+        _replace_rows(device, inventory.row_model, inventory.rows)
+    if inventory.device_values:
+        _update_device(device, inventory.device_values)
+
+
+def _replace_rows(device: Device, model: type[models.Model], rows: list[models.Model]) -> None:
+    # The list is the device's whole list: rows it no longer has must go. Both are single
+    # bulk queries (the row models have no dependents), whatever the list's length.
+    model.objects.filter(device=device).delete()
+    model.objects.bulk_create(rows, batch_size=_BULK_BATCH_SIZE)
+
+
+def _update_device(device: Device, values: dict[str, str]) -> None:
+    changed = [name for name, value in values.items() if getattr(device, name) != value]
+    for name in changed:
+        setattr(device, name, values[name])
+    if changed:
+        device.save(update_fields=changed)

@@ -1,0 +1,151 @@
+"""The inventory: devices, their groups, and what the latest command results said about them."""
+
+from django.conf import settings
+from django.db import models
+
+from mdm_portal.encryption import EncryptedBinaryField
+
+
+class DeviceGroup(models.Model):
+    name = models.CharField(max_length=150, unique=True)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def default_access_rights() -> int:
+    return settings.MDM_DEFAULT_ACCESS_RIGHTS
+
+
+class Device(models.Model):
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending (authenticated, no TokenUpdate yet)"
+        ENROLLED = "enrolled", "Enrolled (managed)"
+        CHECKED_OUT = "checked_out", "Checked out (not managed)"
+
+    udid = models.CharField(max_length=128, unique=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    group = models.ForeignKey(
+        DeviceGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="devices"
+    )
+    access_rights = models.PositiveIntegerField(default=default_access_rights)
+
+    # What the device told us about itself (Authenticate, then DeviceInformation).
+    serial_number = models.CharField(max_length=64, blank=True, db_index=True)
+    device_name = models.CharField(max_length=255, blank=True)
+    model = models.CharField(max_length=64, blank=True)
+    model_name = models.CharField(max_length=128, blank=True)
+    product_name = models.CharField(max_length=64, blank=True)
+    os_version = models.CharField(max_length=32, blank=True)
+    build_version = models.CharField(max_length=32, blank=True)
+    imei = models.CharField(max_length=32, blank=True)
+    meid = models.CharField(max_length=32, blank=True)
+
+    # Push: what TokenUpdate gave us. The token and PushMagic only let the holder of the push
+    # certificate's private key wake the device; UnlockToken is a master passcode: encrypted.
+    topic = models.CharField(max_length=200, blank=True)
+    push_token = models.CharField(max_length=200, blank=True)  # hex
+    push_magic = models.CharField(max_length=200, blank=True)
+    unlock_token = EncryptedBinaryField(null=True, blank=True, editable=False)
+    bootstrap_token = EncryptedBinaryField(null=True, blank=True, editable=False)
+    awaiting_configuration = models.BooleanField(default=False)
+
+    # The enrollment lifecycle.
+    enrollment_count = models.PositiveIntegerField(default=0)
+    authenticated_at = models.DateTimeField(null=True, blank=True)
+    enrolled_at = models.DateTimeField(null=True, blank=True)  # first TokenUpdate of enrollment
+    token_updated_at = models.DateTimeField(null=True, blank=True)
+    checked_out_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    # Set by a NotNow status, cleared by the next Idle: until then only commands that never
+    # answer NotNow are sent.
+    awaiting_idle_after_not_now = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["udid"]
+
+    def __str__(self) -> str:
+        return self.device_name or self.udid
+
+    @property
+    def is_managed(self) -> bool:
+        return self.state == self.State.ENROLLED
+
+
+class InventoryReport(models.Model):
+    """The latest answer of one query command for one device, as JSON-safe data."""
+
+    class Kind(models.TextChoices):
+        DEVICE_INFORMATION = "DeviceInformation"
+        SECURITY_INFO = "SecurityInfo"
+        PROFILE_LIST = "ProfileList"
+        PROVISIONING_PROFILE_LIST = "ProvisioningProfileList"
+        CERTIFICATE_LIST = "CertificateList"
+        INSTALLED_APPLICATION_LIST = "InstalledApplicationList"
+        MANAGED_APPLICATION_LIST = "ManagedApplicationList"
+        RESTRICTIONS = "Restrictions"
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="reports")
+    kind = models.CharField(max_length=40, choices=Kind.choices)
+    data = models.JSONField()
+    reported_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["device", "kind"], name="one_report_per_kind")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of device {self.device_id}"
+
+
+class InstalledProfile(models.Model):
+    """A configuration profile the device's latest ProfileList reported."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="profiles")
+    identifier = models.CharField(max_length=255, db_index=True)
+    uuid = models.CharField(max_length=64, blank=True)
+    display_name = models.CharField(max_length=255, blank=True)
+    organization = models.CharField(max_length=255, blank=True)
+    version = models.IntegerField(null=True, blank=True)
+    is_managed = models.BooleanField(null=True)
+    is_encrypted = models.BooleanField(null=True)
+    reported_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.identifier
+
+
+class InstalledApplication(models.Model):
+    """An app the device's latest InstalledApplicationList reported."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="applications")
+    identifier = models.CharField(max_length=255, db_index=True)
+    name = models.CharField(max_length=255, blank=True)
+    version = models.CharField(max_length=64, blank=True)
+    short_version = models.CharField(max_length=64, blank=True)
+    bundle_size = models.BigIntegerField(null=True, blank=True)
+    dynamic_size = models.BigIntegerField(null=True, blank=True)
+    is_managed = models.BooleanField(null=True)
+    reported_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.identifier
+
+
+class InstalledCertificate(models.Model):
+    """A certificate the device's latest CertificateList reported."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="installed_certs")
+    common_name = models.CharField(max_length=255, blank=True)
+    is_identity = models.BooleanField(default=False)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    not_after = models.DateTimeField(null=True, blank=True)
+    reported_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.common_name or self.sha256

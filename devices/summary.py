@@ -1,0 +1,75 @@
+"""A device as plain data: what `mdm_device` prints and the API will serve."""
+
+from commands.models import ArchivedCommand, QueuedCommand
+
+from .models import Device
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+def device_summary(device: Device, recent: int = 20) -> dict:
+    reports = {
+        report.kind: {"reported_at": _iso(report.reported_at), "data": report.data}
+        for report in device.reports.all()
+    }
+    return {
+        "udid": device.udid,
+        "state": device.state,
+        "name": device.device_name,
+        "serial_number": device.serial_number,
+        "model": device.model,
+        "model_name": device.model_name,
+        "product_name": device.product_name,
+        "os_version": device.os_version,
+        "build_version": device.build_version,
+        "group": device.group.name if device.group else None,
+        "access_rights": device.access_rights,
+        "topic": device.topic,
+        "push_token_set": bool(device.push_token),
+        "unlock_token_escrowed": device.unlock_token is not None,
+        "bootstrap_token_escrowed": device.bootstrap_token is not None,
+        "enrollment_count": device.enrollment_count,
+        "authenticated_at": _iso(device.authenticated_at),
+        "enrolled_at": _iso(device.enrolled_at),
+        "token_updated_at": _iso(device.token_updated_at),
+        "checked_out_at": _iso(device.checked_out_at),
+        "last_seen_at": _iso(device.last_seen_at),
+        "inventory": reports,
+        "recent_commands": recent_commands(device, recent),
+    }
+
+
+def recent_commands(device: Device, limit: int) -> list[dict]:
+    live = [
+        {
+            "command_uuid": row.command.uuid,
+            "request_type": row.request_type,
+            "status": row.status,
+            "queued_at": _iso(row.created_at),
+            "sent_at": _iso(row.sent_at),
+            "answered_at": _iso(row.answered_at),
+            "error_chain": row.error_chain,
+        }
+        for row in QueuedCommand.objects.filter(device=device)
+        .select_related("command")
+        .defer("result")
+        .order_by("-id")[:limit]
+    ]
+    if len(live) < limit:
+        archived = ArchivedCommand.objects.filter(device=device).select_related("command")
+        live += [
+            {
+                "command_uuid": row.command.uuid,
+                "request_type": row.request_type,
+                "status": row.status,
+                "queued_at": _iso(row.created_at),
+                "sent_at": _iso(row.sent_at),
+                "answered_at": _iso(row.answered_at),
+                "error_chain": row.error_chain,
+                "archived": True,
+            }
+            for row in archived.order_by("-answered_at")[: limit - len(live)]
+        ]
+    return live

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class MdmPortalConfig(AppConfig):
+    name = "mdm_portal"
+    verbose_name = "MDM portal"

@@ -1,0 +1,168 @@
+"""Settings of the MDM portal, all read from environment variables with safe defaults.
+
+Without any variable set, the portal runs on the embedded default: a SQLite file and an embedded
+Celery broker in the data folder (MDM_DATA_DIR, default ./var), and secrets generated there.
+"""
+
+from pathlib import Path
+
+import dj_database_url
+from cryptography.fernet import Fernet
+
+from .env import env_bool, env_int, env_list, env_str, generated_secret, new_django_secret
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(env_str("MDM_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+
+SECRET_KEY = env_str("SECRET_KEY") or generated_secret(DATA_DIR, "secret_key", new_django_secret)
+DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_celery_results",
+    "mdm_portal",
+    "certs",
+    "devices",
+    "commands",
+    "enrollment",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "mdm_portal.urls"
+WSGI_APPLICATION = "mdm_portal.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'mdm.sqlite3'}",
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
+    )
+}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # The embedded default: WAL and IMMEDIATE transactions so the web server and the worker can
+    # share the file, and a write transaction takes the lock up front (no upgrade deadlocks).
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+
+# Device bodies are read by the MDM views themselves, with their own limits (below).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+}
+
+# --- MDM ---------------------------------------------------------------------------------
+
+# The base URL devices use (https in production, behind the TLS proxy).
+MDM_PUBLIC_URL = env_str("MDM_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+
+# Fernet keys (comma separated, newest first) that encrypt private keys and tokens at rest.
+# Rotation: put the new key first and keep the old ones until `mdm_init --rotate-secrets` ran.
+MDM_SECRETS_KEY = env_str("MDM_SECRETS_KEY") or generated_secret(
+    DATA_DIR, "secrets_key", lambda: Fernet.generate_key().decode()
+)
+
+# The request header in which the TLS proxy forwards the device's client certificate, as
+# nginx's $ssl_client_escaped_cert (URL-escaped PEM) or RFC 9440 (":base64-DER:"). Empty means
+# the header is not trusted at all: only a proxy that always overwrites it may set this.
+MDM_CLIENT_CERT_HEADER = env_str("MDM_CLIENT_CERT_HEADER")
+
+# Device identity CA and the certificates it issues.
+MDM_CA_KEY_TYPE = env_str("MDM_CA_KEY_TYPE", "rsa")  # "rsa" (2048) or "ec" (P-256)
+MDM_CA_VALIDITY_DAYS = env_int("MDM_CA_VALIDITY_DAYS", 3650)
+MDM_CA_COMMON_NAME = env_str("MDM_CA_COMMON_NAME", "MDM Portal Device Identity CA")
+MDM_DEVICE_CERT_VALIDITY_DAYS = env_int("MDM_DEVICE_CERT_VALIDITY_DAYS", 365)
+
+# Largest device request bodies accepted; the server URL gets more room (app lists are big).
+MDM_CHECKIN_MAX_BYTES = env_int("MDM_CHECKIN_MAX_BYTES", 256 * 1024)
+MDM_CONNECT_MAX_BYTES = env_int("MDM_CONNECT_MAX_BYTES", 16 * 1024 * 1024)
+
+# AccessRights assumed for a device enrolled without an enrollment record (all rights).
+MDM_DEFAULT_ACCESS_RIGHTS = env_int("MDM_DEFAULT_ACCESS_RIGHTS", 8191)
+
+# Answered queue rows older than this move to the archive, so the live queue stays small.
+MDM_QUEUE_RETENTION_DAYS = env_int("MDM_QUEUE_RETENTION_DAYS", 30)
+# Archived rows older than this are deleted for good (0 keeps them forever).
+MDM_ARCHIVE_RETENTION_DAYS = env_int("MDM_ARCHIVE_RETENTION_DAYS", 365)
+
+# APNs: the base URL (a stand-in in tests) and the CA bundle trusted for it.
+MDM_APNS_URL = env_str("MDM_APNS_URL")
+MDM_APNS_CA_FILE = env_str("MDM_APNS_CA_FILE")
+
+# --- Celery ----------------------------------------------------------------------------------
+
+REDIS_URL = env_str("REDIS_URL")
+CELERY_BROKER_URL = REDIS_URL or f"sqla+sqlite:///{DATA_DIR / 'celery-broker.sqlite3'}"
+CELERY_RESULT_BACKEND = "django-db"
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE = {
+    "archive-answered-commands": {
+        "task": "commands.tasks.archive_answered_commands",
+        "schedule": 3600.0,
+    },
+}
+
+if REDIS_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }

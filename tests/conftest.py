@@ -1,0 +1,78 @@
+import os
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.test import Client
+
+from certs.ca import ensure_ca, issue_certificate
+from tests.simulator import Response, SimulatedDevice, make_csr, make_key
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def pytest_runtest_setup(item):
+    """PostgreSQL and Redis tests run for real; under CI=true they may never be skipped."""
+    if item.get_closest_marker("postgres") and not settings.DATABASES["default"]["ENGINE"].endswith(
+        "postgresql"
+    ):
+        reason = "needs PostgreSQL: run scripts/services.sh and set DATABASE_URL"
+        if IN_CI:
+            pytest.fail("CI=true but " + reason, pytrace=False)
+        pytest.skip(reason)
+    if item.get_closest_marker("redis") and not settings.REDIS_URL:
+        reason = "needs Redis: run scripts/services.sh and set REDIS_URL"
+        if IN_CI:
+            pytest.fail("CI=true but " + reason, pytrace=False)
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def ca(db):
+    authority, _ = ensure_ca(actor="tests")
+    return authority
+
+
+@pytest.fixture
+def send(client: Client):
+    """Send a device request through Django's full request handling."""
+
+    def _send(path: str, body: bytes, headers: dict[str, str]) -> Response:
+        headers = dict(headers)
+        content_type = headers.pop("Content-Type", "application/octet-stream")
+        response = client.generic("PUT", path, body, content_type=content_type, headers=headers)
+        return Response(response.status_code, response.content)
+
+    return _send
+
+
+def new_identity(common_name: str = "device", kind: str = "rsa", device=None):
+    key = make_key(kind)
+    certificate, record = issue_certificate(make_csr(key, common_name), device=device)
+    return certificate, key, record
+
+
+@pytest.fixture
+def make_device(ca, send):
+    def _make(**kwargs) -> SimulatedDevice:
+        key_kind = kwargs.pop("key_kind", "rsa")
+        certificate, key, _ = new_identity(kind=key_kind)
+        return SimulatedDevice(send=send, certificate=certificate, key=key, **kwargs)
+
+    return _make
+
+
+@pytest.fixture
+def device(make_device) -> SimulatedDevice:
+    return make_device()
+
+
+@pytest.fixture
+def enrolled(device) -> SimulatedDevice:
+    device.enroll()
+    return device
+
+
+@pytest.fixture
+def vendor() -> str:
+    return connection.vendor

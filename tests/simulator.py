@@ -1,0 +1,139 @@
+"""A simulated Apple device: its own key, a CSR, a certificate from our CA, and the messages.
+
+It speaks the check-in and server-URL protocol as a device does: XML plists over PUT, signed
+with an `Mdm-Signature` (a CMS detached signature made by cryptography's PKCS7 builder), or
+with its certificate passed in the TLS proxy's header. `send` is any callable that performs
+the HTTP request (Django's test client, or httpx against a live server).
+"""
+
+import base64
+import plistlib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import pkcs7
+from cryptography.x509.oid import NameOID
+
+CHECKIN_CT = "application/x-apple-aspen-mdm-checkin"
+CONNECT_CT = "application/x-apple-aspen-mdm; charset=UTF-8"
+TOPIC = "com.apple.mgmt.External.0f4a6a4c-8c2b-4a8e-9f6e-3c1a2b3c4d5e"
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes
+
+    def plist(self) -> dict:
+        return plistlib.loads(self.body)
+
+
+def make_key(kind: str = "rsa"):
+    if kind == "ec":
+        return ec.generate_private_key(ec.SECP256R1())
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def make_csr(key, common_name: str) -> x509.CertificateSigningRequest:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    return x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
+
+
+def sign_detached(body: bytes, certificate: x509.Certificate, key) -> str:
+    """The Mdm-Signature header value: base64 of a DER CMS detached signature over `body`."""
+    der = (
+        pkcs7.PKCS7SignatureBuilder()
+        .set_data(body)
+        .add_signer(certificate, key, hashes.SHA256())
+        .sign(
+            serialization.Encoding.DER,
+            # Binary: sign the exact bytes (no S/MIME CRLF canonicalisation), as devices do.
+            [pkcs7.PKCS7Options.DetachedSignature, pkcs7.PKCS7Options.Binary],
+        )
+    )
+    return base64.b64encode(der).decode()
+
+
+def escaped_pem(certificate: x509.Certificate) -> str:
+    """As nginx's $ssl_client_escaped_cert."""
+    return quote(certificate.public_bytes(serialization.Encoding.PEM).decode(), safe="")
+
+
+def rfc9440(certificate: x509.Certificate) -> str:
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    return ":" + base64.b64encode(der).decode() + ":"
+
+
+Sender = Callable[[str, bytes, dict[str, str]], Response]
+
+
+@dataclass
+class SimulatedDevice:
+    send: Sender
+    certificate: x509.Certificate
+    key: object
+    udid: str = field(default_factory=lambda: str(uuid.uuid4()).upper())
+    topic: str = TOPIC
+    token: bytes = field(default_factory=lambda: uuid.uuid4().bytes * 2)
+    push_magic: str = field(default_factory=lambda: str(uuid.uuid4()).upper())
+    unlock_token: bytes | None = b"unlock-token-blob"
+    # "signature" (Mdm-Signature), "header" (proxy client-cert header), or None (nothing).
+    auth: str | None = "signature"
+    cert_header: str = "X-Ssl-Client-Cert"
+    header_format: str = "pem"  # "pem" (URL-escaped) or "rfc9440"
+
+    def headers(self, body: bytes, content_type: str) -> dict[str, str]:
+        headers = {"Content-Type": content_type}
+        if self.auth == "signature":
+            headers["Mdm-Signature"] = sign_detached(body, self.certificate, self.key)
+        elif self.auth == "header":
+            value = (
+                rfc9440(self.certificate)
+                if self.header_format == "rfc9440"
+                else escaped_pem(self.certificate)
+            )
+            headers[self.cert_header] = value
+        return headers
+
+    def put(self, path: str, message: dict, content_type: str = CONNECT_CT) -> Response:
+        body = plistlib.dumps(message)
+        return self.send(path, body, self.headers(body, content_type))
+
+    def checkin(self, message_type: str, path: str = "/mdm/checkin", **keys) -> Response:
+        message = {"MessageType": message_type, "UDID": self.udid, **keys}
+        return self.put(path, message, CHECKIN_CT)
+
+    def authenticate(self, **keys) -> Response:
+        defaults = {
+            "Topic": self.topic,
+            "DeviceName": "Test iPhone",
+            "Model": "MN9N3LL/A",
+            "ModelName": "iPhone",
+            "OSVersion": "17.4",
+            "BuildVersion": "21E219",
+            "ProductName": "iPhone15,2",
+            "SerialNumber": "F2LXK0ABCDEF",
+        }
+        return self.checkin("Authenticate", **{**defaults, **keys})
+
+    def token_update(self, **keys) -> Response:
+        message = {"Topic": self.topic, "Token": self.token, "PushMagic": self.push_magic}
+        if self.unlock_token is not None:
+            message["UnlockToken"] = self.unlock_token
+        return self.checkin("TokenUpdate", **{**message, **keys})
+
+    def enroll(self) -> None:
+        for response in (self.authenticate(), self.token_update()):
+            assert response.status == 200, response.body
+
+    def idle(self) -> Response:
+        return self.put("/mdm/connect", {"UDID": self.udid, "Status": "Idle"})
+
+    def report(self, command_uuid: str, status: str = "Acknowledged", **result) -> Response:
+        message = {"UDID": self.udid, "Status": status, "CommandUUID": command_uuid, **result}
+        return self.put("/mdm/connect", message)
