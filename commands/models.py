@@ -72,11 +72,11 @@ class QueuedCommand(models.Model):
             models.Index(fields=["status", "answered_at"], name="queue_answered"),
         ]
 
-    def result_dict(self) -> dict | None:
-        return plistlib.loads(bytes(self.result)) if self.result else None
-
     def __str__(self) -> str:
         return f"{self.request_type} for device {self.device_id}: {self.status}"
+
+    def result_dict(self) -> dict | None:
+        return plistlib.loads(bytes(self.result)) if self.result else None
 
 
 class ArchivedCommand(models.Model):
