@@ -9,7 +9,7 @@ from django.db import models
 class Command(models.Model):
     uuid = models.CharField(max_length=64, unique=True)  # CommandUUID
     request_type = models.CharField(max_length=100, db_index=True)
-    payload = models.BinaryField()  # the Command dictionary as a binary plist
+    payload = models.BinaryField()  # the Command dictionary as an XML plist
     raw = models.BooleanField(default=False)  # queued without catalog validation, by an admin
     queued_by = models.CharField(max_length=150)
     user = models.ForeignKey(

@@ -12,7 +12,7 @@ import uuid as uuid_lib
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
@@ -33,21 +33,20 @@ from .models import (
 
 log = logging.getLogger("mdm.queue")
 
-BULK_BATCH = 5000
+BULK_BATCH = 5000  # rows per statement when archiving
 
 
 class EnqueueError(ValueError):
     """A command that cannot be queued; the message says why. Nothing was queued."""
 
 
-def _device_rows(devices) -> list[tuple[int, str, str, int]]:
-    """(id, udid, state, access_rights) for a Device, an iterable of them, or a queryset."""
-    fields = ("id", "udid", "state", "access_rights")
+def _as_queryset(devices) -> QuerySet:
+    """One shape for every way of naming devices: a Device, an iterable of them, a queryset."""
     if isinstance(devices, Device):
-        return [tuple(getattr(devices, f) for f in fields)]
+        return Device.objects.filter(pk=devices.pk)
     if isinstance(devices, QuerySet):
-        return list(devices.values_list(*fields))
-    return [tuple(getattr(d, f) for f in fields) for d in devices]
+        return devices
+    return Device.objects.filter(pk__in=[device.pk for device in devices])
 
 
 def _check_devices(rows, request_type: str, command: dict) -> None:
@@ -92,11 +91,13 @@ def enqueue(
     """
     command = build_command(request_type, payload)
     try:
-        encoded = plistlib.dumps(command, fmt=plistlib.FMT_BINARY)
+        # XML, as the device will receive it (binary plists accept values XML cannot carry).
+        encoded = plistlib.dumps(command)
     except (TypeError, OverflowError) as exc:
         raise EnqueueError(f"the command cannot be encoded as a plist: {exc}") from None
     with transaction.atomic():
-        rows = _device_rows(devices)
+        selection = _as_queryset(devices)
+        rows = list(selection.values_list("id", "udid", "state", "access_rights"))
         _check_devices(rows, request_type, command)
         stored = Command.objects.create(
             uuid=str(uuid_lib.uuid4()).upper(),
@@ -107,13 +108,9 @@ def enqueue(
             user=user,
             device_count=len(rows),
         )
-        QueuedCommand.objects.bulk_create(
-            (
-                QueuedCommand(device_id=row[0], command=stored, request_type=request_type)
-                for row in rows
-            ),
-            batch_size=BULK_BATCH,
-        )
+        fanned_out = _fan_out(stored, selection.filter(state=Device.State.ENROLLED))
+        if fanned_out != len(rows):  # a device changed between the check and the insert
+            raise EnqueueError("the device selection changed while queuing; nothing queued")
         audit(
             "command.enqueued",
             actor=user or queued_by,
@@ -123,6 +120,21 @@ def enqueue(
             raw=raw,
         )
     return stored
+
+
+def _fan_out(command: Command, devices: QuerySet) -> int:
+    """One queue row per device in a single INSERT ... SELECT, however large the fleet."""
+    select_sql, select_params = devices.values("id").query.sql_with_params()
+    created_at = connection.ops.adapt_datetimefield_value(timezone.now())
+    table = QueuedCommand._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} "  # noqa: S608 - table name is ours, values are parameters
+            "(device_id, command_id, request_type, status, created_at, sent_count) "
+            f"SELECT selected.id, %s, %s, %s, %s, 0 FROM ({select_sql}) selected",
+            [command.pk, command.request_type, Status.QUEUED, created_at, *select_params],
+        )
+        return cursor.rowcount
 
 
 def cancel_pending(device: Device, reason: str) -> int:

@@ -89,9 +89,10 @@ as_pg() {
     fi
 }
 
-pid_is() { # pid_is PID COMM: PID is alive and is that program (guards against pid reuse)
+pid_is() { # pid_is PID COMM: PID is alive (not a zombie) and is that program (guards against pid reuse)
     [[ $1 =~ ^[0-9]+$ ]] && kill -0 "$1" 2>/dev/null &&
-        [[ $(cat "/proc/$1/comm" 2>/dev/null) == "$2" ]]
+        [[ $(cat "/proc/$1/comm" 2>/dev/null) == "$2" ]] &&
+        [[ $(sed -E 's/.*\) //; s/ .*//' "/proc/$1/stat" 2>/dev/null) != Z ]]
 }
 
 wait_for() { # wait_for READY_FN ALIVE_FN: poll until ready; give up early if the process died
@@ -326,7 +327,7 @@ pg_start() {
 
     if ! wait_for pg_ready pg_running; then
         show_log_tail "$PG_LOG"
-        die "PostgreSQL does not accept connections on 127.0.0.1:$PG_PORT after ${READY_TIMEOUT}s"
+        die "PostgreSQL exited or does not accept connections on 127.0.0.1:$PG_PORT (waited up to ${READY_TIMEOUT}s)"
     fi
     pg_bootstrap
     # The real check: log in the way the application will.
@@ -404,7 +405,7 @@ EOF
     }
     if ! wait_for redis_ready redis_running; then
         show_log_tail "$REDIS_DIR/redis.log"
-        die "Redis does not answer PING on 127.0.0.1:$REDIS_PORT after ${READY_TIMEOUT}s"
+        die "Redis exited or does not answer PING on 127.0.0.1:$REDIS_PORT (waited up to ${READY_TIMEOUT}s)"
     fi
     log "Redis ready: $REDIS_URL"
 }

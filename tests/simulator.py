@@ -101,7 +101,10 @@ class SimulatedDevice:
         return headers
 
     def put(self, path: str, message: dict, content_type: str = CONNECT_CT) -> Response:
-        body = plistlib.dumps(message)
+        return self.put_raw(path, plistlib.dumps(message), content_type)
+
+    def put_raw(self, path: str, body: bytes, content_type: str = CONNECT_CT) -> Response:
+        """Send `body` as it is, signed (or certified) as this device."""
         return self.send(path, body, self.headers(body, content_type))
 
     def checkin(self, message_type: str, path: str = "/mdm/checkin", **keys) -> Response:
