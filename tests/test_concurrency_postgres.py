@@ -97,9 +97,8 @@ def test_concurrent_answering_polls_lose_nothing_and_record_each_status_once():
 
     def device_connection(_index: int) -> int:
         """Poll, acknowledge whatever arrives, until the server has nothing more."""
-        answered = 0
         response = sim.idle()
-        for _ in range(200):
+        for answered in range(200):
             assert response.status == 200, response.body
             if not response.body:
                 return answered
@@ -107,7 +106,6 @@ def test_concurrent_answering_polls_lose_nothing_and_record_each_status_once():
             with lock:
                 seen[uuid] += 1
             response = sim.report(uuid, ProfileList=[])
-            answered += 1
         raise AssertionError("did not drain")
 
     threads, results, errors = in_threads(4, device_connection)
