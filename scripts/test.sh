@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The whole test suite, one command: lint, then every test against the real PostgreSQL and Redis
+# (started by scripts/services.sh), then again on the embedded default (SQLite, no Redis).
+# Under CI=true the PostgreSQL and Redis tests must run: if the services cannot start, or a test
+# that needs them would be skipped, the run fails. Extra arguments go to pytest.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+# shellcheck source=scripts/bootstrap.sh
+source "$ROOT/scripts/bootstrap.sh"
+
+echo "==> lint (ruff)"
+ruff check .
+ruff format --check .
+
+echo "==> services (PostgreSQL, Redis)"
+if scripts/services.sh start; then
+  eval "$(scripts/services.sh env)"
+  echo "==> tests on PostgreSQL + Redis"
+  python -m pytest -p no:cacheprovider "$@"
+elif [ "${CI:-}" = "true" ]; then
+  echo "CI=true and PostgreSQL/Redis could not be started: failing" >&2
+  exit 1
+else
+  echo "warning: services unavailable; their tests will be skipped" >&2
+fi
+
+echo "==> tests on the embedded default (SQLite, no Redis)"
+env -u DATABASE_URL -u REDIS_URL python -m pytest -p no:cacheprovider -m "not postgres and not redis" "$@"
