@@ -41,35 +41,35 @@ def device_summary(device: Device, recent: int = 20) -> dict:
     }
 
 
+def _history_entry(row, archived: bool) -> dict:
+    entry = {
+        "command_uuid": row.command.uuid,
+        "request_type": row.request_type,
+        "status": row.status,
+        "queued_at": _iso(row.created_at),
+        "sent_at": _iso(row.sent_at),
+        "answered_at": _iso(row.answered_at),
+        "error_chain": row.error_chain,
+    }
+    if archived:
+        entry["archived"] = True
+    return entry
+
+
 def recent_commands(device: Device, limit: int) -> list[dict]:
-    live = [
-        {
-            "command_uuid": row.command.uuid,
-            "request_type": row.request_type,
-            "status": row.status,
-            "queued_at": _iso(row.created_at),
-            "sent_at": _iso(row.sent_at),
-            "answered_at": _iso(row.answered_at),
-            "error_chain": row.error_chain,
-        }
-        for row in QueuedCommand.objects.filter(device=device)
+    """The device's latest commands: the live queue first, then the archive."""
+    live = (
+        QueuedCommand.objects.filter(device=device)
         .select_related("command")
         .defer("result")
         .order_by("-id")[:limit]
-    ]
-    if len(live) < limit:
-        archived = ArchivedCommand.objects.filter(device=device).select_related("command")
-        live += [
-            {
-                "command_uuid": row.command.uuid,
-                "request_type": row.request_type,
-                "status": row.status,
-                "queued_at": _iso(row.created_at),
-                "sent_at": _iso(row.sent_at),
-                "answered_at": _iso(row.answered_at),
-                "error_chain": row.error_chain,
-                "archived": True,
-            }
-            for row in archived.order_by("-answered_at")[: limit - len(live)]
-        ]
-    return live
+    )
+    history = [_history_entry(row, archived=False) for row in live]
+    if len(history) < limit:
+        archived = (
+            ArchivedCommand.objects.filter(device=device)
+            .select_related("command")
+            .order_by("-answered_at")[: limit - len(history)]
+        )
+        history += [_history_entry(row, archived=True) for row in archived]
+    return history

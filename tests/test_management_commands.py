@@ -123,3 +123,19 @@ def test_mdm_enqueue_refuses_what_access_rights_forbid(enrolled):
 def test_mdm_device_unknown(db):
     with pytest.raises(CommandError, match="unknown device"):
         run("mdm_device", "NOPE")
+
+
+def test_admin_lists_devices_for_staff_only(client, enrolled):
+    from django.contrib.auth import get_user_model
+
+    assert client.get("/admin/devices/device/").status_code == 302  # login first
+    admin = get_user_model().objects.create_superuser("root", "", "pw-for-tests-only")
+    client.force_login(admin)
+    page = client.get("/admin/devices/device/")
+    assert page.status_code == 200
+    assert enrolled.udid.encode() in page.content
+    detail = client.get(
+        f"/admin/devices/device/{Device.objects.get(udid=enrolled.udid).pk}/change/"
+    )
+    assert detail.status_code == 200
+    assert b"unlock-token-blob" not in detail.content
