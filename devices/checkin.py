@@ -19,6 +19,7 @@ from commands import queue
 from commands.catalog import initial_inventory_commands
 from mdm_portal.audit import audit
 
+from .inventory import DEVICE_COLUMNS
 from .models import Device
 from .protocol import NotManaged, ProtocolError, check_keys, device_id
 
@@ -31,20 +32,8 @@ MESSAGE_KEYS: dict[str, dict[str, tuple[str, bool]]] = {
     "Authenticate": {
         **_ID_KEYS,
         "Topic": ("string", True),
-        **{
-            key: ("string", False)
-            for key in (
-                "DeviceName",
-                "Model",
-                "ModelName",
-                "OSVersion",
-                "BuildVersion",
-                "ProductName",
-                "SerialNumber",
-                "IMEI",
-                "MEID",
-            )
-        },
+        # Authenticate describes the device with the same keys DeviceInformation answers.
+        **{key: ("string", False) for key in DEVICE_COLUMNS},
     },
     "TokenUpdate": {
         **_ID_KEYS,
@@ -72,19 +61,6 @@ MESSAGE_KEYS: dict[str, dict[str, tuple[str, bool]]] = {
     },
     "DeclarativeManagement": {**_ID_KEYS, "Endpoint": ("string", True), "Data": ("data", False)},
     "GetToken": {**_ID_KEYS, "TokenServiceType": ("string", True)},
-}
-
-# Kept in sync with the device's columns: Authenticate key -> Device field.
-AUTHENTICATE_FIELDS = {
-    "DeviceName": "device_name",
-    "Model": "model",
-    "ModelName": "model_name",
-    "OSVersion": "os_version",
-    "BuildVersion": "build_version",
-    "ProductName": "product_name",
-    "SerialNumber": "serial_number",
-    "IMEI": "imei",
-    "MEID": "meid",
 }
 
 
@@ -149,7 +125,7 @@ def authenticate(message: dict, identity: DeviceIdentity, udid: str) -> HttpResp
             device = Device(udid=udid)
         else:
             queue.cancel_pending(device, "new enrollment (Authenticate)")
-        for key, field in AUTHENTICATE_FIELDS.items():
+        for key, field in DEVICE_COLUMNS.items():
             if key in message:
                 max_length = Device._meta.get_field(field).max_length
                 setattr(device, field, message[key][:max_length])
