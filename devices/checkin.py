@@ -21,6 +21,7 @@ from mdm_portal.audit import audit
 
 from .inventory import DEVICE_COLUMNS
 from .models import Device
+from .platforms import platform_for
 from .protocol import NotManaged, ProtocolError, check_keys, device_id
 
 log = logging.getLogger("mdm.checkin")
@@ -129,6 +130,7 @@ def authenticate(message: dict, identity: DeviceIdentity, udid: str) -> HttpResp
             if key in message:
                 max_length = Device._meta.get_field(field).max_length
                 setattr(device, field, message[key][:max_length])
+        device.platform = platform_for(device.product_name, device.model_name) or device.platform
         device.state = Device.State.PENDING
         device.topic = message["Topic"]
         device.enrollment_count += 1

@@ -30,6 +30,7 @@ from .models import (
     InstalledProfile,
     InventoryReport,
 )
+from .platforms import platform_for
 
 Kind = InventoryReport.Kind
 
@@ -176,11 +177,16 @@ def _restrictions_payload(result: dict) -> dict:
     return payload
 
 
-def _device_values(answers: dict) -> dict[str, str]:
-    values = {}
+def _device_values(answers: dict) -> dict[str, Any]:
+    values: dict[str, Any] = {}
     for key, column in DEVICE_COLUMNS.items():
         if key in answers:
             values[column] = _text(answers, key, "QueryResponses")
+    platform = platform_for(values.get("product_name", ""), values.get("model_name", ""))
+    if platform:
+        values["platform"] = platform
+    if "IsSupervised" in answers:
+        values["is_supervised"] = _boolean(answers, "IsSupervised", "QueryResponses")
     return _fit(Device, values)
 
 

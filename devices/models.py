@@ -42,6 +42,12 @@ class Device(models.Model):
     build_version = models.CharField(max_length=32, blank=True)
     imei = models.CharField(max_length=32, blank=True)
     meid = models.CharField(max_length=32, blank=True)
+    # iOS, macOS, tvOS, visionOS or watchOS (devices.platforms), for the catalog's checks.
+    platform = models.CharField(max_length=16, blank=True, db_index=True)
+    is_supervised = models.BooleanField(null=True)
+    # Set when EnableLostMode is acknowledged, cleared by DisableLostMode: ClearPasscode is
+    # never sent to a lost device.
+    lost_mode = models.BooleanField(default=False)
 
     # Push: what TokenUpdate gave us. The token and PushMagic only let the holder of the push
     # certificate's private key wake the device; UnlockToken is a master passcode: encrypted.
