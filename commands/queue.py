@@ -20,7 +20,16 @@ from devices.inventory import InventoryError, apply_result, json_safe
 from devices.models import Device
 from mdm_portal.audit import audit
 
-from .catalog import DELIVERED_WHEN_SENT, NEVER_NOT_NOW, required_rights
+from .catalog import (
+    DELIVERED_WHEN_SENT,
+    NEVER_NOT_NOW,
+    CatalogError,
+    Request,
+    Target,
+    before_send,
+    on_acknowledged,
+    prepare,
+)
 from .models import (
     ANSWER_STATUSES,
     FINAL_STATUSES,
@@ -49,22 +58,33 @@ def _as_queryset(devices) -> QuerySet:
     return Device.objects.filter(pk__in=[device.pk for device in devices])
 
 
-def _check_devices(rows, request_type: str, command: dict) -> None:
+def _targets(selection: QuerySet, request_type: str) -> list[Target]:
+    fields = ("id", "udid", "state", "access_rights", "platform", "os_version", "lost_mode")
+    rows = list(selection.values_list(*fields))
     if not rows:
         raise EnqueueError("no devices selected")
-    unmanaged = [udid for _id, udid, state, _r in rows if state != Device.State.ENROLLED]
+    unmanaged = [udid for _id, udid, state, *_rest in rows if state != Device.State.ENROLLED]
     if unmanaged:
         raise EnqueueError(
             f"{len(unmanaged)} device(s) are not managed (no TokenUpdate, or checked out): "
             + ", ".join(unmanaged[:5])
         )
-    needed = required_rights(request_type, command)
-    lacking = [udid for _id, udid, _s, rights in rows if rights & needed != needed]
-    if lacking:
-        raise EnqueueError(
-            f"{request_type} needs AccessRights {needed}, which {len(lacking)} device(s) "
-            "were not enrolled with: " + ", ".join(lacking[:5])
+    # Only ClearPasscode cares, and decrypting every UnlockToken of a fleet is not free.
+    with_token: set[int] = set()
+    if request_type == "ClearPasscode":
+        with_token = set(selection.filter(unlock_token__isnull=False).values_list("id", flat=True))
+    return [
+        Target(
+            id=pk,
+            udid=udid,
+            access_rights=rights,
+            platform=platform,
+            os_version=os_version,
+            lost_mode=lost,
+            has_unlock_token=pk in with_token,
         )
+        for pk, udid, _state, rights, platform, os_version, lost in rows
+    ]
 
 
 def build_command(request_type: str, payload: dict | None) -> dict:
@@ -84,21 +104,41 @@ def enqueue(
     queued_by: str = "system",
     user=None,
     raw: bool = False,
+    reason: str = "",
+    drop_disallowed_queries: bool = False,
 ) -> Command:
     """Queue one command for one or many devices, in one transaction and a few bulk statements.
 
-    Raises EnqueueError (naming the problem) and queues nothing if any device may not get it.
+    The command is checked against the catalog (keys, types, values, platforms, OS versions,
+    AccessRights, the command's own rules) unless `raw`, which only an administrator may use
+    and which still enforces AccessRights and safety rules. Raises EnqueueError naming the
+    problem; then nothing is queued. `user` is the staff member queuing it (None for an operator
+    at the server's shell, or the system).
     """
     command = build_command(request_type, payload)
-    try:
-        # XML, as the device will receive it (binary plists accept values XML cannot carry).
-        encoded = plistlib.dumps(command)
-    except (TypeError, OverflowError) as exc:
-        raise EnqueueError(f"the command cannot be encoded as a plist: {exc}") from None
+    is_admin = user.is_superuser if user is not None else True
+    if raw and not is_admin:
+        raise EnqueueError("only an administrator may queue a raw command")
     with transaction.atomic():
         selection = _as_queryset(devices)
-        rows = list(selection.values_list("id", "udid", "state", "access_rights"))
-        _check_devices(rows, request_type, command)
+        targets = _targets(selection, request_type)
+        request = Request(
+            request_type=request_type,
+            command=command,
+            targets=targets,
+            is_admin=is_admin,
+            reason=reason,
+            drop_disallowed_queries=drop_disallowed_queries,
+        )
+        try:
+            command = prepare(request, raw=raw)
+        except CatalogError as exc:
+            raise EnqueueError(str(exc)) from None
+        try:
+            # XML, as the device will receive it (binary plists accept values XML cannot carry).
+            encoded = plistlib.dumps(command)
+        except (TypeError, OverflowError) as exc:
+            raise EnqueueError(f"the command cannot be encoded as a plist: {exc}") from None
         stored = Command.objects.create(
             uuid=str(uuid_lib.uuid4()).upper(),
             request_type=request_type,
@@ -106,19 +146,15 @@ def enqueue(
             raw=raw,
             queued_by=(user.get_username() if user is not None else queued_by)[:150],
             user=user,
-            device_count=len(rows),
+            device_count=len(targets),
         )
         fanned_out = _fan_out(stored, selection.filter(state=Device.State.ENROLLED))
-        if fanned_out != len(rows):  # a device changed between the check and the insert
+        if fanned_out != len(targets):  # a device changed between the check and the insert
             raise EnqueueError("the device selection changed while queuing; nothing queued")
-        audit(
-            "command.enqueued",
-            actor=user or queued_by,
-            target=stored.uuid,
-            request_type=request_type,
-            devices=len(rows),
-            raw=raw,
-        )
+        details = {"request_type": request_type, "devices": len(targets), "raw": raw}
+        if reason:
+            details["reason"] = reason
+        audit("command.enqueued", actor=user or queued_by, target=stored.uuid, **details)
     return stored
 
 
@@ -182,6 +218,9 @@ def record_status(device: Device, report: dict) -> QueuedCommand | None:
     row.save(update_fields=["status", "answered_at", "result", "error_chain"])
     if status == Status.ACKNOWLEDGED:
         _update_inventory(device, row, report)
+        changed = on_acknowledged(device, row.request_type, report)
+        if changed:
+            device.save(update_fields=changed)
     return row
 
 
@@ -219,10 +258,7 @@ def next_row(device: Device, poll_started: datetime) -> QueuedCommand | None:
 
 def render_command(device: Device, row: QueuedCommand) -> bytes:
     """The plist the device receives: CommandUUID and the Command dictionary."""
-    command = row.command.command_dict()
-    if row.request_type == "ClearPasscode" and device.unlock_token:
-        # The UnlockToken is attached at delivery, never stored in the command.
-        command["UnlockToken"] = device.unlock_token
+    command = before_send(device, row.request_type, row.command.command_dict())
     return plistlib.dumps({"CommandUUID": row.command.uuid, "Command": command})
 
 

@@ -55,7 +55,7 @@ def test_access_rights_refusal_names_the_problem(db):
     fleet(2, access_rights=1 | 16)
     with pytest.raises(EnqueueError, match="EraseDevice needs AccessRights 8"):
         enqueue(Device.objects.all(), "EraseDevice")
-    with pytest.raises(EnqueueError, match="AccessRights 32"):
+    with pytest.raises(EnqueueError, match="AccessRights do not allow WiFiMAC"):
         enqueue(Device.objects.all(), "DeviceInformation", {"Queries": ["WiFiMAC"]})
     enqueue(Device.objects.all(), "DeviceInformation", {"Queries": ["SerialNumber"]})
     assert QueuedCommand.objects.count() == 2

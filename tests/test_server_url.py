@@ -120,7 +120,7 @@ def test_not_now_holds_back_commands_that_could_answer_not_now_until_idle(enroll
 
 def test_not_now_with_nothing_guaranteed_left_is_empty_200(enrolled):
     clear_queue(enrolled)
-    first = queue(enrolled, "Settings", Settings=[])
+    first = queue(enrolled, "Settings", Settings=[{"Item": "DataRoaming", "Enabled": True}])
     queue(enrolled, "SecurityInfo")
     enrolled.idle()
     assert enrolled.report(first, "NotNow").body == b""
@@ -129,7 +129,7 @@ def test_not_now_with_nothing_guaranteed_left_is_empty_200(enrolled):
 
 def test_erase_device_counts_as_delivered_once_sent(enrolled):
     clear_queue(enrolled)
-    erase = queue(enrolled, "EraseDevice", PIN="123456")
+    erase = queue(enrolled, "EraseDevice", PreserveDataPlan=True)
     after = queue(enrolled, "ProfileList")
     assert enrolled.idle().plist()["CommandUUID"] == erase
     # The device may never answer: the erase is not sent again, the queue moves on.
@@ -175,7 +175,7 @@ def test_a_poll_concurrent_with_a_delivery_does_not_get_the_same_command(enrolle
 
 def test_clear_passcode_gets_the_unlock_token_at_delivery_only(enrolled):
     clear_queue(enrolled)
-    uuid = queue(enrolled, "ClearPasscode")
+    uuid = enqueue(managed(enrolled), "ClearPasscode", reason="owner present").uuid
     assert b"unlock-token-blob" not in bytes(row(uuid).command.payload)
     command = enrolled.idle().plist()["Command"]
     assert command["UnlockToken"] == enrolled.unlock_token

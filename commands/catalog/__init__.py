@@ -1,10 +1,30 @@
-"""What the portal knows about each RequestType: the AccessRights it needs, NotNow behaviour.
+"""The command catalog: every RequestType the portal knows, and the checks before queuing.
 
-The seed's AccessRights bits (MDM payload). The full catalog of every command is built on
-this module; the queue and the check-in only use the functions below.
+The definitions are data (schema.json, generated from Apple's schema by scripts/gen_catalog.py,
+read by definitions.py); the seed's AccessRights bits and NotNow rules are below; the few
+commands that need more have a hook (hooks.py). `prepare` is what commands.queue calls.
 """
 
+from .definitions import (
+    DEFINITIONS,
+    CatalogError,
+    CommandDefinition,
+    get_definition,
+    validate_payload,
+)
 from .device_queries import QUERY_RIGHTS
+from .hooks import HOOKS, Hook, Request, Target
+
+__all__ = [
+    "DEFINITIONS",
+    "HOOKS",
+    "CatalogError",
+    "CommandDefinition",
+    "Hook",
+    "Request",
+    "Target",
+    "prepare",
+]
 
 INSPECT_PROFILES = 1
 INSTALL_PROFILES = 2
@@ -21,6 +41,25 @@ SETTINGS = 2048
 APP_MANAGEMENT = 4096
 ALL_RIGHTS = 8191
 
+# The names Apple's schema gives the AccessRights, as the seed's bits.
+RIGHT_NAMES: dict[str, int] = {
+    "AllowInspection": INSPECT_PROFILES,
+    "AllowInstallationRemoval": INSTALL_PROFILES,
+    "AllowPasscodeRemovalAndLock": LOCK_AND_PASSCODE,
+    "DeviceLockAndRemovePasscode": LOCK_AND_PASSCODE,
+    "AllowDeviceErase": ERASE,
+    "AllowQueryDeviceInformation": DEVICE_INFORMATION,
+    "AllowQueryNetworkInformation": NETWORK_INFORMATION,
+    "AllowProvisioningInspection": INSPECT_PROVISIONING_PROFILES,
+    "AllowProvisioningInstallationRemoval": INSTALL_PROVISIONING_PROFILES,
+    "AllowQueryApplications": INSPECT_APPLICATIONS,
+    "QueryInstalledApps": INSPECT_APPLICATIONS,
+    "AllowQueryRestrictions": RESTRICTIONS_QUERIES,
+    "AllowQuerySecurity": SECURITY_QUERIES,
+    "AllowSettings": SETTINGS,
+    "AllowAppInstallation": APP_MANAGEMENT,
+}
+
 # Commands the device is guaranteed to execute: they never answer NotNow (seed, Error Handling).
 NEVER_NOT_NOW = frozenset(
     {
@@ -36,11 +75,14 @@ NEVER_NOT_NOW = frozenset(
     }
 )
 
+# Keys only the server supplies, at delivery (hooks.py): validated as present, never queued.
+SERVER_SUPPLIED_KEYS: dict[str, dict[str, object]] = {"ClearPasscode": {"UnlockToken": b"\0"}}
+
 # Commands that count as done once delivered: the device may never be able to answer.
 DELIVERED_WHEN_SENT = frozenset({"EraseDevice"})
 
-# The AccessRights bits each command of the seed needs.
-REQUIRED_RIGHTS: dict[str, int] = {
+# The AccessRights bits the seed (2011 protocol) gives its commands; they add to the schema's.
+SEED_RIGHTS: dict[str, int] = {
     "ProfileList": INSPECT_PROFILES,
     "InstallProfile": INSTALL_PROFILES,
     "RemoveProfile": INSTALL_PROFILES,
@@ -76,9 +118,19 @@ def access_rights_error(access_rights: int) -> str | None:
     return None
 
 
-def required_rights(request_type: str, command: dict | None = None) -> int:
-    """The AccessRights bits a command needs (0 when the catalog knows of none)."""
-    rights = REQUIRED_RIGHTS.get(request_type, 0)
+def never_not_now(request_type: str) -> bool:
+    return request_type in NEVER_NOT_NOW
+
+
+def required_rights(request_type: str, command: dict | None = None, platform: str = "") -> int:
+    """The AccessRights bits a command needs on `platform` (all platforms when unknown)."""
+    rights = SEED_RIGHTS.get(request_type, 0)
+    definition = DEFINITIONS.get(request_type)
+    if definition is not None:
+        for name, support in definition.platforms.items():
+            if support.introduced is None or (platform and name != platform):
+                continue
+            rights |= RIGHT_NAMES.get(support.access_right or "", 0)
     if request_type == "DeviceInformation" and command:
         for query in command.get("Queries") or []:
             rights |= QUERY_RIGHTS.get(query, 0)
@@ -101,7 +153,85 @@ def initial_inventory_commands(access_rights: int) -> list[tuple[str, dict]]:
         "InstalledApplicationList",
         "CertificateList",
     ):
-        needed = REQUIRED_RIGHTS[request_type]
+        needed = SEED_RIGHTS[request_type]
         if access_rights & needed == needed:
             commands.append((request_type, {}))
     return commands
+
+
+def _version(text: str) -> tuple[int, ...]:
+    parts = []
+    for piece in text.split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+def _check_platforms(definition: CommandDefinition, targets: list[Target]) -> None:
+    """Refuse devices whose platform or OS version the command does not support."""
+    for target in targets:
+        if not target.platform:
+            continue  # not reported yet: the device will say if it cannot
+        support = definition.platforms.get(target.platform)
+        name = definition.request_type
+        if support is None or support.introduced is None:
+            raise CatalogError(f"{name} is not supported on {target.platform} ({target.udid})")
+        if not support.device_channel:
+            raise CatalogError(
+                f"{name} needs the user channel on {target.platform}, which this server does not"
+                f" support ({target.udid})"
+            )
+        if target.os_version and _version(target.os_version) < _version(support.introduced):
+            raise CatalogError(
+                f"{name} needs {target.platform} {support.introduced} or later; "
+                f"{target.udid} runs {target.os_version}"
+            )
+
+
+def _check_rights(request_type: str, command: dict, targets: list[Target]) -> None:
+    lacking: dict[int, list[str]] = {}
+    for target in targets:
+        needed = required_rights(request_type, command, target.platform)
+        if target.access_rights & needed != needed:
+            lacking.setdefault(needed, []).append(target.udid)
+    for needed, udids in lacking.items():
+        raise CatalogError(
+            f"{request_type} needs AccessRights {needed}, which {len(udids)} device(s) "
+            "were not enrolled with: " + ", ".join(udids[:5])
+        )
+
+
+def prepare(request: Request, *, raw: bool = False) -> dict:
+    """Check a command against the catalog and its targets; return the command to queue.
+
+    Raises CatalogError naming the problem. A raw command skips what the catalog cannot know
+    (unknown RequestTypes and keys), never the AccessRights or the safety hooks.
+    """
+    hook = HOOKS.get(request.request_type, Hook())
+    command = request.command
+    if not raw:
+        definition = get_definition(request.request_type)
+        body = {k: v for k, v in command.items() if k != "RequestType"}
+        body = {**SERVER_SUPPLIED_KEYS.get(request.request_type, {}), **body}
+        validate_payload(definition, body)
+        _check_platforms(definition, request.targets)
+        # Key-level support differs by platform and version: check each distinct pair once.
+        for platform, os_version in {(t.platform, t.os_version) for t in request.targets}:
+            if platform:
+                validate_payload(definition, body, platform=platform, os_version=os_version or None)
+    if hook.check and (not raw or hook.enforced_when_raw):
+        command = hook.check(Request(**{**request.__dict__, "command": command}))
+    _check_rights(request.request_type, command, request.targets)
+    return command
+
+
+def before_send(device, request_type: str, command: dict) -> dict:
+    hook = HOOKS.get(request_type)
+    if hook and hook.before_send:
+        hook.before_send(device, command)
+    return command
+
+
+def on_acknowledged(device, request_type: str, report: dict) -> list[str]:
+    hook = HOOKS.get(request_type)
+    return hook.on_acknowledged(device, report) if hook and hook.on_acknowledged else []

@@ -2,6 +2,8 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from commands.catalog import DEFINITIONS, CatalogError
+from commands.catalog.definitions import from_json
 from commands.queue import EnqueueError, enqueue
 from devices.models import Device
 
@@ -9,14 +11,30 @@ from devices.models import Device
 class Command(BaseCommand):
     help = (
         "Queue an MDM command for devices and print its CommandUUID. "
-        "Usage: mdm_enqueue <udid...|--all|--group G> <RequestType> [--json '{...}']"
+        "Usage: mdm_enqueue <udid...|--all|--group G> <RequestType> [--json '{...}'] "
+        "[--raw] [--reason TEXT]. The command is validated by the catalog (see mdm_catalog)."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("args", nargs="+", metavar="UDID... RequestType")
         parser.add_argument("--all", action="store_true", help="every managed device")
         parser.add_argument("--group", help="every managed device of this group")
-        parser.add_argument("--json", default="{}", help="the command's keys, as a JSON object")
+        parser.add_argument(
+            "--json",
+            default="{}",
+            help="the command's keys as a JSON object (data keys as base64 strings)",
+        )
+        parser.add_argument(
+            "--raw",
+            action="store_true",
+            help="skip the catalog's key checks (keys or RequestTypes it does not know yet)",
+        )
+        parser.add_argument("--reason", default="", help="why (required for ClearPasscode)")
+        parser.add_argument(
+            "--drop-disallowed-queries",
+            action="store_true",
+            help="DeviceInformation: drop queries the AccessRights do not allow, not refuse",
+        )
 
     def handle(self, *args, **options):
         *udids, request_type = args
@@ -28,8 +46,18 @@ class Command(BaseCommand):
         if not isinstance(payload, dict):
             raise CommandError("--json must be a JSON object")
         try:
-            command = enqueue(devices, request_type, payload, queued_by="mdm_enqueue")
-        except EnqueueError as exc:
+            if request_type in DEFINITIONS:
+                payload = from_json(DEFINITIONS[request_type], payload)
+            command = enqueue(
+                devices,
+                request_type,
+                payload,
+                queued_by="mdm_enqueue",
+                raw=options["raw"],
+                reason=options["reason"],
+                drop_disallowed_queries=options["drop_disallowed_queries"],
+            )
+        except (EnqueueError, CatalogError) as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(command.uuid)
 

@@ -1,0 +1,157 @@
+"""The few commands that need more than their schema: one small hook each.
+
+A hook may check a command against its targets before it is queued (and adjust it), add what
+only the server has at delivery, or act on the device's acknowledgement.
+"""
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .definitions import CatalogError
+from .device_queries import QUERY_RIGHTS
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the catalog needs to know of one device the command goes to."""
+
+    id: int
+    udid: str
+    access_rights: int
+    platform: str
+    os_version: str
+    lost_mode: bool
+    has_unlock_token: bool
+
+
+@dataclass(frozen=True)
+class Request:
+    request_type: str
+    command: dict  # the Command dictionary, RequestType included
+    targets: list[Target]
+    is_admin: bool  # an administrator (superuser, or an operator at the server's shell)
+    reason: str = ""
+    drop_disallowed_queries: bool = False
+
+
+@dataclass(frozen=True)
+class Hook:
+    check: Callable[[Request], dict] | None = None  # returns the command to queue
+    before_send: Callable[[object, dict], None] | None = None  # (device, command) -> adds keys
+    on_acknowledged: Callable[[object, dict], list[str]] | None = None  # -> changed fields
+    enforced_when_raw: bool = False  # a safety check that even a raw command must pass
+
+
+def _device_information(request: Request) -> dict:
+    """Queries must be known; queries some device's rights do not cover are refused or dropped."""
+    command = dict(request.command)
+    queries = command.get("Queries", [])
+    unknown = sorted(q for q in queries if q not in QUERY_RIGHTS)
+    if unknown:
+        raise CatalogError(
+            f"DeviceInformation: unknown queries {', '.join(unknown)} (queue it raw to send them)"
+        )
+    # Rights every target has: a query is kept only if all of them allow it.
+    common = ~0
+    for target in request.targets:
+        common &= target.access_rights
+    disallowed = [q for q in queries if QUERY_RIGHTS[q] & common != QUERY_RIGHTS[q]]
+    if disallowed and not request.drop_disallowed_queries:
+        raise CatalogError(
+            "DeviceInformation: the devices' AccessRights do not allow "
+            f"{', '.join(disallowed)} (drop them, or enroll with more rights)"
+        )
+    command["Queries"] = [q for q in queries if q not in disallowed]
+    if queries and not command["Queries"]:
+        raise CatalogError("DeviceInformation: no query is left that the AccessRights allow")
+    return command
+
+
+def _install_application(request: Request) -> dict:
+    given = [k for k in ("iTunesStoreID", "ManifestURL", "Identifier") if k in request.command]
+    if len(given) != 1:
+        raise CatalogError(
+            "InstallApplication: give exactly one of iTunesStoreID, ManifestURL, Identifier"
+            + (f" (got {', '.join(given)})" if given else "")
+        )
+    return request.command
+
+
+def _erase_device(request: Request) -> dict:
+    pin = request.command.get("PIN")
+    if pin is not None and not re.fullmatch(r"\d{6}", pin):
+        raise CatalogError("EraseDevice: PIN must be six digits")
+    macs = [t.udid for t in request.targets if t.platform == "macOS"]
+    if macs and pin is None:
+        raise CatalogError(
+            "EraseDevice: a Mac needs the six-digit Find My PIN (PIN) to be erased: "
+            + ", ".join(macs[:5])
+        )
+    return request.command
+
+
+def _clear_passcode(request: Request) -> dict:
+    """The UnlockToken is a master passcode: admins only, with a reason, never to lost devices."""
+    if not request.is_admin:
+        raise CatalogError("ClearPasscode: only an administrator may clear a passcode")
+    if not request.reason.strip():
+        raise CatalogError("ClearPasscode: state the reason (it goes into the audit log)")
+    lost = [t.udid for t in request.targets if t.lost_mode]
+    if lost:
+        raise CatalogError("ClearPasscode: never sent to a lost device: " + ", ".join(lost[:5]))
+    missing = [t.udid for t in request.targets if not t.has_unlock_token]
+    if missing:
+        raise CatalogError("ClearPasscode: no UnlockToken escrowed for " + ", ".join(missing[:5]))
+    if "UnlockToken" in request.command:
+        raise CatalogError("ClearPasscode: the UnlockToken is added by the server at delivery")
+    return request.command
+
+
+def _attach_unlock_token(device, command: dict) -> None:
+    # Attached at delivery, never stored with the command.
+    if device.unlock_token:
+        command["UnlockToken"] = device.unlock_token
+
+
+def _settings(request: Request) -> dict:
+    if not request.command.get("Settings"):
+        raise CatalogError("Settings: give at least one setting item")
+    return request.command
+
+
+def _declarative_management(request: Request) -> dict:
+    data = request.command.get("Data")
+    if data is not None:
+        try:
+            tokens = json.loads(data)
+        except (UnicodeDecodeError, ValueError):
+            raise CatalogError(
+                "DeclarativeManagement: Data must be JSON (the SyncTokens)"
+            ) from None
+        if not isinstance(tokens, dict):
+            raise CatalogError("DeclarativeManagement: Data must be a JSON object")
+    return request.command
+
+
+def _lost_mode(value: bool):
+    def apply(device, report: dict) -> list[str]:
+        device.lost_mode = value
+        return ["lost_mode"]
+
+    return apply
+
+
+HOOKS: dict[str, Hook] = {
+    "DeviceInformation": Hook(check=_device_information),
+    "InstallApplication": Hook(check=_install_application),
+    "EraseDevice": Hook(check=_erase_device),
+    "ClearPasscode": Hook(
+        check=_clear_passcode, before_send=_attach_unlock_token, enforced_when_raw=True
+    ),
+    "Settings": Hook(check=_settings),
+    "DeclarativeManagement": Hook(check=_declarative_management),
+    "EnableLostMode": Hook(on_acknowledged=_lost_mode(True)),
+    "DisableLostMode": Hook(on_acknowledged=_lost_mode(False)),
+}
