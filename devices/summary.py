@@ -2,6 +2,7 @@
 
 from commands.models import ArchivedCommand, QueuedCommand
 
+from .inventory import json_safe
 from .models import Device
 
 
@@ -41,6 +42,18 @@ def device_summary(device: Device, recent: int = 20) -> dict:
     }
 
 
+# Keys of every answer: the rest is what the command returned.
+_ENVELOPE = {"Status", "UDID", "CommandUUID", "ErrorChain", "EnrollmentID"}
+
+
+def _answer(row) -> dict | None:
+    """What the device returned, minus the envelope, as JSON (bytes as base64)."""
+    result = row.result_dict() if getattr(row, "result", None) else None
+    if not result:
+        return None
+    return json_safe({k: v for k, v in result.items() if k not in _ENVELOPE}) or None
+
+
 def _history_entry(row, archived: bool) -> dict:
     entry = {
         "command_uuid": row.command.uuid,
@@ -53,6 +66,8 @@ def _history_entry(row, archived: bool) -> dict:
     }
     if archived:
         entry["archived"] = True
+    else:
+        entry["result"] = _answer(row)
     return entry
 
 
@@ -61,7 +76,6 @@ def recent_commands(device: Device, limit: int) -> list[dict]:
     live = (
         QueuedCommand.objects.filter(device=device)
         .select_related("command")
-        .defer("result")
         .order_by("-id")[:limit]
     )
     history = [_history_entry(row, archived=False) for row in live]

@@ -139,3 +139,13 @@ def test_admin_lists_devices_for_staff_only(client, enrolled):
     )
     assert detail.status_code == 200
     assert b"unlock-token-blob" not in detail.content
+
+
+def test_mdm_device_shows_every_answer_readably(enrolled):
+    QueuedCommand.objects.filter(device__udid=enrolled.udid).delete()
+    uuid = run("mdm_enqueue", enrolled.udid, "DeviceLock", "--json", '{"Message": "IT"}').strip()
+    enrolled.idle()
+    enrolled.report(uuid, MessageResult="Locked", Blob=b"\x00\x01")
+    entry = json.loads(run("mdm_device", enrolled.udid))["recent_commands"][0]
+    assert entry["status"] == "acknowledged"
+    assert entry["result"] == {"MessageResult": "Locked", "Blob": "AAE="}
