@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 
 from mdm_portal.audit import audit
 
-from .models import CertificateAuthority, IssuedCertificate
+from .models import CertificateAuthority, IssuedCertificate, ServerIdentity
 
 log = logging.getLogger(__name__)
 
@@ -215,3 +215,46 @@ def revoke(record: IssuedCertificate, *, reason: str, actor: object = "system") 
         record.revocation_reason = reason[:200]
         record.save(update_fields=["revoked_at", "revocation_reason"])
         audit("certificate.revoked", actor=actor, target=record.subject, serial=record.serial)
+
+
+PROFILE_SIGNING = "profile-signing"
+
+
+def ensure_server_identity(purpose: str, *, actor: object = "mdm_init") -> ServerIdentity:
+    """The server's own certificate for `purpose`, issued by our CA on first use."""
+    with transaction.atomic():
+        existing = ServerIdentity.objects.select_for_update().filter(purpose=purpose).first()
+        if existing is not None:
+            return existing
+        ca = active_ca()
+        key = new_private_key("rsa")
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"MDM Portal {purpose}")])
+        csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
+        issuer = ca_certificate(ca)
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(csr.subject)
+            .issuer_name(issuer.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(_now() - dt.timedelta(minutes=5))
+            .not_valid_after(issuer.not_valid_after_utc)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(key_usage(), critical=True)
+            .sign(ca_private_key(ca), hashes.SHA256())
+        )
+        identity = ServerIdentity.objects.create(
+            purpose=purpose,
+            certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode(),
+            private_key_pem=private_key_pem(key),
+            not_after=certificate.not_valid_after_utc,
+        )
+    audit("server_identity.created", actor=actor, target=purpose, sha256=sha256_hex(certificate))
+    return identity
+
+
+def server_credentials(purpose: str) -> tuple[x509.Certificate, PrivateKey]:
+    identity = ensure_server_identity(purpose, actor="system")
+    certificate = x509.load_pem_x509_certificate(identity.certificate_pem.encode())
+    key = serialization.load_pem_private_key(bytes(identity.private_key_pem), password=None)
+    return certificate, key

@@ -8,8 +8,10 @@ import hmac
 from asn1crypto import cms as asn1_cms
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.ciphers import algorithms
+from cryptography.hazmat.primitives.serialization import pkcs7
 
 # SHA-1 stays accepted because older devices sign Mdm-Signature with it; MD5 never is.
 HASHES = {
@@ -137,3 +139,39 @@ def verify_detached(signature_der: bytes, content: bytes) -> x509.Certificate:
         raise
     except (ValueError, TypeError, KeyError) as exc:
         raise CMSError(f"malformed CMS signature: {exc}") from None
+
+
+def sign(content: bytes, certificate: x509.Certificate, key, chain=()) -> bytes:
+    """A DER CMS SignedData holding `content` (as a signed .mobileconfig is)."""
+    builder = pkcs7.PKCS7SignatureBuilder().set_data(content)
+    builder = builder.add_signer(certificate, key, hashes.SHA256())
+    for extra in chain:
+        builder = builder.add_certificate(extra)
+    # Binary: the exact bytes, no S/MIME line-ending canonicalisation.
+    return builder.sign(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary])
+
+
+def encrypt_for(content: bytes, recipient: x509.Certificate) -> bytes:
+    """A DER CMS EnvelopedData of `content` that only `recipient`'s private key opens."""
+    return (
+        pkcs7.PKCS7EnvelopeBuilder()
+        .set_data(content)
+        .set_content_encryption_algorithm(algorithms.AES256)
+        .add_recipient(recipient)
+        .encrypt(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary])
+    )
+
+
+def signed_content(der: bytes) -> bytes:
+    """The content of a CMS SignedData whose signature verifies (the signer is not judged)."""
+    try:
+        info = asn1_cms.ContentInfo.load(der)
+        if info["content_type"].native != "signed_data":
+            raise CMSError("not a CMS SignedData")
+        content = info["content"]["encap_content_info"]["content"].native
+    except (ValueError, TypeError, KeyError) as exc:
+        raise CMSError(f"malformed CMS: {exc}") from None
+    if not content:
+        raise CMSError("the signature carries no content")
+    verify_detached(der, content)
+    return content

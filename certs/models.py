@@ -67,3 +67,20 @@ class PushCertificate(models.Model):
 
     def __str__(self) -> str:
         return self.topic
+
+
+class ServerIdentity(models.Model):
+    """A key pair the server itself uses (e.g. signing profiles), issued by our CA.
+
+    Kept apart from IssuedCertificate on purpose: a server certificate is never a device
+    identity, so it can never bind to a device.
+    """
+
+    purpose = models.CharField(max_length=50, unique=True)
+    certificate_pem = models.TextField()
+    private_key_pem = EncryptedBinaryField()
+    not_after = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.purpose

@@ -106,6 +106,7 @@ def enqueue(
     raw: bool = False,
     reason: str = "",
     drop_disallowed_queries: bool = False,
+    options: dict | None = None,
 ) -> Command:
     """Queue one command for one or many devices, in one transaction and a few bulk statements.
 
@@ -113,7 +114,7 @@ def enqueue(
     AccessRights, the command's own rules) unless `raw`, which only an administrator may use
     and which still enforces AccessRights and safety rules. Raises EnqueueError naming the
     problem; then nothing is queued. `user` is the staff member queuing it (None for an operator
-    at the server's shell, or the system).
+    at the server's shell, or the system). `options` carries per-command choices (hooks.py).
     """
     command = build_command(request_type, payload)
     is_admin = user.is_superuser if user is not None else True
@@ -129,6 +130,7 @@ def enqueue(
             is_admin=is_admin,
             reason=reason,
             drop_disallowed_queries=drop_disallowed_queries,
+            options=options or {},
         )
         try:
             command = prepare(request, raw=raw)

@@ -14,6 +14,7 @@ from commands.catalog.definitions import example_payload
 from commands.models import Command, QueuedCommand
 from commands.queue import EnqueueError, enqueue
 from devices.models import Device
+from enrollment.profiles import load_profile
 from mdm_portal.models import AuditEntry
 
 pytestmark = pytest.mark.django_db
@@ -233,7 +234,7 @@ def test_mdm_enqueue_validates_through_the_catalog_and_decodes_data(enrolled):
         stdout=out,
     )
     stored = Command.objects.get(uuid=out.getvalue().strip())
-    assert stored.command_dict()["Payload"] == profile
+    assert load_profile(stored.command_dict()["Payload"]) == plistlib.loads(profile)
     with pytest.raises(CommandError, match="unknown key"):
         call_command("mdm_enqueue", enrolled.udid, "DeviceLock", "--json", '{"X": 1}')
     call_command(

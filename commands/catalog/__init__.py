@@ -188,7 +188,7 @@ def _check_platforms(definition: CommandDefinition, targets: list[Target]) -> No
             )
 
 
-def _check_rights(request_type: str, command: dict, targets: list[Target]) -> None:
+def _check_rights(request_type: str, command: dict | None, targets: list[Target]) -> None:
     lacking: dict[int, list[str]] = {}
     for target in targets:
         needed = required_rights(request_type, command, target.platform)
@@ -219,6 +219,9 @@ def prepare(request: Request, *, raw: bool = False) -> dict:
         for platform, os_version in {(t.platform, t.os_version) for t in request.targets}:
             if platform:
                 validate_payload(definition, body, platform=platform, os_version=os_version or None)
+    # The command's own right first (before a hook does costly work such as signing), then
+    # again with what the hook made of it (DeviceInformation's queries have rights of their own).
+    _check_rights(request.request_type, None, request.targets)
     if hook.check and (not raw or hook.enforced_when_raw):
         command = hook.check(Request(**{**request.__dict__, "command": command}))
     _check_rights(request.request_type, command, request.targets)

@@ -5,9 +5,10 @@ only the server has at delivery, or act on the device's acknowledgement.
 """
 
 import json
+import plistlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .definitions import CatalogError
 from .device_queries import QUERY_RIGHTS
@@ -34,6 +35,8 @@ class Request:
     is_admin: bool  # an administrator (superuser, or an operator at the server's shell)
     reason: str = ""
     drop_disallowed_queries: bool = False
+    # Per-command choices, e.g. InstallProfile's {"sign": True, "encrypt": False}.
+    options: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,34 @@ def _declarative_management(request: Request) -> dict:
     return request.command
 
 
+def _install_profile(request: Request) -> dict:
+    """Sign the profile (unless told not to), encrypting its content for one device if asked."""
+    from devices.models import Device
+    from enrollment.profiles import (
+        ProfileError,
+        device_identity,
+        encrypt_payload_content,
+        load_profile,
+        sign_profile,
+    )
+
+    sign = request.options.get("sign", True)
+    encrypt = request.options.get("encrypt", False)
+    try:
+        profile = load_profile(request.command["Payload"])
+        if encrypt:
+            if len(request.targets) != 1:
+                raise ProfileError("an encrypted profile is made for exactly one device")
+            device = Device.objects.get(pk=request.targets[0].id)
+            profile = encrypt_payload_content(profile, device_identity(device))
+        elif not sign:
+            return request.command  # as given
+        payload = sign_profile(profile) if sign else plistlib.dumps(profile)
+    except ProfileError as exc:
+        raise CatalogError(f"InstallProfile: {exc}") from None
+    return {**request.command, "Payload": payload}
+
+
 def _lost_mode(value: bool):
     def apply(device, report: dict) -> list[str]:
         device.lost_mode = value
@@ -151,6 +182,7 @@ HOOKS: dict[str, Hook] = {
         check=_clear_passcode, before_send=_attach_unlock_token, enforced_when_raw=True
     ),
     "Settings": Hook(check=_settings),
+    "InstallProfile": Hook(check=_install_profile),
     "DeclarativeManagement": Hook(check=_declarative_management),
     "EnableLostMode": Hook(on_acknowledged=_lost_mode(True)),
     "DisableLostMode": Hook(on_acknowledged=_lost_mode(False)),

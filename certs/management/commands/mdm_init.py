@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from certs.ca import ensure_ca
+from certs.ca import PROFILE_SIGNING, ensure_ca, ensure_server_identity
 from mdm_portal.audit import audit
 from mdm_portal.encryption import EncryptedBinaryField
 
@@ -35,6 +35,8 @@ class Command(BaseCommand):
         state = "created" if created else "already present"
         self.stdout.write(f"device-identity CA {state}: {ca.name}")
         self.stdout.write(f"  sha256 {ca.sha256}, valid until {ca.not_after:%Y-%m-%d}")
+        signing = ensure_server_identity(PROFILE_SIGNING)
+        self.stdout.write(f"profile-signing certificate valid until {signing.not_after:%Y-%m-%d}")
         self.stdout.write(f"data folder: {settings.DATA_DIR}")
         if options["demo_admin"]:
             self._demo_admin(options["demo_admin"])

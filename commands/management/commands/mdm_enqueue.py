@@ -31,6 +31,14 @@ class Command(BaseCommand):
         )
         parser.add_argument("--reason", default="", help="why (required for ClearPasscode)")
         parser.add_argument(
+            "--no-sign", action="store_true", help="InstallProfile: send the profile unsigned"
+        )
+        parser.add_argument(
+            "--encrypt",
+            action="store_true",
+            help="InstallProfile: encrypt the payload content for the (single) device",
+        )
+        parser.add_argument(
             "--drop-disallowed-queries",
             action="store_true",
             help="DeviceInformation: drop queries the AccessRights do not allow, not refuse",
@@ -56,6 +64,7 @@ class Command(BaseCommand):
                 raw=options["raw"],
                 reason=options["reason"],
                 drop_disallowed_queries=options["drop_disallowed_queries"],
+                options={"sign": not options["no_sign"], "encrypt": options["encrypt"]},
             )
         except (EnqueueError, CatalogError) as exc:
             raise CommandError(str(exc)) from None
