@@ -76,13 +76,14 @@ def channels(info: dict) -> tuple[bool, bool]:
     """(device channel, user channel) for one platform of a command.
 
     iOS only has a user channel on Shared iPad, so Apple puts iOS's channel flags inside
-    the `sharedipad` block; other platforms carry them directly. Missing flags mean the
-    device channel only.
+    the `sharedipad` block: they say what Shared iPad allows, while an ordinary iPhone or iPad
+    always has the device channel. Other platforms carry the flags directly. Missing flags
+    mean the device channel only.
     """
-    flags = info
     if "devicechannel" not in info and "userchannel" not in info:
-        flags = info.get("sharedipad") or {}
-    return bool(flags.get("devicechannel", True)), bool(flags.get("userchannel", False))
+        shared_ipad = info.get("sharedipad") or {}
+        return True, bool(shared_ipad.get("userchannel", False))
+    return bool(info.get("devicechannel", True)), bool(info.get("userchannel", False))
 
 
 def platform_support(info: dict) -> dict:

@@ -242,3 +242,37 @@ def test_mdm_enqueue_validates_through_the_catalog_and_decodes_data(enrolled):
     )
     with pytest.raises(CommandError, match="reason"):
         call_command("mdm_enqueue", enrolled.udid, "ClearPasscode")
+
+
+# What an admin adds to the schema's minimal example where a hook asks for more.
+EXTRAS = {
+    "InstallApplication": {"iTunesStoreID": 361285480},
+    "InstallProfile": {
+        "Payload": plistlib.dumps({"PayloadType": "Configuration", "PayloadIdentifier": "x"})
+    },
+    "EraseDevice": {"PIN": "123456"},
+}
+
+
+@pytest.mark.parametrize("request_type", sorted(DEFINITIONS))
+def test_every_request_type_can_be_queued(ca, request_type):
+    definition = DEFINITIONS[request_type]
+    platforms = [
+        name
+        for name, support in sorted(definition.platforms.items())
+        if support.introduced is not None and support.device_channel
+    ]
+    if not platforms:
+        pytest.skip(f"{request_type} exists only on the user channel, which is not supported")
+    platform = platforms[0]
+    target = device(platform=platform, os_version="99.0", unlock_token=b"token")
+    payload = {**example_payload(definition), **EXTRAS.get(request_type, {})}
+    if platform != "macOS" and request_type == "EraseDevice":
+        payload.pop("PIN")
+    if request_type == "ClearPasscode":
+        payload.pop("UnlockToken")  # the server attaches it at delivery
+    command = enqueue(target, request_type, payload, reason="tests")
+    queued = plistlib.loads(bytes(command.payload))
+    assert queued["RequestType"] == request_type
+    assert set(queued) - {"RequestType"} == set(payload)
+    assert QueuedCommand.objects.get(command=command).device_id == target.pk
