@@ -130,6 +130,7 @@ def issue_certificate(
     *,
     validity_days: int | None = None,
     device=None,
+    enrollment=None,
     actor: object = "ca",
 ) -> tuple[x509.Certificate, IssuedCertificate]:
     """Issue a device identity certificate for `csr` and record it.
@@ -137,6 +138,7 @@ def issue_certificate(
     The certificate is for TLS client authentication and CMS signing (clientAuth,
     digitalSignature; keyEncipherment too for RSA keys, so profiles can be encrypted to it).
     `device` binds it at issuance (a renewal); otherwise its first Authenticate binds it.
+    `enrollment` records which enrollment profile led to it (its rights and group apply).
     """
     if not csr.is_signature_valid:
         raise CAError("the CSR's signature does not verify")
@@ -163,6 +165,7 @@ def issue_certificate(
                     not_after=certificate.not_valid_after_utc,
                     device=device,
                     bound_at=_now() if device is not None else None,
+                    enrollment=enrollment,
                 )
         except IntegrityError:
             continue

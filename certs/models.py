@@ -45,6 +45,14 @@ class IssuedCertificate(models.Model):
         related_name="certificates",
     )
     bound_at = models.DateTimeField(null=True, blank=True)
+    # The enrollment whose profile led to this certificate (SCEP challenge or PKCS#12).
+    enrollment = models.ForeignKey(
+        "enrollment.Enrollment",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="certificates",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -60,6 +68,10 @@ class PushCertificate(models.Model):
     topic = models.CharField(max_length=200)
     certificate_pem = models.TextField()
     private_key_pem = EncryptedBinaryField()
+    sha256 = models.CharField(max_length=64, blank=True)
+    serial = models.CharField(max_length=64, blank=True)
+    subject = models.CharField(max_length=500, blank=True)
+    not_before = models.DateTimeField(null=True, blank=True)
     not_after = models.DateTimeField()
     development = models.BooleanField(default=False)
     active = models.BooleanField(default=True)
@@ -84,3 +96,77 @@ class ServerIdentity(models.Model):
 
     def __str__(self) -> str:
         return self.purpose
+
+
+class PushCertificateRequest(models.Model):
+    """The customer key and CSR of the vendor-CSR flow: the key never leaves the portal."""
+
+    private_key_pem = EncryptedBinaryField()
+    csr_pem = models.TextField()
+    public_key_sha256 = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)  # Apple's certificate imported
+
+    def __str__(self) -> str:
+        return f"push CSR {self.public_key_sha256[:12]}"
+
+
+class ScepChallenge(models.Model):
+    """A one-time SCEP challenge password, stored hashed, handed out in an enrollment profile."""
+
+    challenge_sha256 = models.CharField(max_length=64, unique=True)
+    enrollment = models.ForeignKey(
+        "enrollment.Enrollment",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="scep_challenges",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"challenge {self.challenge_sha256[:12]}"
+
+
+class ScepRequest(models.Model):
+    """A SCEP certificate request, kept for manual approval (PENDING) and GetCertInitial."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        ISSUED = "issued"
+        REJECTED = "rejected"
+
+    transaction_id = models.CharField(max_length=128, db_index=True)
+    message_type = models.CharField(max_length=20)  # PKCSReq or RenewalReq
+    subject = models.CharField(max_length=500)
+    csr_der = models.BinaryField()
+    # The requester's (self-signed or current) certificate, to envelope the answer to.
+    signer_certificate_der = models.BinaryField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    challenge = models.ForeignKey(
+        ScepChallenge, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    enrollment = models.ForeignKey(
+        "enrollment.Enrollment", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    renewal_of = models.ForeignKey(
+        IssuedCertificate, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    certificate = models.ForeignKey(
+        IssuedCertificate, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["transaction_id", "subject"], name="one_scep_request_per_transaction"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.message_type} {self.transaction_id} ({self.status})"

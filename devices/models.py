@@ -31,6 +31,14 @@ class Device(models.Model):
         DeviceGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="devices"
     )
     access_rights = models.PositiveIntegerField(default=default_access_rights)
+    # The enrollment whose profile the device installed: its rights, its group.
+    enrollment = models.ForeignKey(
+        "enrollment.Enrollment",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="devices",
+    )
 
     # What the device told us about itself (Authenticate, then DeviceInformation).
     serial_number = models.CharField(max_length=64, blank=True, db_index=True)

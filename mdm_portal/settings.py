@@ -137,6 +137,19 @@ MDM_CA_VALIDITY_DAYS = env_int("MDM_CA_VALIDITY_DAYS", 3650)
 MDM_CA_COMMON_NAME = env_str("MDM_CA_COMMON_NAME", "MDM Portal Device Identity CA")
 MDM_DEVICE_CERT_VALIDITY_DAYS = env_int("MDM_DEVICE_CERT_VALIDITY_DAYS", 365)
 
+# SCEP: one-time challenges live this long; an optional static challenge (for clients outside
+# enrollment profiles, e.g. certmonger); manual approval makes every request PENDING until an
+# admin approves it (`mdm_scep approve`).
+MDM_SCEP_CHALLENGE_TTL_HOURS = env_int("MDM_SCEP_CHALLENGE_TTL_HOURS", 24)
+MDM_SCEP_STATIC_CHALLENGE = env_str("MDM_SCEP_STATIC_CHALLENGE")
+MDM_SCEP_MANUAL_APPROVAL = env_bool("MDM_SCEP_MANUAL_APPROVAL", False)
+
+# PEM file with the server's TLS chain, put into enrollment profiles when it is private or
+# self-signed (devices must trust it before MDM connects).
+MDM_TLS_CHAIN_FILE = env_str("MDM_TLS_CHAIN_FILE")
+# Organization shown in profiles.
+MDM_ORGANIZATION = env_str("MDM_ORGANIZATION", "MDM Portal")
+
 # Largest device request bodies accepted; the server URL gets more room (app lists are big).
 MDM_CHECKIN_MAX_BYTES = env_int("MDM_CHECKIN_MAX_BYTES", 256 * 1024)
 MDM_CONNECT_MAX_BYTES = env_int("MDM_CONNECT_MAX_BYTES", 16 * 1024 * 1024)
