@@ -144,6 +144,7 @@ def authenticate(message: dict, identity: DeviceIdentity, udid: str) -> HttpResp
         device.unlock_token = None
         device.bootstrap_token = None
         device.awaiting_idle_after_not_now = False
+        apply_enrollment(device, record)
         device.save()
         if record.device_id is None:
             record.device = device
@@ -158,6 +159,20 @@ def authenticate(message: dict, identity: DeviceIdentity, udid: str) -> HttpResp
             method=identity.method,
         )
     return ok()
+
+
+def apply_enrollment(device: Device, record: IssuedCertificate) -> None:
+    """The enrollment profile the device installed decides its AccessRights and its group.
+
+    Its identity certificate records which enrollment led to it (SCEP challenge or PKCS#12).
+    """
+    enrollment = record.enrollment
+    if enrollment is None:
+        return
+    device.enrollment = enrollment
+    device.access_rights = enrollment.access_rights
+    if enrollment.group_id is not None:
+        device.group_id = enrollment.group_id
 
 
 def token_update(message: dict, identity: DeviceIdentity, udid: str) -> HttpResponse:

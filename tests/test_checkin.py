@@ -220,3 +220,28 @@ def test_checkin_messages_also_accepted_on_server_url(device):
         == 200
     )
     assert Device.objects.get(udid=device.udid).state == Device.State.ENROLLED
+
+
+def test_device_takes_rights_and_group_from_the_enrollment_of_its_certificate(send, ca):
+    from commands.queue import EnqueueError, enqueue
+    from devices.models import DeviceGroup
+    from enrollment.models import Enrollment
+    from tests.conftest import new_identity
+    from tests.simulator import SimulatedDevice
+
+    group = DeviceGroup.objects.create(name="Kiosks")
+    enrollment = Enrollment.objects.create(name="Kiosk", access_rights=1 | 16, group=group)
+    certificate, key, record = new_identity()
+    record.enrollment = enrollment
+    record.save()
+    sim = SimulatedDevice(send=send, certificate=certificate, key=key)
+    sim.enroll()
+    stored = Device.objects.get(udid=sim.udid)
+    assert stored.enrollment == enrollment
+    assert stored.access_rights == 1 | 16
+    assert stored.group == group
+    # The initial inventory followed the enrollment's rights, and the queue enforces them.
+    queued = set(QueuedCommand.objects.filter(device=stored).values_list("request_type", flat=True))
+    assert queued == {"DeviceInformation", "ProfileList", "CertificateList"}
+    with pytest.raises(EnqueueError, match="AccessRights 8"):
+        enqueue(stored, "EraseDevice")
