@@ -107,6 +107,7 @@ def enqueue(
     reason: str = "",
     drop_disallowed_queries: bool = False,
     options: dict | None = None,
+    about: str = "",
 ) -> Command:
     """Queue one command for one or many devices, in one transaction and a few bulk statements.
 
@@ -114,7 +115,8 @@ def enqueue(
     AccessRights, the command's own rules) unless `raw`, which only an administrator may use
     and which still enforces AccessRights and safety rules. Raises EnqueueError naming the
     problem; then nothing is queued. `user` is the staff member queuing it (None for an operator
-    at the server's shell, or the system). `options` carries per-command choices (hooks.py).
+    at the server's shell, or the system). `options` carries per-command choices (hooks.py);
+    `about` names what the command acts on, e.g. the identifier of the profile it installs.
     """
     command = build_command(request_type, payload)
     is_admin = user.is_superuser if user is not None else True
@@ -146,6 +148,7 @@ def enqueue(
             request_type=request_type,
             payload=encoded,
             raw=raw,
+            about=about[:255],
             queued_by=(user.get_username() if user is not None else queued_by)[:150],
             user=user,
             device_count=len(targets),

@@ -166,6 +166,14 @@ def _install_profile(request: Request) -> dict:
     return {**request.command, "Payload": payload}
 
 
+def _reconcile_profiles(device, report: dict) -> list[str]:
+    """A ProfileList tells what is installed: queue the assigned profiles still missing."""
+    from enrollment.library import reconcile_device
+
+    reconcile_device(device)
+    return []
+
+
 def _lost_mode(value: bool):
     def apply(device, report: dict) -> list[str]:
         device.lost_mode = value
@@ -184,6 +192,7 @@ HOOKS: dict[str, Hook] = {
     "Settings": Hook(check=_settings),
     "InstallProfile": Hook(check=_install_profile),
     "DeclarativeManagement": Hook(check=_declarative_management),
+    "ProfileList": Hook(on_acknowledged=_reconcile_profiles),
     "EnableLostMode": Hook(on_acknowledged=_lost_mode(True)),
     "DisableLostMode": Hook(on_acknowledged=_lost_mode(False)),
 }
