@@ -4,6 +4,7 @@ Without any variable set, the portal runs on the embedded default: a SQLite file
 Celery broker in the data folder (MDM_DATA_DIR, default ./var), and secrets generated there.
 """
 
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -80,7 +81,8 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     # A file, not memory, so that a Celery worker started by a test sees the test database.
-    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-mdm.sqlite3")}
+    # One per process, so two test runs side by side do not share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test-mdm-{os.getpid()}.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -149,6 +151,9 @@ MDM_SCEP_MANUAL_APPROVAL = env_bool("MDM_SCEP_MANUAL_APPROVAL", False)
 MDM_TLS_CHAIN_FILE = env_str("MDM_TLS_CHAIN_FILE")
 # Organization shown in profiles.
 MDM_ORGANIZATION = env_str("MDM_ORGANIZATION", "MDM Portal")
+# PKCS#12 identities in enrollment profiles: "compat" (3DES/SHA-1, what every iOS/macOS opens;
+# the password travels in the same profile anyway) or "aes" (AES-256/PBKDF2-SHA256).
+MDM_PKCS12_ENCRYPTION = env_str("MDM_PKCS12_ENCRYPTION", "compat")
 
 # Largest device request bodies accepted; the server URL gets more room (app lists are big).
 MDM_CHECKIN_MAX_BYTES = env_int("MDM_CHECKIN_MAX_BYTES", 256 * 1024)

@@ -174,3 +174,30 @@ def test_uploading_a_new_version_replaces_it_in_the_library(ca):
     from enrollment.models import Profile
 
     assert Profile.objects.count() == 1
+
+
+def test_mdm_profile_upload_assign_list_unassign(enrolled, tmp_path):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    path = tmp_path / "vpn.mobileconfig"
+    path.write_bytes(plistlib.dumps(profile()))
+    out = StringIO()
+    call_command("mdm_profile", "upload", str(path), stdout=out)
+    assert "com.example.vpn" in out.getvalue()
+    out = StringIO()
+    call_command("mdm_profile", "assign", "com.example.vpn", "--device", enrolled.udid, stdout=out)
+    assert "queued for 1 device" in out.getvalue()
+    out = StringIO()
+    call_command("mdm_profile", "list", stdout=out)
+    assert "assigned to 1 device(s), installed on 0" in out.getvalue()
+    call_command(
+        "mdm_profile", "unassign", "com.example.vpn", "--device", enrolled.udid, stdout=StringIO()
+    )
+    bad = tmp_path / "bad.mobileconfig"
+    bad.write_bytes(b"nope")
+    with pytest.raises(CommandError, match="not a property list"):
+        call_command("mdm_profile", "upload", str(bad))
+    with pytest.raises(CommandError, match="no profile"):
+        call_command("mdm_profile", "assign", "com.nope", "--group", "x")

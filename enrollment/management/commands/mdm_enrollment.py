@@ -1,0 +1,164 @@
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from commands.catalog import ALL_RIGHTS, access_rights_error
+from devices.models import DeviceGroup
+from enrollment.mobileconfig import unavailable_reason
+from enrollment.models import Enrollment
+from mdm_portal.audit import audit
+
+ACTOR = "mdm_enrollment"
+
+
+def enrollment_link(enrollment: Enrollment) -> str:
+    return settings.MDM_PUBLIC_URL + reverse("enroll-page", args=[enrollment.token])
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+class Command(BaseCommand):
+    help = (
+        "Enrollment links: `create --name N [...]` makes one and prints its link "
+        "(MDM_PUBLIC_URL/enroll/<token>/); `list` shows them; `deactivate TOKEN` turns one off."
+    )
+
+    def add_arguments(self, parser):
+        actions = parser.add_subparsers(dest="action", metavar="{create,list,deactivate}")
+        actions.required = True
+
+        create = actions.add_parser("create", help="create an enrollment and print its link")
+        create.add_argument("--name", required=True, help="what the enrollment is for")
+        create.add_argument(
+            "--access-rights",
+            type=int,
+            default=ALL_RIGHTS,
+            help=f"AccessRights bit flags (default {ALL_RIGHTS}: all); never 0, 2 needs 1, "
+            "128 needs 64",
+        )
+        create.add_argument(
+            "--identity",
+            choices=[choice.value for choice in Enrollment.Identity],
+            default=Enrollment.Identity.SCEP.value,
+            help="scep (default: the key never leaves the device) or pkcs12",
+        )
+        create.add_argument(
+            "--sign-message",
+            action="store_true",
+            help="devices sign every message (Mdm-Signature header)",
+        )
+        create.add_argument(
+            "--no-checkout-when-removed",
+            action="store_true",
+            help="devices do not send CheckOut when the profile is removed",
+        )
+        create.add_argument("--group", help="put enrolled devices in this group (created if new)")
+        create.add_argument(
+            "--expires-days", type=_positive, help="the link stops working after this many days"
+        )
+        create.add_argument(
+            "--max-uses", type=_positive, help="at most this many profiles are handed out"
+        )
+
+        actions.add_parser("list", help="every enrollment with its link and state")
+
+        deactivate = actions.add_parser("deactivate", help="turn an enrollment link off")
+        deactivate.add_argument("token", help="the enrollment's token (the end of its link)")
+
+    def handle(self, *args, **options):
+        action = options["action"]
+        if action == "create":
+            self._create(options)
+        elif action == "list":
+            self._list()
+        else:
+            self._deactivate(options["token"])
+
+    def _create(self, options) -> None:
+        name = options["name"].strip()
+        if not name:
+            raise CommandError("--name must not be empty")
+        rights = options["access_rights"]
+        error = access_rights_error(rights)
+        if error:
+            raise CommandError(error)
+        with transaction.atomic():
+            group = None
+            if options["group"]:
+                group, created = DeviceGroup.objects.get_or_create(name=options["group"])
+                if created:
+                    audit("group.created", actor=ACTOR, target=group.name)
+                    self.stdout.write(f"group created: {group.name}")
+            expires_at = None
+            if options["expires_days"]:
+                expires_at = timezone.now() + timedelta(days=options["expires_days"])
+            enrollment = Enrollment.objects.create(
+                name=name,
+                access_rights=rights,
+                identity=options["identity"],
+                sign_message=options["sign_message"],
+                check_out_when_removed=not options["no_checkout_when_removed"],
+                group=group,
+                expires_at=expires_at,
+                max_uses=options["max_uses"],
+                created_by=ACTOR,
+            )
+            audit(
+                "enrollment.created",
+                actor=ACTOR,
+                target=enrollment.name,
+                enrollment=enrollment.pk,
+                access_rights=rights,
+                identity=enrollment.identity,
+                sign_message=enrollment.sign_message,
+                check_out_when_removed=enrollment.check_out_when_removed,
+                group=group.name if group else None,
+                expires_at=expires_at.isoformat() if expires_at else None,
+                max_uses=enrollment.max_uses,
+            )
+        self.stdout.write(f"enrollment created: {enrollment.name}")
+        self.stdout.write(enrollment_link(enrollment))
+
+    def _list(self) -> None:
+        enrollments = Enrollment.objects.select_related("group").order_by("-created_at", "-id")
+        if not enrollments:
+            self.stdout.write("no enrollments")
+            return
+        now = timezone.now()
+        for enrollment in enrollments:
+            reason = unavailable_reason(enrollment, now)
+            state = {None: "active", "used_up": "used up"}.get(reason, reason)
+            uses = f"{enrollment.uses}/{enrollment.max_uses if enrollment.max_uses else '-'}"
+            expiry = (
+                f"{enrollment.expires_at:%Y-%m-%d %H:%M}Z" if enrollment.expires_at else "never"
+            )
+            group = f"  group={enrollment.group.name}" if enrollment.group else ""
+            self.stdout.write(
+                f"{enrollment.name}  {enrollment_link(enrollment)}\n"
+                f"    identity={enrollment.identity}  rights={enrollment.access_rights}"
+                f"  uses={uses}  expires={expiry}  state={state}{group}"
+            )
+
+    def _deactivate(self, token: str) -> None:
+        enrollment = Enrollment.objects.filter(token=token).first()
+        if enrollment is None:
+            raise CommandError("no enrollment has this token")
+        if enrollment.active:
+            enrollment.active = False
+            enrollment.save(update_fields=["active"])
+            audit(
+                "enrollment.deactivated",
+                actor=ACTOR,
+                target=enrollment.name,
+                enrollment=enrollment.pk,
+            )
+        self.stdout.write(f"enrollment deactivated: {enrollment.name}")
