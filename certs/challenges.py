@@ -16,13 +16,18 @@ def _hash(challenge: str) -> str:
     return hashlib.sha256(challenge.encode()).hexdigest()
 
 
-def issue_challenge(enrollment=None, ttl: timedelta | None = None) -> str:
-    """A fresh one-time challenge (returned once, in clear); only its hash is stored."""
+def issue_challenge(enrollment=None, ttl: timedelta | None = None, device=None) -> str:
+    """A fresh one-time challenge (returned once, in clear); only its hash is stored.
+
+    With `device` (a renewal profile sent to that device, encrypted to its identity), the
+    certificate issued for the challenge binds to that device.
+    """
     challenge = secrets.token_urlsafe(24)
     ttl = ttl or timedelta(hours=settings.MDM_SCEP_CHALLENGE_TTL_HOURS)
     ScepChallenge.objects.create(
         challenge_sha256=_hash(challenge),
         enrollment=enrollment,
+        device=device,
         expires_at=timezone.now() + ttl,
     )
     return challenge

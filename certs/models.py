@@ -122,6 +122,10 @@ class ScepChallenge(models.Model):
         on_delete=models.CASCADE,
         related_name="scep_challenges",
     )
+    # Set for a renewal: the certificate issued with this challenge binds to this device.
+    device = models.ForeignKey(
+        "devices.Device", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(db_index=True)
     used_at = models.DateTimeField(null=True, blank=True)

@@ -1,6 +1,87 @@
-"""The APNs push certificate: the topic every enrolled device listens to."""
+"""The APNs push certificate: the topic every enrolled device listens to.
 
-from .models import PushCertificate
+Two ways in:
+
+- import: the certificate Apple issued (PEM, with its key or a pending request holding the key;
+  or a PKCS#12 file), checked and made the one active certificate;
+- the vendor-CSR flow: `create_push_csr` makes the customer key and CSR inside the portal (the
+  key never leaves it), `sign_push_csr` is the MDM vendor's step that wraps the CSR into the
+  PushCertWebRequest file uploaded to https://identity.apple.com/pushcert, and importing the
+  certificate Apple returns pairs it with the kept key.
+
+The management command `mdm_pushcert` is a thin shell over these functions.
+"""
+
+import base64
+import datetime as dt
+import hashlib
+import logging
+import plistlib
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID, ObjectIdentifier
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from mdm_portal.audit import audit
+
+from .models import PushCertificate, PushCertificateRequest
+
+log = logging.getLogger(__name__)
+
+TOPIC_PREFIX = "com.apple.mgmt."
+# Apple's APNs environment markers (Apple WWDR Certification Practice Statement): a
+# certificate valid for the sandbox carries the first, one valid for production the second,
+# a "universal" certificate both. Apple itself points tools to these extensions rather than
+# the subject's wording (Redth/PushSharp#747). MDM push certificates from
+# identity.apple.com are production certificates (subject `UID=com.apple.mgmt.External.<uuid>,
+# CN=APSP:<uuid>, C=US`) and only work against api.push.apple.com (Redth/PushSharp#405;
+# Zentral's APNs client always uses the production host), so without either marker the
+# subject decides: "APSP:" (or anything unrecognised) is production, only an explicit
+# "Development" common name is development.
+OID_APNS_DEVELOPMENT = ObjectIdentifier("1.2.840.113635.100.6.3.1")
+OID_APNS_PRODUCTION = ObjectIdentifier("1.2.840.113635.100.6.3.2")
+DEVELOPMENT_CN_PREFIXES = ("Apple Development IOS Push Services", "Apple Development")
+
+# PushCertSignature: the digest the vendor signs the customer's CSR with.
+# Apple's 2012 protocol reference (the seed) says SHA1withRSA. Apple's current page ("Setting
+# Up Push Notifications for Your MDM Customers") says SHA256WithRSA, and since the MDM CSR
+# signing certificates were reissued under the WWDR G3 intermediate (28 Jan 2021)
+# identity.apple.com rejects SHA-1 signatures from them with "Certificate Signature
+# Verification failed because the signature is invalid" (micromdm/micromdm#723). MicroMDM's
+# mdmcertutil switched to SHA-256 in the fix (micromdm/micromdm#725, v1.8.0) and Zentral's
+# `mdmcerts` signs with `openssl dgst -sha256`. So SHA-256 is the default; SHA-1 stays as an
+# option for a vendor certificate issued before that change, whose signatures Apple still
+# checks the old way (the MicroMDM maintainers observed the digest depends on the vendor
+# certificate's issue date).
+SIGNATURE_DIGESTS = {"sha256": hashes.SHA256, "sha1": hashes.SHA1}
+DEFAULT_SIGNATURE_DIGEST = "sha256"
+
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+
+class PushCertError(Exception):
+    """A push certificate, key or request the portal refuses, with the reason."""
+
+
+class TopicChangeRefused(PushCertError):
+    """The new certificate has another topic: enrolled devices would stop receiving pushes."""
+
+    def __init__(self, message: str, *, old_topic: str | None, new_topic: str, orphaned: int):
+        super().__init__(message)
+        self.old_topic = old_topic
+        self.new_topic = new_topic
+        self.orphaned = orphaned
+
+
+# -- what the portal uses ------------------------------------------------------------------------
 
 
 def active_push_certificate() -> PushCertificate | None:
@@ -8,5 +89,478 @@ def active_push_certificate() -> PushCertificate | None:
 
 
 def active_topic() -> str | None:
+    """The topic devices must use (read on every check-in: one column, no key decrypted)."""
+    return (
+        PushCertificate.objects.filter(active=True)
+        .order_by("-created_at")
+        .values_list("topic", flat=True)
+        .first()
+    )
+
+
+# -- reading certificates and keys ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PushCertInfo:
+    """What the portal reads from a push certificate."""
+
+    topic: str
+    subject: str
+    serial: str
+    sha256: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+    development: bool
+
+    @property
+    def kind(self) -> str:
+        return "development" if self.development else "production"
+
+
+def _now() -> dt.datetime:
+    return timezone.now()
+
+
+def public_key_sha256(key) -> str:
+    """SHA-256 (hex) of a public key's SubjectPublicKeyInfo: how a certificate finds its key."""
+    if hasattr(key, "public_key"):
+        key = key.public_key()
+    der = key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(der).hexdigest()
+
+
+def topic_of(certificate: x509.Certificate) -> str:
+    """The topic: the UID (0.9.2342.19200300.100.1.1) of the subject, `com.apple.mgmt.*`."""
+    uids = certificate.subject.get_attributes_for_oid(NameOID.USER_ID)
+    if not uids:
+        raise PushCertError(
+            "this is not an MDM push certificate: its subject has no UID attribute "
+            f"(subject {certificate.subject.rfc4514_string()!r})"
+        )
+    topic = str(uids[0].value)
+    if not topic.startswith(TOPIC_PREFIX):
+        raise PushCertError(
+            f"this is not an MDM push certificate: its topic {topic!r} does not start with "
+            f"{TOPIC_PREFIX!r} (an app push certificate or a vendor certificate?)"
+        )
+    return topic
+
+
+def is_development(certificate: x509.Certificate) -> bool:
+    oids = {extension.oid for extension in certificate.extensions}
+    if OID_APNS_PRODUCTION in oids:
+        return False  # production, or universal (both markers): production APNs works
+    if OID_APNS_DEVELOPMENT in oids:
+        return True
+    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    common_name = str(names[0].value) if names else ""
+    return common_name.startswith(DEVELOPMENT_CN_PREFIXES)
+
+
+def inspect_push_certificate(certificate: x509.Certificate) -> PushCertInfo:
+    return PushCertInfo(
+        topic=topic_of(certificate),
+        subject=certificate.subject.rfc4514_string()[:500],
+        serial=format(certificate.serial_number, "x"),
+        sha256=certificate.fingerprint(hashes.SHA256()).hex(),
+        not_before=certificate.not_valid_before_utc,
+        not_after=certificate.not_valid_after_utc,
+        development=is_development(certificate),
+    )
+
+
+def _password_bytes(password: str | bytes | None) -> bytes | None:
+    if password is None or password in ("", b""):
+        return None
+    return password.encode() if isinstance(password, str) else password
+
+
+def load_private_key(data: bytes, password: str | bytes | None = None) -> PrivateKey:
+    """A PEM (or DER) private key, optionally password protected. RSA or EC only."""
+    loaders = (serialization.load_pem_private_key, serialization.load_der_private_key)
+    if b"-----BEGIN" not in data:
+        loaders = loaders[::-1]
+    secret = _password_bytes(password)
+    error: Exception | None = None
+    for loader in loaders:
+        try:
+            try:
+                key = loader(data, password=secret)
+            except TypeError:
+                if secret is None:
+                    raise PushCertError(
+                        "the private key is encrypted: give its password (--password)"
+                    ) from None
+                key = loader(data, password=None)  # the password was for another file
+            break
+        except (ValueError, TypeError) as exc:
+            error = error or exc
+    else:
+        raise PushCertError(f"cannot read the private key (wrong password?): {error}")
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise PushCertError("the private key must be RSA or EC")
+    return key
+
+
+def _load_certificates(data: bytes) -> list[x509.Certificate]:
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_certificates(data)
+        return [x509.load_der_x509_certificate(data)]
+    except ValueError as exc:
+        raise PushCertError(f"cannot read the certificate: {exc}") from exc
+
+
+def _leaf(certificates: list[x509.Certificate]) -> x509.Certificate:
+    """The push certificate in a PEM file that may also hold Apple's chain."""
+    for certificate in certificates:
+        if certificate.subject.get_attributes_for_oid(NameOID.USER_ID):
+            return certificate
+    return certificates[0]
+
+
+def load_pkcs12(data: bytes, password: str | bytes | None = None):
+    """The certificate and key of a PKCS#12 file (the key may be absent)."""
+    try:
+        key, certificate, extra = pkcs12.load_key_and_certificates(data, _password_bytes(password))
+    except ValueError as exc:
+        raise PushCertError(
+            "cannot open the PKCS#12 file: wrong password, or not a PKCS#12 file"
+        ) from exc
+    candidates = [c for c in [certificate, *(extra or [])] if c is not None]
+    if not candidates:
+        raise PushCertError("the PKCS#12 file holds no certificate")
+    if key is not None and not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise PushCertError("the private key must be RSA or EC")
+    return _leaf(candidates), key
+
+
+def _same_public_key(certificate: x509.Certificate, key: PrivateKey) -> bool:
+    return public_key_sha256(certificate.public_key()) == public_key_sha256(key)
+
+
+# -- import --------------------------------------------------------------------------------------
+
+
+@dataclass
+class ImportResult:
+    certificate: PushCertificate
+    previous: PushCertificate | None
+    renewal: bool  # same topic as the certificate it replaces
+    orphaned: int  # enrolled devices left on another topic (non-zero only when forced)
+    request: PushCertificateRequest | None  # the pending request whose key was used
+
+
+def orphaned_devices(topic: str) -> int:
+    """Enrolled devices listening to a topic other than `topic`: a cert for `topic` can't wake
+    them, so they would have to enroll again."""
+    from devices.models import Device
+
+    return (
+        Device.objects.filter(state=Device.State.ENROLLED)
+        .exclude(Q(topic=topic) | Q(topic=""))
+        .count()
+    )
+
+
+def import_push_certificate(
+    certificate_data: bytes,
+    key_data: bytes | None = None,
+    *,
+    password: str | bytes | None = None,
+    force: bool = False,
+    actor: object = "system",
+    now: dt.datetime | None = None,
+) -> ImportResult:
+    """Import Apple's push certificate (PEM or DER) with its key (PEM, optionally encrypted).
+
+    Without `key_data` the key comes from the same PEM file, or from the portal's own
+    PushCertificateRequest whose key matches the certificate (the vendor-CSR flow).
+    """
+    certificates = _load_certificates(certificate_data)
+    key = None
+    if key_data is not None:
+        key = load_private_key(key_data, password)
+    elif b"PRIVATE KEY-----" in certificate_data:
+        key = load_private_key(certificate_data, password)  # certificate and key in one file
+    return _import(_leaf(certificates), key, force=force, actor=actor, now=now, source="pem")
+
+
+def import_pkcs12(
+    data: bytes,
+    password: str | bytes | None = None,
+    *,
+    force: bool = False,
+    actor: object = "system",
+    now: dt.datetime | None = None,
+) -> ImportResult:
+    certificate, key = load_pkcs12(data, password)
+    return _import(certificate, key, force=force, actor=actor, now=now, source="pkcs12")
+
+
+def _import(
+    certificate: x509.Certificate,
+    key: PrivateKey | None,
+    *,
+    force: bool,
+    actor: object,
+    now: dt.datetime | None,
+    source: str,
+) -> ImportResult:
+    info = inspect_push_certificate(certificate)
+    now = now or _now()
+    if info.not_after <= now:
+        raise PushCertError(
+            f"the push certificate for {info.topic} expired on {info.not_after:%Y-%m-%d %H:%M} "
+            "UTC: renew it at https://identity.apple.com/pushcert and import the new one"
+        )
+    if key is not None and not _same_public_key(certificate, key):
+        raise PushCertError(
+            "the private key does not belong to this certificate (their public keys differ)"
+        )
+    request = PushCertificateRequest.objects.filter(
+        public_key_sha256=public_key_sha256(certificate.public_key())
+    ).first()
+    if key is None:
+        if request is None:
+            raise PushCertError(
+                "no private key for this certificate: give its key (--key, or a PKCS#12 file "
+                "holding both), or import the certificate Apple issued for a CSR made by "
+                "`mdm_pushcert csr`"
+            )
+        key = load_private_key(bytes(request.private_key_pem))
+
+    with transaction.atomic():
+        current = list(PushCertificate.objects.select_for_update().filter(active=True))
+        previous = max(current, key=lambda c: c.created_at, default=None)
+        renewal = previous is not None and previous.topic == info.topic
+        orphaned = 0 if renewal else orphaned_devices(info.topic)
+        if orphaned and not force:
+            old = previous.topic if previous is not None else "another topic"
+            raise TopicChangeRefused(
+                f"REFUSED: this certificate's topic is {info.topic}, but {orphaned} enrolled "
+                f"device(s) listen to {old}. Devices only accept pushes on the topic they "
+                "enrolled with: after this import the portal could no longer wake them, and "
+                "every one of them would have to enroll again. To renew, use the same Apple ID "
+                "at https://identity.apple.com/pushcert and choose Renew on the existing "
+                "certificate (same topic). Import with --force only if you mean to re-enroll "
+                "them all.",
+                old_topic=previous.topic if previous is not None else None,
+                new_topic=info.topic,
+                orphaned=orphaned,
+            )
+        PushCertificate.objects.filter(pk__in=[c.pk for c in current]).update(active=False)
+        record = PushCertificate.objects.create(
+            topic=info.topic,
+            certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode(),
+            private_key_pem=key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),  # encrypted at rest by the model field
+            ),
+            sha256=info.sha256,
+            serial=info.serial,
+            subject=info.subject,
+            not_before=info.not_before,
+            not_after=info.not_after,
+            development=info.development,
+            active=True,
+        )
+        if request is not None and request.completed_at is None:
+            request.completed_at = now
+            request.save(update_fields=["completed_at"])
+    audit(
+        "pushcert.imported",
+        actor=actor,
+        target=info.topic,
+        sha256=info.sha256,
+        serial=info.serial,
+        not_after=info.not_after.isoformat(),
+        kind=info.kind,
+        source=source,
+        renewal=renewal,
+        previous_topic=previous.topic if previous is not None else None,
+        forced=bool(force and orphaned),
+        orphaned_devices=orphaned,
+        request=request.public_key_sha256 if request is not None else None,
+    )
+    if orphaned:
+        log.warning(
+            "push certificate %s imported with --force: %d enrolled device(s) on another topic "
+            "can no longer be woken",
+            info.topic,
+            orphaned,
+        )
+    log.info("push certificate %s imported (%s, until %s)", info.topic, info.kind, info.not_after)
+    return ImportResult(
+        certificate=record, previous=previous, renewal=renewal, orphaned=orphaned, request=request
+    )
+
+
+def push_certificate_status(now: dt.datetime | None = None) -> dict | None:
+    """The active push certificate as the `show` command and the UI present it."""
     cert = active_push_certificate()
-    return cert.topic if cert else None
+    if cert is None:
+        return None
+    now = now or _now()
+    return {
+        "topic": cert.topic,
+        "kind": "development" if cert.development else "production",
+        "subject": cert.subject,
+        "serial": cert.serial,
+        "sha256": cert.sha256,
+        "not_before": cert.not_before,
+        "not_after": cert.not_after,
+        "days_left": (cert.not_after - now) // dt.timedelta(days=1),
+        "expired": cert.not_after <= now,
+        "imported_at": cert.created_at,
+    }
+
+
+# -- the vendor-CSR flow -------------------------------------------------------------------------
+
+
+def create_push_csr(
+    *,
+    common_name: str | None = None,
+    country: str | None = None,
+    email: str | None = None,
+    actor: object = "system",
+) -> PushCertificateRequest:
+    """The customer step: an RSA-2048 key and its CSR. The key stays here, encrypted at rest."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    attributes = [
+        x509.NameAttribute(
+            NameOID.COMMON_NAME,
+            common_name or f"{getattr(settings, 'MDM_ORGANIZATION', 'MDM Portal')} MDM push",
+        )
+    ]
+    if country:
+        if len(country) != 2 or not country.isalpha():
+            raise PushCertError(f"country must be a two-letter code, not {country!r}")
+        attributes.append(x509.NameAttribute(NameOID.COUNTRY_NAME, country.upper()))
+    if email:
+        attributes.append(x509.NameAttribute(NameOID.EMAIL_ADDRESS, email))
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name(attributes))
+        .sign(key, hashes.SHA256())
+    )
+    request = PushCertificateRequest.objects.create(
+        private_key_pem=key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),  # encrypted at rest by the model field
+        ),
+        csr_pem=csr.public_bytes(serialization.Encoding.PEM).decode(),
+        public_key_sha256=public_key_sha256(key),
+    )
+    audit("pushcert.csr_created", actor=actor, target=request.public_key_sha256)
+    return request
+
+
+def _load_csr(data: bytes | str) -> x509.CertificateSigningRequest:
+    if isinstance(data, str):
+        data = data.encode()
+    try:
+        if b"-----BEGIN" in data:
+            csr = x509.load_pem_x509_csr(data)
+        else:
+            csr = x509.load_der_x509_csr(data)
+    except ValueError as exc:
+        raise PushCertError(f"cannot read the CSR: {exc}") from exc
+    if not csr.is_signature_valid:
+        raise PushCertError("the CSR's own signature does not verify")
+    return csr
+
+
+def sign_push_csr(
+    csr_pem: bytes | str,
+    vendor_cert_pem: bytes | str,
+    vendor_key_pem: bytes | str,
+    *,
+    chain_pem: bytes | str | None = None,
+    digest: str = DEFAULT_SIGNATURE_DIGEST,
+    vendor_key_password: str | bytes | None = None,
+    actor: object = "system",
+    now: dt.datetime | None = None,
+) -> bytes:
+    """The vendor step: the PushCertWebRequest file content to upload to identity.apple.com.
+
+    base64 of an XML plist holding PushCertRequestCSR (the CSR's DER, base64),
+    PushCertCertificateChain (PEM: the vendor's MDM signing certificate, then the chain given,
+    e.g. Apple's WWDR intermediate and Apple Inc. Root) and PushCertSignature (base64 of the
+    vendor key's PKCS#1 v1.5 signature over the CSR's DER with `digest`).
+    The vendor certificate (Apple's mdm.cer) may be DER or PEM.
+    """
+    if digest not in SIGNATURE_DIGESTS:
+        raise PushCertError(f"digest must be one of {', '.join(SIGNATURE_DIGESTS)}, not {digest!r}")
+
+    def as_bytes(value: bytes | str) -> bytes:
+        return value.encode() if isinstance(value, str) else value
+
+    csr = _load_csr(csr_pem)
+    csr_der = csr.public_bytes(serialization.Encoding.DER)
+    vendor_certs = _load_certificates(as_bytes(vendor_cert_pem))
+    vendor_cert = vendor_certs[0]
+    vendor_key = load_private_key(as_bytes(vendor_key_pem), vendor_key_password)
+    if not isinstance(vendor_key, rsa.RSAPrivateKey):
+        raise PushCertError("the vendor key must be RSA (Apple verifies an RSA signature)")
+    if not _same_public_key(vendor_cert, vendor_key):
+        raise PushCertError("the vendor key does not belong to the vendor certificate")
+    now = now or _now()
+    if vendor_cert.not_valid_after_utc <= now:
+        raise PushCertError(
+            f"the vendor certificate expired on {vendor_cert.not_valid_after_utc:%Y-%m-%d}: Apple "
+            "would answer 'the signing certificate is expired'; renew the MDM CSR certificate "
+            "at developer.apple.com"
+        )
+    chain = [vendor_cert, *vendor_certs[1:]]
+    if chain_pem:
+        chain += _load_certificates(as_bytes(chain_pem))
+    seen: set[bytes] = set()
+    chain_text = ""
+    for certificate in chain:
+        fingerprint = certificate.fingerprint(hashes.SHA256())
+        if fingerprint in seen:
+            continue
+        seen.add(fingerprint)
+        # cryptography writes PEM with 64-character lines, as Apple requires.
+        chain_text += certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+    signature = vendor_key.sign(csr_der, padding.PKCS1v15(), SIGNATURE_DIGESTS[digest]())
+    request = {
+        "PushCertRequestCSR": base64.b64encode(csr_der).decode(),
+        "PushCertCertificateChain": chain_text,
+        "PushCertSignature": base64.b64encode(signature).decode(),
+    }
+    audit(
+        "pushcert.csr_signed",
+        actor=actor,
+        target=vendor_cert.subject.rfc4514_string()[:255],
+        digest=digest,
+        csr_public_key_sha256=public_key_sha256(csr.public_key()),
+        chain_length=len(seen),
+    )
+    return base64.b64encode(plistlib.dumps(request, fmt=plistlib.FMT_XML))
+
+
+def verify_push_request(content: bytes) -> dict:
+    """Decode a PushCertWebRequest file and check its signature (a self-check before upload)."""
+    try:
+        plist = plistlib.loads(base64.b64decode(content, validate=True))
+        csr_der = base64.b64decode(plist["PushCertRequestCSR"])
+        signature = base64.b64decode(plist["PushCertSignature"])
+        vendor_cert = _load_certificates(plist["PushCertCertificateChain"].encode())[0]
+    except (ValueError, KeyError, TypeError, plistlib.InvalidFileException) as exc:
+        raise PushCertError(f"not a PushCertWebRequest file: {exc}") from exc
+    for name, algorithm in SIGNATURE_DIGESTS.items():
+        try:
+            vendor_cert.public_key().verify(signature, csr_der, padding.PKCS1v15(), algorithm())
+        except InvalidSignature:
+            continue
+        return {**plist, "digest": name}
+    raise PushCertError("PushCertSignature does not verify with the vendor certificate")

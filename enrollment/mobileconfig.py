@@ -108,12 +108,13 @@ _REASON_MESSAGES = {
 }
 
 
-def check_available(enrollment: Enrollment) -> PushCertificate:
+def check_available(enrollment: Enrollment, *, renewal: bool = False) -> PushCertificate:
     """The active push certificate, or EnrollmentUnavailable when no profile can be made now.
 
-    Cheap checks only (no use counted, nothing issued): the OTA page calls it too.
+    Cheap checks only (no use counted, nothing issued): the OTA page calls it too. A renewal
+    for an enrolled device is not bound by the link's expiry or uses.
     """
-    reason = unavailable_reason(enrollment)
+    reason = None if renewal else unavailable_reason(enrollment)
     if reason is not None:
         raise EnrollmentUnavailable(reason, _REASON_MESSAGES[reason])
     push = active_push_certificate()
@@ -248,8 +249,8 @@ def _identity_common_name() -> str:
     return f"MDM Identity {secrets.token_hex(4).upper()}"
 
 
-def scep_payload(enrollment: Enrollment, identifier: str) -> dict:
-    """The SCEP payload, with a fresh one-time challenge bound to the enrollment."""
+def scep_payload(enrollment: Enrollment, identifier: str, device=None) -> dict:
+    """The SCEP payload, with a fresh one-time challenge bound to the enrollment (and device)."""
     return {
         "PayloadType": "com.apple.security.scep",
         "PayloadVersion": 1,
@@ -260,7 +261,7 @@ def scep_payload(enrollment: Enrollment, identifier: str) -> dict:
         "PayloadContent": {
             "URL": settings.MDM_PUBLIC_URL + "/scep",
             "Name": SCEP_NAME,
-            "Challenge": issue_challenge(enrollment),
+            "Challenge": issue_challenge(enrollment, device=device),
             "Keysize": 2048,
             "Key Type": "RSA",
             "Key Usage": KEY_USAGE_SIGN_AND_ENCRYPT,
@@ -289,7 +290,7 @@ def _pkcs12_encryption(password: bytes):
 
 
 def pkcs12_payload(
-    enrollment: Enrollment, identifier: str, key, *, actor: object
+    enrollment: Enrollment, identifier: str, key, *, actor: object, device=None
 ) -> tuple[dict, IssuedCertificate]:
     """A PKCS#12 payload: `key` and the certificate our CA issues for it (recorded)."""
     common_name = _identity_common_name()
@@ -300,7 +301,9 @@ def pkcs12_payload(
         ]
     )
     csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
-    certificate, record = issue_certificate(csr, enrollment=enrollment, actor=actor)
+    certificate, record = issue_certificate(
+        csr, enrollment=enrollment, device=device, actor=actor
+    )
     password = secrets.token_urlsafe(24)
     data = pkcs12.serialize_key_and_certificates(
         common_name.encode(), key, certificate, None, _pkcs12_encryption(password.encode())
@@ -364,10 +367,14 @@ def _consume_use(enrollment: Enrollment) -> None:
 
 
 def build_enrollment_profile(
-    enrollment: Enrollment, *, actor: object = "ota", client: str = ""
+    enrollment: Enrollment, *, actor: object = "ota", client: str = "", for_device=None
 ) -> dict:
-    """The enrollment profile (unsigned), counting one use. Raises EnrollmentUnavailable."""
-    push = check_available(enrollment)
+    """The enrollment profile (unsigned), counting one use. Raises EnrollmentUnavailable.
+
+    `for_device` makes a renewal profile for an enrolled device: no use is counted and the
+    new identity binds to that device.
+    """
+    push = check_available(enrollment, renewal=for_device is not None)
     if not settings.MDM_PUBLIC_URL.startswith("https://"):
         log.warning("MDM_PUBLIC_URL is not https: devices will refuse this enrollment profile")
     identifier = profile_identifier()
@@ -375,12 +382,15 @@ def build_enrollment_profile(
     # The key is made before the transaction: RSA generation must not hold the write lock.
     key = new_private_key("rsa") if enrollment.identity == Enrollment.Identity.PKCS12 else None
     with transaction.atomic():
-        _consume_use(enrollment)
+        if for_device is None:
+            _consume_use(enrollment)
         record = None
         if key is not None:
-            identity, record = pkcs12_payload(enrollment, identifier, key, actor=actor)
+            identity, record = pkcs12_payload(
+                enrollment, identifier, key, actor=actor, device=for_device
+            )
         else:
-            identity = scep_payload(enrollment, identifier)
+            identity = scep_payload(enrollment, identifier, device=for_device)
         mdm = mdm_payload(enrollment, identifier, identity["PayloadUUID"], push)
         organization = settings.MDM_ORGANIZATION
         profile = {

@@ -146,6 +146,11 @@ MDM_SCEP_CHALLENGE_TTL_HOURS = env_int("MDM_SCEP_CHALLENGE_TTL_HOURS", 24)
 MDM_SCEP_STATIC_CHALLENGE = env_str("MDM_SCEP_STATIC_CHALLENGE")
 MDM_SCEP_MANUAL_APPROVAL = env_bool("MDM_SCEP_MANUAL_APPROVAL", False)
 
+# Days before expiry at which certificates are flagged (push, CA, signing, TLS, identities).
+MDM_EXPIRY_WARNING_DAYS = [
+    int(d) for d in env_list("MDM_EXPIRY_WARNING_DAYS", ["30", "14", "7", "1"])
+]
+
 # PEM file with the server's TLS chain, put into enrollment profiles when it is private or
 # self-signed (devices must trust it before MDM connects).
 MDM_TLS_CHAIN_FILE = env_str("MDM_TLS_CHAIN_FILE")

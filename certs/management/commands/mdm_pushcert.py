@@ -1,0 +1,184 @@
+"""`mdm_pushcert`: import, show, and request the APNs push certificate (see certs.pushcert)."""
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from certs import pushcert
+from certs.pushcert import PushCertError
+
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise CommandError(f"cannot read the {what} {path}: {exc.strerror}") from exc
+
+
+class Command(BaseCommand):
+    help = (
+        "The APNs push certificate: import Apple's certificate (PEM + key, or PKCS#12), show the "
+        "active one, make the customer CSR (its key stays in the portal), or sign a CSR as the "
+        "MDM vendor into the PushCertWebRequest file for https://identity.apple.com/pushcert."
+    )
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
+
+        imp = sub.add_parser(
+            "import",
+            help="import the push certificate Apple issued",
+            description=(
+                "Import the push certificate: --cert (PEM or DER) with --key, or --cert alone "
+                "when the key is in the same PEM file or the certificate answers a CSR made by "
+                "`mdm_pushcert csr`; or --p12 with --password. Replaces the active certificate. "
+                "A certificate with another topic than the enrolled devices' is refused unless "
+                "--force."
+            ),
+        )
+        source = imp.add_mutually_exclusive_group(required=True)
+        source.add_argument("--cert", metavar="PEM", help="the push certificate")
+        source.add_argument("--p12", metavar="FILE", help="a PKCS#12 file with certificate and key")
+        imp.add_argument("--key", metavar="PEM", help="the certificate's private key")
+        imp.add_argument("--password", help="password of the PKCS#12 file or of the key")
+        imp.add_argument(
+            "--force",
+            action="store_true",
+            help="accept a different topic even though enrolled devices would be orphaned",
+        )
+
+        sub.add_parser("show", help="the active push certificate: topic, expiry, days left, kind")
+
+        csr = sub.add_parser(
+            "csr",
+            help="create the customer key and CSR (the key never leaves the portal)",
+        )
+        csr.add_argument("--out", metavar="FILE", help="write the CSR PEM here (default: stdout)")
+        csr.add_argument("--cn", help="the CSR's common name")
+        csr.add_argument("--country", help="two-letter country code")
+        csr.add_argument("--email", help="contact e-mail address")
+
+        sign = sub.add_parser(
+            "sign-csr",
+            help="vendor step: wrap a CSR into the PushCertWebRequest file",
+            description=(
+                "Sign a customer's CSR with the MDM vendor certificate (Apple's 'MDM CSR' "
+                "certificate) and write the base64 PushCertWebRequest to upload to "
+                "https://identity.apple.com/pushcert. --chain should hold Apple's WWDR "
+                "intermediate (G3) and the Apple Inc. Root, which Apple wants in the chain."
+            ),
+        )
+        sign.add_argument("--csr", required=True, metavar="FILE", help="the customer's CSR")
+        sign.add_argument("--vendor-cert", required=True, metavar="PEM", help="vendor certificate")
+        sign.add_argument("--vendor-key", required=True, metavar="PEM", help="vendor private key")
+        sign.add_argument("--vendor-key-password", help="password of the vendor key")
+        sign.add_argument("--chain", metavar="PEM", help="Apple's intermediate and root, PEM")
+        sign.add_argument(
+            "--digest",
+            choices=sorted(pushcert.SIGNATURE_DIGESTS),
+            default=pushcert.DEFAULT_SIGNATURE_DIGEST,
+            help="signature digest (default sha256, what Apple accepts today; sha1 only for "
+            "an old vendor certificate)",
+        )
+        sign.add_argument("--out", metavar="FILE", help="write the request here (default: stdout)")
+
+    def handle(self, *args, **options):
+        handler = {
+            "import": self._import,
+            "show": self._show,
+            "csr": self._csr,
+            "sign-csr": self._sign_csr,
+        }[options["subcommand"]]
+        try:
+            handler(options)
+        except PushCertError as exc:
+            raise CommandError(str(exc)) from exc
+
+    def _import(self, options) -> None:
+        if options["p12"]:
+            if options["key"]:
+                raise CommandError("--key goes with --cert; a PKCS#12 file holds its own key")
+            result = pushcert.import_pkcs12(
+                _read(options["p12"], "PKCS#12 file"),
+                options["password"],
+                force=options["force"],
+                actor="mdm_pushcert",
+            )
+        else:
+            key = _read(options["key"], "private key") if options["key"] else None
+            result = pushcert.import_push_certificate(
+                _read(options["cert"], "certificate"),
+                key,
+                password=options["password"],
+                force=options["force"],
+                actor="mdm_pushcert",
+            )
+        cert = result.certificate
+        kind = "development" if cert.development else "production"
+        self.stdout.write(f"imported push certificate {cert.topic} ({kind})")
+        self.stdout.write(f"  valid until {cert.not_after:%Y-%m-%d %H:%M} UTC")
+        self.stdout.write(f"  sha256 {cert.sha256}")
+        if result.previous is not None:
+            what = "renewal of" if result.renewal else "REPLACES"
+            self.stdout.write(f"  {what} {result.previous.topic} (sha256 {result.previous.sha256})")
+        if result.request is not None:
+            self.stdout.write("  paired with the key of the portal's own CSR")
+        if result.orphaned:
+            self.stderr.write(
+                f"WARNING: {result.orphaned} enrolled device(s) listen to another topic and can "
+                "no longer be woken: they must enroll again."
+            )
+
+    def _show(self, options) -> None:
+        status = pushcert.push_certificate_status()
+        if status is None:
+            raise CommandError(
+                "no push certificate yet: import one with `mdm_pushcert import`, or start with "
+                "`mdm_pushcert csr`"
+            )
+        self.stdout.write(f"topic:      {status['topic']}")
+        self.stdout.write(f"kind:       {status['kind']}")
+        self.stdout.write(f"subject:    {status['subject']}")
+        self.stdout.write(f"not after:  {status['not_after']:%Y-%m-%d %H:%M} UTC")
+        expired = "  (EXPIRED: devices can no longer be woken)" if status["expired"] else ""
+        self.stdout.write(f"days left:  {status['days_left']}{expired}")
+        self.stdout.write(f"sha256:     {status['sha256']}")
+
+    def _csr(self, options) -> None:
+        request = pushcert.create_push_csr(
+            common_name=options["cn"],
+            country=options["country"],
+            email=options["email"],
+            actor="mdm_pushcert",
+        )
+        if options["out"]:
+            Path(options["out"]).write_text(request.csr_pem)
+            self.stdout.write(f"CSR written to {options['out']}")
+            self.stdout.write(f"  public key sha256 {request.public_key_sha256}")
+            self.stdout.write(
+                "  its private key stays in the portal; have the CSR signed by the MDM vendor "
+                "(`mdm_pushcert sign-csr`), upload the result to https://identity.apple.com/"
+                "pushcert, then `mdm_pushcert import --cert <Apple's .pem>`"
+            )
+        else:
+            self.stdout.write(request.csr_pem, ending="")
+
+    def _sign_csr(self, options) -> None:
+        chain = _read(options["chain"], "chain file") if options["chain"] else None
+        content = pushcert.sign_push_csr(
+            _read(options["csr"], "CSR"),
+            _read(options["vendor_cert"], "vendor certificate"),
+            _read(options["vendor_key"], "vendor key"),
+            chain_pem=chain,
+            digest=options["digest"],
+            vendor_key_password=options["vendor_key_password"],
+            actor="mdm_pushcert",
+        )
+        if options["out"]:
+            Path(options["out"]).write_bytes(content)
+            self.stdout.write(
+                f"PushCertWebRequest written to {options['out']} (signed with {options['digest']})"
+                ": upload it at https://identity.apple.com/pushcert"
+            )
+        else:
+            self.stdout.write(content.decode())
