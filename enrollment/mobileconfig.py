@@ -301,9 +301,7 @@ def pkcs12_payload(
         ]
     )
     csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
-    certificate, record = issue_certificate(
-        csr, enrollment=enrollment, device=device, actor=actor
-    )
+    certificate, record = issue_certificate(csr, enrollment=enrollment, device=device, actor=actor)
     password = secrets.token_urlsafe(24)
     data = pkcs12.serialize_key_and_certificates(
         common_name.encode(), key, certificate, None, _pkcs12_encryption(password.encode())

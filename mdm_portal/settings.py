@@ -192,6 +192,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "commands.tasks.archive_answered_commands",
         "schedule": 3600.0,
     },
+    "renew-device-identities": {
+        "task": "enrollment.tasks.renew_device_identities",
+        "schedule": 6 * 3600.0,
+    },
 }
 
 if REDIS_URL:

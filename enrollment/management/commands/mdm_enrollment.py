@@ -74,14 +74,39 @@ class Command(BaseCommand):
         deactivate = actions.add_parser("deactivate", help="turn an enrollment link off")
         deactivate.add_argument("token", help="the enrollment's token (the end of its link)")
 
+        renew = actions.add_parser(
+            "renew", help="queue renewal profiles for device identities close to expiry"
+        )
+        renew.add_argument("--days", type=_positive, default=30, help="expiring within N days")
+        renew.add_argument("--device", metavar="UDID", help="renew this device now")
+
     def handle(self, *args, **options):
         action = options["action"]
         if action == "create":
             self._create(options)
         elif action == "list":
             self._list()
+        elif action == "renew":
+            self._renew(options)
         else:
             self._deactivate(options["token"])
+
+    def _renew(self, options) -> None:
+        from devices.models import Device
+        from enrollment.renewal import RenewalError, renew_expiring_identities, renew_identity
+
+        if options["device"]:
+            device = Device.objects.filter(udid=options["device"]).first()
+            if device is None:
+                raise CommandError(f"unknown device {options['device']}")
+            try:
+                command = renew_identity(device, by="mdm_enrollment")
+            except RenewalError as exc:
+                raise CommandError(str(exc)) from None
+            self.stdout.write(f"renewal profile queued: {command.uuid}")
+            return
+        result = renew_expiring_identities(options["days"])
+        self.stdout.write(f"renewals queued: {result['renewed']}, failed: {result['failed']}")
 
     def _create(self, options) -> None:
         name = options["name"].strip()

@@ -1,0 +1,74 @@
+"""Renewing device identities before they lapse: a fresh enrollment profile via InstallProfile.
+
+The renewal profile has the enrollment profile's PayloadIdentifier, so it replaces the
+installed one; its SCEP challenge (or PKCS#12 identity) is bound to the device, and its
+content is encrypted to the device's current identity when that key is RSA.
+"""
+
+import logging
+import plistlib
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from certs.expiry import identities_due_for_renewal
+from commands.models import PENDING_STATUSES, Command, QueuedCommand
+from commands.queue import EnqueueError, enqueue
+from devices.models import Device
+
+from .mobileconfig import EnrollmentUnavailable, build_enrollment_profile
+from .profiles import ProfileError, device_identity
+
+log = logging.getLogger("mdm.renewal")
+
+RENEWAL = "identity-renewal"  # Command.about of renewal profiles
+
+
+class RenewalError(Exception):
+    """The device's identity cannot be renewed by the portal; the message says why."""
+
+
+def _can_encrypt_to(device: Device) -> bool:
+    try:
+        return isinstance(device_identity(device).public_key(), rsa.RSAPublicKey)
+    except ProfileError:
+        return False
+
+
+def renew_identity(device: Device, *, by: str = "renewal") -> Command:
+    """Queue a renewal profile for `device`."""
+    if device.enrollment is None:
+        raise RenewalError(f"{device.udid} has no enrollment to build a renewal profile from")
+    try:
+        profile = build_enrollment_profile(device.enrollment, actor=by, for_device=device)
+        return enqueue(
+            device,
+            "InstallProfile",
+            {"Payload": plistlib.dumps(profile)},
+            queued_by=by,
+            options={"encrypt": _can_encrypt_to(device)},
+            about=RENEWAL,
+        )
+    except (EnrollmentUnavailable, EnqueueError) as exc:
+        raise RenewalError(f"{device.udid}: {exc}") from None
+
+
+def renew_expiring_identities(days: int = 30) -> dict:
+    """Queue renewals for enrolled devices whose identity expires within `days`."""
+    due = identities_due_for_renewal(days).select_related("device__enrollment")
+    already = set(
+        QueuedCommand.objects.filter(
+            status__in=PENDING_STATUSES, command__about=RENEWAL
+        ).values_list("device_id", flat=True)
+    )
+    renewed, failed = 0, 0
+    for record in due:
+        if record.device_id in already:
+            continue
+        try:
+            renew_identity(record.device)
+            renewed += 1
+        except RenewalError as exc:
+            failed += 1
+            log.warning("identity renewal not queued: %s", exc)
+    log.info("identity renewal: %s queued, %s could not be", renewed, failed)
+    return {"renewed": renewed, "failed": failed}
