@@ -64,7 +64,7 @@ def _pki_message(request: HttpRequest) -> bytes:
 def _serve(request: HttpRequest) -> HttpResponse:
     operation = _operation(request)
     if operation == "getcacaps":
-        return _text(200, protocol.ca_capabilities().rstrip("\n"))
+        return HttpResponse(protocol.ca_capabilities(), content_type="text/plain; charset=utf-8")
     if operation == "getcacert":
         return HttpResponse(
             protocol.ca_certificates_der(), content_type=protocol.CA_RA_CERT_CONTENT_TYPE

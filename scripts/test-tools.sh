@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Third-party SCEP clients for the interoperability tests (tests/test_scep_interop.py):
+# Debian's `certmonger` (getcert, certmonger, scep-submit in /usr/lib/certmonger/) and `scep`
+# (micromdm's scepclient). Idempotent and quiet: installs only what is missing.
+#
+# Usage: scripts/test-tools.sh        exit 0 once both clients are installed
+#
+# Needs root (apt-get) when something is missing. Waits (bounded) while another
+# apt/dpkg run holds the lock, as scripts/services.sh does.
+set -euo pipefail
+
+APT_LOCK_WAIT=${APT_LOCK_WAIT:-120} # seconds to wait for another apt/dpkg run
+
+log() { printf '[test-tools] %s\n' "$*" >&2; }
+die() {
+    printf '[test-tools] ERROR: %s\n' "$*" >&2
+    exit 1
+}
+
+# apt-get, quietly, retrying while another apt/dpkg run holds the lock.
+# Output of the last try: $APT_OUT. 9>&- : a postinst daemon must not keep a caller's lock fd.
+APT_OUT=
+apt_get() {
+    local deadline=$((SECONDS + APT_LOCK_WAIT)) said=0
+    while :; do
+        if APT_OUT=$(DEBIAN_FRONTEND=noninteractive apt-get -qq \
+            -o DPkg::Lock::Timeout=10 "$@" 2>&1 9>&-); then
+            return 0
+        fi
+        if grep -qi 'lock' <<<"$APT_OUT" && ((SECONDS < deadline)); then
+            ((said)) || log "apt/dpkg is locked by another process; waiting (up to ${APT_LOCK_WAIT}s)..."
+            said=1
+            sleep 3
+            continue
+        fi
+        return 1
+    done
+}
+
+# package -> the files it must provide (Debian keeps certmonger's helpers in /usr/lib/certmonger;
+# other distributions use /usr/libexec/certmonger).
+declare -A WANT=(
+    [certmonger]="/usr/bin/getcert /usr/sbin/certmonger scep-submit"
+    [scep]="/usr/bin/scepclient"
+)
+
+has_file() { # has_file PATH-or-helper-name
+    case $1 in
+    /*) [[ -x $1 ]] ;;
+    *) [[ -x /usr/lib/certmonger/$1 || -x /usr/libexec/certmonger/$1 ]] ;;
+    esac
+}
+
+has_pkg() { # has_pkg PACKAGE: every file it must provide is there
+    local f
+    for f in ${WANT[$1]}; do has_file "$f" || return 1; done
+}
+
+missing=()
+for pkg in "${!WANT[@]}"; do
+    has_pkg "$pkg" || missing+=("$pkg")
+done
+((${#missing[@]})) || exit 0
+
+((EUID == 0)) || die "missing: ${missing[*]} (install with: sudo apt-get install -y ${missing[*]})"
+
+log "installing ${missing[*]}..."
+# Try without `apt-get update` first: it is slow and usually not needed.
+if ! apt_get install -y --no-install-recommends "${missing[@]}"; then
+    log "refreshing package lists (apt-get update)..."
+    apt_get update || { printf '%s\n' "$APT_OUT" >&2; die "apt-get update failed"; }
+    apt_get install -y --no-install-recommends "${missing[@]}" ||
+        { printf '%s\n' "$APT_OUT" >&2; die "could not install ${missing[*]}"; }
+fi
+
+for pkg in "${!WANT[@]}"; do
+    has_pkg "$pkg" || die "$pkg is installed but one of ${WANT[$pkg]} is missing"
+done
+log "installed ${missing[*]}"
