@@ -102,3 +102,26 @@ class ArchivedCommand(models.Model):
 
     def __str__(self) -> str:
         return f"{self.request_type} for device {self.device_id}: {self.status}"
+
+
+class PushAttempt(models.Model):
+    """One push to APNs (or one that was not attempted, and why), recorded in bulk."""
+
+    class Kind(models.TextChoices):
+        COMMAND = "command"  # commands were queued
+        KEEPALIVE = "keepalive"  # the inactivity sweep
+        NOTNOW = "notnow"  # commands waiting after a NotNow
+        MANUAL = "manual"  # mdm_push
+
+    device = models.ForeignKey("devices.Device", on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    created_at = models.DateTimeField(db_index=True)
+    status = models.PositiveSmallIntegerField()  # APNs HTTP status; 0 when not attempted
+    apns_id = models.CharField(max_length=64, blank=True)
+    reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["device", "-created_at"], name="push_by_device")]
+
+    def __str__(self) -> str:
+        return f"push to device {self.device_id}: {self.status} {self.reason}"

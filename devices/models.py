@@ -79,8 +79,26 @@ class Device(models.Model):
     # answer NotNow are sent.
     awaiting_idle_after_not_now = models.BooleanField(default=False)
 
+    # Push bookkeeping. APNs said the token is invalid (410 / BadDeviceToken): no pushes and
+    # no new commands until the next TokenUpdate.
+    token_invalid_at = models.DateTimeField(null=True, blank=True)
+    # Not seen for MDM_INACTIVE_DAYS: set by the inactivity sweep, cleared by the next request.
+    inactive_since = models.DateTimeField(null=True, blank=True)
+    # A push is wanted (commands were queued); the push task claims and clears it, so many
+    # commands in a short window make one push.
+    push_due_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    last_push_at = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         ordering = ["udid"]
+        indexes = [
+            # The inactivity and keep-alive sweeps scan managed devices by last_seen_at.
+            models.Index(
+                fields=["last_seen_at"],
+                name="managed_by_last_seen",
+                condition=models.Q(state="enrolled"),
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.device_name or self.udid

@@ -21,3 +21,30 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.target}"
+
+
+class Alert(models.Model):
+    """Something an admin must see (the UI shows the open ones): a push certificate APNs
+    refuses, a certificate close to expiry. One open alert per key."""
+
+    class Severity(models.TextChoices):
+        INFO = "info"
+        WARNING = "warning"
+        CRITICAL = "critical"
+
+    key = models.CharField(max_length=200, db_index=True)  # e.g. "apns:BadCertificate"
+    severity = models.CharField(max_length=10, choices=Severity.choices)
+    message = models.TextField()
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key"], condition=models.Q(resolved_at=None), name="one_open_alert_per_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"[{self.severity}] {self.message}"

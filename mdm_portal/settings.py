@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "django_celery_results",
+    "django_celery_beat",
     "mdm_portal",
     "certs",
     "devices",
@@ -175,6 +176,19 @@ MDM_ARCHIVE_RETENTION_DAYS = env_int("MDM_ARCHIVE_RETENTION_DAYS", 365)
 # APNs: the base URL (a stand-in in tests) and the CA bundle trusted for it.
 MDM_APNS_URL = env_str("MDM_APNS_URL")
 MDM_APNS_CA_FILE = env_str("MDM_APNS_CA_FILE")
+MDM_APNS_CONCURRENCY = env_int("MDM_APNS_CONCURRENCY", 500)  # streams in flight at once
+MDM_APNS_RETRIES = env_int("MDM_APNS_RETRIES", 3)  # for 429 and 5xx
+MDM_APNS_EXPIRATION_SECONDS = env_int("MDM_APNS_EXPIRATION_SECONDS", 7 * 24 * 3600)
+# Pushes follow enqueues after this many seconds, one per device however many commands.
+MDM_PUSH_COALESCE_SECONDS = env_int("MDM_PUSH_COALESCE_SECONDS", 2)
+
+# Sweeps: keep-alive push to devices not seen for a day; inactive after 7 days of silence;
+# unanswered commands expire after 30 days; devices held back by NotNow are pushed again
+# every 4 hours at most.
+MDM_KEEPALIVE_HOURS = env_int("MDM_KEEPALIVE_HOURS", 24)
+MDM_INACTIVE_DAYS = env_int("MDM_INACTIVE_DAYS", 7)
+MDM_COMMAND_EXPIRY_DAYS = env_int("MDM_COMMAND_EXPIRY_DAYS", 30)
+MDM_NOTNOW_REPUSH_HOURS = env_int("MDM_NOTNOW_REPUSH_HOURS", 4)
 
 # --- Celery ----------------------------------------------------------------------------------
 
@@ -187,6 +201,9 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The schedule lives in the database (django-celery-beat): admins change it without code.
+# The entries below are its defaults, written there when beat starts.
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "archive-answered-commands": {
         "task": "commands.tasks.archive_answered_commands",
