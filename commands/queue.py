@@ -12,6 +12,7 @@ import uuid as uuid_lib
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
@@ -68,6 +69,14 @@ def _targets(selection: QuerySet, request_type: str) -> list[Target]:
         raise EnqueueError(
             f"{len(unmanaged)} device(s) are not managed (no TokenUpdate, or checked out): "
             + ", ".join(unmanaged[:5])
+        )
+    unreachable = list(
+        selection.filter(token_invalid_at__isnull=False).values_list("udid", flat=True)[:5]
+    )
+    if unreachable:
+        raise EnqueueError(
+            "APNs reported the push token of these devices invalid; they get commands again "
+            "after their next TokenUpdate: " + ", ".join(unreachable)
         )
     # Only ClearPasscode cares, and decrypting every UnlockToken of a fleet is not free.
     with_token: set[int] = set()
@@ -153,9 +162,11 @@ def enqueue(
             user=user,
             device_count=len(targets),
         )
-        fanned_out = _fan_out(stored, selection.filter(state=Device.State.ENROLLED))
+        managed = selection.filter(state=Device.State.ENROLLED)
+        fanned_out = _fan_out(stored, managed)
         if fanned_out != len(targets):  # a device changed between the check and the insert
             raise EnqueueError("the device selection changed while queuing; nothing queued")
+        request_push(managed)
         details = {"request_type": request_type, "devices": len(targets), "raw": raw}
         if reason:
             details["reason"] = reason
@@ -176,6 +187,25 @@ def _fan_out(command: Command, devices: QuerySet) -> int:
             [command.pk, command.request_type, Status.QUEUED, created_at, *select_params],
         )
         return cursor.rowcount
+
+
+def request_push(devices: QuerySet) -> None:
+    """Mark `devices` as wanting a push, and have the push task run once the window closes.
+
+    Many commands in the window make one push per device: the task claims the marks.
+    If the broker cannot be reached the marks stay, and the every-minute run sends them.
+    """
+    devices.filter(push_due_at__isnull=True).update(push_due_at=timezone.now())
+
+    def trigger() -> None:
+        from .tasks import push_due_devices
+
+        try:
+            push_due_devices.apply_async(countdown=settings.MDM_PUSH_COALESCE_SECONDS)
+        except Exception as exc:  # noqa: BLE001 - any broker failure; the periodic run retries
+            log.warning("push not scheduled now (the periodic run will send it): %s", exc)
+
+    transaction.on_commit(trigger)
 
 
 def cancel_pending(device: Device, reason: str) -> int:
@@ -288,7 +318,8 @@ def process_report(device_id: int, report: dict, poll_started: datetime) -> byte
                 status=Status.SENT, sent_at=now, sent_count=F("sent_count") + 1
             )
         device.last_seen_at = now
-        device.save(update_fields=["awaiting_idle_after_not_now", "last_seen_at"])
+        device.inactive_since = None  # active again as soon as it polls
+        device.save(update_fields=["awaiting_idle_after_not_now", "last_seen_at", "inactive_since"])
     return body
 
 

@@ -1,16 +1,63 @@
-"""Periodic work of the command queue, run by Celery workers (scheduled by celery beat)."""
+"""Periodic and triggered work of the command queue, run by Celery workers.
+
+The schedule (celery beat, kept in the database by django-celery-beat) is in settings.
+"""
 
 import logging
 from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
+
+from devices import sweeps
+from devices.models import Device
 
 from .models import ArchivedCommand
 from .queue import archive_answered
 
 log = logging.getLogger("mdm.tasks")
+
+CLAIM_BATCH = 20_000
+
+
+def _push(device_ids: list[int], kind: str) -> dict:
+    from .apns import push_devices
+
+    if not device_ids:
+        return {"sent": 0}
+    summary = push_devices(device_ids, kind)
+    return {"sent": summary.sent, "ok": summary.ok, "failed": summary.failed}
+
+
+def claim_due_pushes(limit: int = CLAIM_BATCH) -> list[int]:
+    """Take the devices whose push is due and clear their mark, so one push serves them all.
+
+    Two workers never claim the same device: rows are locked (skipped if another holds them)
+    and cleared in the same transaction.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(
+            Device.objects.select_for_update(skip_locked=True)
+            .filter(push_due_at__lte=now)
+            .order_by("push_due_at")
+            .values_list("id", flat=True)[:limit]
+        )
+        if ids:
+            Device.objects.filter(pk__in=ids).update(push_due_at=None)
+    return ids
+
+
+@shared_task
+def push_due_devices() -> dict:
+    """Push every device with commands waiting since the last push (coalesced)."""
+    total = {"sent": 0, "ok": 0, "failed": 0}
+    while ids := claim_due_pushes():
+        for key, value in _push(ids, "command").items():
+            total[key] = total.get(key, 0) + value
+    return total
 
 
 @shared_task
@@ -23,3 +70,46 @@ def archive_answered_commands() -> dict:
         dropped, _ = ArchivedCommand.objects.filter(answered_at__lt=cutoff).delete()
     log.info("archived %s answered command(s), dropped %s old archived one(s)", moved, dropped)
     return {"archived": moved, "dropped": dropped}
+
+
+@shared_task
+def expire_commands() -> dict:
+    return {"expired": sweeps.expire_commands()}
+
+
+@shared_task
+def inactivity_sweep() -> dict:
+    """Keep-alive pushes to quiet devices, then mark the long-silent ones inactive."""
+    keepalive = _push(sweeps.keepalive_due(), "keepalive")
+    return {"keepalive": keepalive, "inactive": sweeps.mark_inactive()}
+
+
+@shared_task
+def not_now_sweep() -> dict:
+    return _push(sweeps.not_now_due(), "notnow")
+
+
+@shared_task
+def certificate_expiry_sweep() -> dict:
+    """Alerts for certificates past a warning threshold (renewals are enrollment's task)."""
+    from certs.expiry import certificate_inventory
+    from mdm_portal.alerts import raise_alert, resolve_alerts
+
+    raised = 0
+    for entry in certificate_inventory():
+        if entry["kind"] == "device-identity":
+            continue  # renewed by enrollment.tasks.renew_device_identities
+        key = f"expiry:{entry['kind']}:{entry.get('name') or entry.get('subject')}"[:200]
+        if entry["severity"] in ("ok", "error"):
+            resolve_alerts(key)
+            continue
+        raise_alert(
+            key,
+            f"{entry['kind']} certificate {entry.get('subject', '')} expires in "
+            f"{entry['days_left']} day(s)",
+            severity="critical" if entry["severity"] in ("critical", "expired") else "warning",
+            days_left=entry["days_left"],
+        )
+        raised += 1
+    log.info("certificate expiry sweep: %s alert(s) raised or kept", raised)
+    return {"alerts": raised}

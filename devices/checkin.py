@@ -196,6 +196,9 @@ def token_update(message: dict, identity: DeviceIdentity, udid: str) -> HttpResp
         device.state = Device.State.ENROLLED
         device.token_updated_at = now
         device.last_seen_at = now
+        # A new token is reachable again; a device that checks in is not inactive.
+        device.token_invalid_at = None
+        device.inactive_since = None
         if first:
             device.enrolled_at = now
         device.save()

@@ -213,6 +213,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "enrollment.tasks.renew_device_identities",
         "schedule": 6 * 3600.0,
     },
+    # Catches pushes whose immediate trigger was lost (broker down at enqueue time).
+    "push-due-devices": {"task": "commands.tasks.push_due_devices", "schedule": 60.0},
+    "expire-commands": {"task": "commands.tasks.expire_commands", "schedule": 3600.0},
+    "inactivity-sweep": {"task": "commands.tasks.inactivity_sweep", "schedule": 3600.0},
+    "not-now-sweep": {"task": "commands.tasks.not_now_sweep", "schedule": 900.0},
+    "certificate-expiry-sweep": {
+        "task": "commands.tasks.certificate_expiry_sweep",
+        "schedule": 6 * 3600.0,
+    },
 }
 
 if REDIS_URL:
