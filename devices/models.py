@@ -72,7 +72,7 @@ class Device(models.Model):
     enrolled_at = models.DateTimeField(null=True, blank=True)  # first TokenUpdate of enrollment
     token_updated_at = models.DateTimeField(null=True, blank=True)
     checked_out_at = models.DateTimeField(null=True, blank=True)
-    last_seen_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)  # indexed for managed devices
     created_at = models.DateTimeField(auto_now_add=True)
 
     # Set by a NotNow status, cleared by the next Idle: until then only commands that never
