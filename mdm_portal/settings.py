@@ -202,27 +202,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # The schedule lives in the database (django-celery-beat): admins change it without code.
-# The entries below are its defaults, written there when beat starts.
+# Its default entries are installed by a migration (mdm_portal/schedule.py), not listed in
+# CELERY_BEAT_SCHEDULE, which beat would write over the admins' changes at every start.
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-CELERY_BEAT_SCHEDULE = {
-    "archive-answered-commands": {
-        "task": "commands.tasks.archive_answered_commands",
-        "schedule": 3600.0,
-    },
-    "renew-device-identities": {
-        "task": "enrollment.tasks.renew_device_identities",
-        "schedule": 6 * 3600.0,
-    },
-    # Catches pushes whose immediate trigger was lost (broker down at enqueue time).
-    "push-due-devices": {"task": "commands.tasks.push_due_devices", "schedule": 60.0},
-    "expire-commands": {"task": "commands.tasks.expire_commands", "schedule": 3600.0},
-    "inactivity-sweep": {"task": "commands.tasks.inactivity_sweep", "schedule": 3600.0},
-    "not-now-sweep": {"task": "commands.tasks.not_now_sweep", "schedule": 900.0},
-    "certificate-expiry-sweep": {
-        "task": "commands.tasks.certificate_expiry_sweep",
-        "schedule": 6 * 3600.0,
-    },
-}
 
 if REDIS_URL:
     CACHES = {

@@ -54,7 +54,7 @@ stop_all
 echo "==> starting the Celery worker and beat (embedded broker)"
 celery -A mdm_portal worker --pool=solo -l info >"$RUN/worker.log" 2>&1 &
 echo $! >"$RUN/worker.pid"
-celery -A mdm_portal beat -l info -s "$RUN/celerybeat-schedule" >"$RUN/beat.log" 2>&1 &
+celery -A mdm_portal beat -l info >"$RUN/beat.log" 2>&1 &
 echo $! >"$RUN/beat.pid"
 echo "==> starting the web server on http://$HOST:$PORT/"
 python manage.py runserver "$HOST:$PORT" --noreload >"$RUN/web.log" 2>&1 &

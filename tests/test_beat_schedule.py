@@ -1,0 +1,33 @@
+"""The beat schedule lives in the database: defaults installed once, admins' changes kept."""
+
+import pytest
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+from django_celery_beat.schedulers import DatabaseScheduler
+
+from mdm_portal.celery import app
+from mdm_portal.schedule import DEFAULT_SCHEDULE
+
+pytestmark = pytest.mark.django_db
+
+
+def test_every_default_entry_is_in_the_database_and_its_task_exists():
+    tasks = {t.name: t for t in PeriodicTask.objects.all()}
+    app.loader.import_default_modules()
+    for name, (task, seconds) in DEFAULT_SCHEDULE.items():
+        assert tasks[name].task == task
+        assert tasks[name].interval.every == seconds
+        assert task in app.tasks, f"{task} is not a registered Celery task"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_admins_change_survives_beat_starting():
+    entry = PeriodicTask.objects.get(name="inactivity sweep")
+    entry.interval, _ = IntervalSchedule.objects.get_or_create(every=600, period="seconds")
+    entry.enabled = False
+    entry.save()
+    scheduler = DatabaseScheduler(app=app, lazy=False)
+    scheduler.setup_schedule()
+    entry.refresh_from_db()
+    assert entry.interval.every == 600 and entry.enabled is False
+    assert "inactivity sweep" not in scheduler.schedule  # disabled entries are not run
+    assert "push due devices" in scheduler.schedule
