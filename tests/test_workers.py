@@ -29,10 +29,17 @@ def database_url() -> str:
     return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
-def start_worker(broker_env: dict[str, str], data_dir: Path) -> subprocess.Popen:
+def start_worker(
+    broker_env: dict[str, str], data_dir: Path, log_path: Path | None = None, **extra_env: str
+) -> subprocess.Popen:
+    """A real Celery worker process on the test database, with the broker `broker_env` names.
+
+    Without REDIS_URL the worker uses the embedded broker in its MDM_DATA_DIR (`data_dir`).
+    """
     env = {
         **os.environ,
         **broker_env,
+        **extra_env,
         "DATABASE_URL": database_url(),
         "SECRET_KEY": settings.SECRET_KEY,
         "MDM_SECRETS_KEY": settings.MDM_SECRETS_KEY,
@@ -42,7 +49,7 @@ def start_worker(broker_env: dict[str, str], data_dir: Path) -> subprocess.Popen
         env.pop("REDIS_URL", None)
     command = [sys.executable, "-m", "celery", "-A", "mdm_portal", "worker", "--pool=solo"]
     command += ["--without-mingle", "--without-gossip", "--without-heartbeat", "-l", "info"]
-    log = open(data_dir / "worker.log", "wb")  # noqa: SIM115 - closed with the process
+    log = open(log_path or data_dir / "worker.log", "wb")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
