@@ -49,10 +49,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import anyio
-import httpx
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from certs.models import PushCertificate
@@ -60,14 +58,10 @@ from certs.pushcert import active_push_certificate
 from devices.models import Device
 from mdm_portal.alerts import raise_alert, resolve_alerts
 
+from .h2client import ConnectionLost, H2Client, Reply
 from .models import PushAttempt
 
 log = logging.getLogger("mdm.apns")
-# httpx logs one INFO line per request: 10,000 lines per fleet push would drown the worker's
-# log (and cost more than the pushes). This module logs one line per batch instead. An
-# explicit level in settings.LOGGING wins.
-if logging.getLogger("httpx").level == logging.NOTSET:
-    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 PRODUCTION_URL = "https://api.push.apple.com"
 DEVELOPMENT_URL = "https://api.sandbox.push.apple.com"
@@ -81,23 +75,13 @@ RETRY_MAX_SECONDS = 10.0
 RECONNECTS_WITHOUT_PROGRESS = 3
 MAX_CONNECTIONS_PER_BATCH = 50
 RECONNECT_PAUSE_SECONDS = 0.2
-TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+TIMEOUT_SECONDS = 30.0
 # Device ids per SQL `IN (...)`: one statement for any batch the Celery tasks claim (20,000),
 # below SQLite's limit of bound variables.
 IN_CHUNK = 20_000
-INSERT_BATCH = 5_000
 
-# What a broken connection raises. httpcore maps most transport failures to httpx's
-# TransportError, but not all: a TLS peer that closes while a request is being written (APNs
-# refusing the client certificate after a TLS 1.3 handshake) surfaces as anyio's EndOfStream.
-CONNECTION_ERRORS = (
-    httpx.TransportError,
-    anyio.EndOfStream,
-    anyio.BrokenResourceError,
-    anyio.ClosedResourceError,
-    ssl.SSLError,
-    OSError,
-)
+# What a broken connection raises besides ConnectionLost (the transport maps most to it).
+CONNECTION_ERRORS = (ConnectionLost, ssl.SSLError, OSError, TimeoutError)
 
 HEX_TOKEN = re.compile(r"[0-9a-fA-F]+")
 
@@ -417,21 +401,19 @@ class _Batch:
         self.connections += 1
         broken = asyncio.Event()
         semaphore = asyncio.Semaphore(self.config.concurrency)
-        async with httpx.AsyncClient(
-            base_url=self.config.base_url,
-            http1=False,  # APNs speaks HTTP/2 only
-            http2=True,
-            verify=self.config.ssl_context,
-            timeout=TIMEOUT,
-            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-        ) as client:
-            await asyncio.gather(
-                *(self._push(client, target, semaphore, broken) for target in targets)
-            )
+        try:
+            async with H2Client(self.config.base_url, self.config.ssl_context, TIMEOUT_SECONDS) as (
+                client
+            ):
+                await asyncio.gather(
+                    *(self._push(client, target, semaphore, broken) for target in targets)
+                )
+        except CONNECTION_ERRORS as exc:  # could not connect at all
+            self.last_error = f"{type(exc).__name__}: {exc}"
 
     async def _push(
         self,
-        client: httpx.AsyncClient,
+        client: H2Client,
         target: Target,
         semaphore: asyncio.Semaphore,
         broken: asyncio.Event,
@@ -461,12 +443,10 @@ class _Batch:
                 self._stop(outcome)
             return
 
-    async def _post(self, client: httpx.AsyncClient, target: Target) -> httpx.Response:
+    async def _post(self, client: H2Client, target: Target) -> Reply:
         body = json.dumps({"mdm": target.magic}, separators=(",", ":")).encode()
         try:
-            return await client.post(
-                f"/3/device/{target.token}", content=body, headers=self.headers
-            )
+            return await client.post(f"/3/device/{target.token}", body, self.headers)
         except CONNECTION_ERRORS as exc:  # GOAWAY, reset, TLS refused, timeouts ...
             raise _ConnectionLost(f"{type(exc).__name__}: {exc}") from exc
 
@@ -478,25 +458,25 @@ class _Batch:
             )
 
 
-def _outcome(response: httpx.Response, retries: int) -> Outcome:
+def _outcome(response: Reply, retries: int) -> Outcome:
     reason = ""
-    if response.status_code != 200:
+    if response.status != 200:
         reason = _reason(response)
     return Outcome(
-        status=response.status_code,
+        status=response.status,
         reason=reason,
         apns_id=response.headers.get("apns-id", "")[:64],
         retries=retries,
     )
 
 
-def _reason(response: httpx.Response) -> str:
+def _reason(response: Reply) -> str:
     """APNs' `{"reason": "..."}`, or the start of whatever body came back."""
     try:
-        reason = response.json().get("reason", "")
+        reason = json.loads(response.body).get("reason", "")
     except (ValueError, AttributeError):
-        reason = response.text[:100]
-    return str(reason or response.reason_phrase)[:200]
+        reason = response.body[:100].decode("utf-8", "replace")
+    return str(reason or f"HTTP {response.status}")[:200]
 
 
 def _retryable(status: int) -> bool:
@@ -507,7 +487,7 @@ def _refuses_certificate(outcome: Outcome) -> bool:
     return outcome.status == 403 or (outcome.status == 400 and outcome.reason in TOPIC_REASONS)
 
 
-def _backoff(retry: int, response: httpx.Response | None = None) -> float:
+def _backoff(retry: int, response: Reply | None = None) -> float:
     """Exponential backoff with full jitter; a Retry-After in seconds is honoured (capped)."""
     ceiling = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** (retry - 1))
     delay = random.uniform(ceiling / 2, ceiling)
@@ -524,29 +504,39 @@ def _backoff(retry: int, response: httpx.Response | None = None) -> float:
 def _record(
     targets: list[Target], outcomes: dict[int, Outcome], kind: str, now: dt.datetime
 ) -> None:
-    """One PushAttempt per device in one bulk INSERT; invalid tokens and last_push_at in one
-    UPDATE each."""
-    attempts = []
+    """One PushAttempt per device in one executemany; invalid tokens and last_push_at in one
+    UPDATE each.
+
+    The attempts go in as plain rows: building 10,000 model instances for bulk_create cost
+    more than sending the pushes.
+    """
+    created_at = connection.ops.adapt_datetimefield_value(now)
+    rows = []
     invalid: list[int] = []
     delivered: list[int] = []
     for target in targets:
         outcome = outcomes[target.device_id]
-        attempts.append(
-            PushAttempt(
-                device_id=target.device_id,
-                kind=kind,
-                created_at=now,
-                status=outcome.status,
-                apns_id=outcome.apns_id,
-                reason=outcome.describe()[:200],
+        rows.append(
+            (
+                target.device_id,
+                kind,
+                created_at,
+                outcome.status,
+                outcome.apns_id,
+                outcome.describe()[:200],
             )
         )
         if outcome.invalid_token:
             invalid.append(target.device_id)
         elif outcome.status == 200:
             delivered.append(target.device_id)
+    insert = (
+        f"INSERT INTO {connection.ops.quote_name(PushAttempt._meta.db_table)} "  # noqa: S608
+        "(device_id, kind, created_at, status, apns_id, reason) VALUES (%s, %s, %s, %s, %s, %s)"
+    )
     with transaction.atomic():
-        PushAttempt.objects.bulk_create(attempts, batch_size=INSERT_BATCH)
+        with connection.cursor() as cursor:
+            cursor.executemany(insert, rows)
         for chunk in _chunks(invalid):
             Device.objects.filter(pk__in=chunk).update(token_invalid_at=now)
         # Only pushes APNs accepted count as pushed: a failed one is due again at the next

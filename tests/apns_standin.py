@@ -10,7 +10,7 @@ certificate's subject) and answered per device token as the test asks:
         apns.answer(token, 410, "Unregistered")
         apns.fail_first(other_token, 2, status=429)  # then 200
         apns.latency = 0.01
-        apns.drop_after = 50  # close each connection after 50 answers, the rest unanswered
+        apns.drop_after = 50  # close each connection at its 51st request, the rest unanswered
         apns.goaway_after = 50  # or: hypercorn's GOAWAY once a connection got 50 requests
         ... settings.MDM_APNS_URL = apns.url; settings.MDM_APNS_CA_FILE = str(apns.ca_file)
 
@@ -238,6 +238,7 @@ class _Connection:
     number: int
     subject: str
     writer: asyncio.StreamWriter
+    accepted: int = 0  # requests that arrived
     answered: int = 0
 
 
@@ -462,13 +463,20 @@ class APNsStandIn:
         )
         with self._lock:
             self._state.requests.append(request)
+        if connection is not None:
+            # Counted on arrival: requests that arrive together must not all slip past the
+            # limit before any of them is answered.
+            connection.accepted += 1
         if (
             connection is not None
             and self.drop_after is not None
-            and connection.answered >= self.drop_after
+            and connection.accepted > self.drop_after
         ):
             # A broken connection: closed under the client's feet once it carried
             # `drop_after` answers; this push and those in flight stay unanswered.
+            deadline = time.monotonic() + 5
+            while connection.answered < self.drop_after and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
             connection.writer.close()
             await _wait_for_disconnect(receive)
             return
