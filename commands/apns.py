@@ -530,19 +530,41 @@ def _record(
             invalid.append(target.device_id)
         elif outcome.status == 200:
             delivered.append(target.device_id)
-    insert = (
-        f"INSERT INTO {connection.ops.quote_name(PushAttempt._meta.db_table)} "  # noqa: S608
-        "(device_id, kind, created_at, status, apns_id, reason) VALUES (%s, %s, %s, %s, %s, %s)"
-    )
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.executemany(insert, rows)
+        _insert_attempts(rows)
         for chunk in _chunks(invalid):
             Device.objects.filter(pk__in=chunk).update(token_invalid_at=now)
         # Only pushes APNs accepted count as pushed: a failed one is due again at the next
         # sweep rather than a keep-alive period later.
         for chunk in _chunks(delivered):
             Device.objects.filter(pk__in=chunk).update(last_push_at=now)
+
+
+def _insert_attempts(rows: list[tuple]) -> None:
+    """All attempts in one statement: unnest() of arrays on PostgreSQL, executemany elsewhere."""
+    table = connection.ops.quote_name(PushAttempt._meta.db_table)
+    columns = "(device_id, kind, created_at, status, apns_id, reason)"
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql" and rows:
+            device_ids, kinds, created, statuses, apns_ids, reasons = zip(*rows, strict=True)
+            cursor.execute(
+                f"INSERT INTO {table} {columns} "  # noqa: S608 - our table, values bound
+                "SELECT d, %s, %s, s, a, r FROM unnest(%s::bigint[], %s::smallint[], "
+                "%s::varchar[], %s::varchar[]) AS t(d, s, a, r)",
+                [
+                    kinds[0],
+                    created[0],
+                    list(device_ids),
+                    list(statuses),
+                    list(apns_ids),
+                    list(reasons),
+                ],
+            )
+            return
+        cursor.executemany(
+            f"INSERT INTO {table} {columns} VALUES (%s, %s, %s, %s, %s, %s)",  # noqa: S608
+            rows,
+        )
 
 
 def _summarize(summary: PushSummary, targets: list[Target], outcomes: dict[int, Outcome]) -> None:
