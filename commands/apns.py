@@ -532,12 +532,27 @@ def _record(
             delivered.append(target.device_id)
     with transaction.atomic():
         _insert_attempts(rows)
-        for chunk in _chunks(invalid):
-            Device.objects.filter(pk__in=chunk).update(token_invalid_at=now)
+        _set_on_devices(invalid, "token_invalid_at", now)
         # Only pushes APNs accepted count as pushed: a failed one is due again at the next
         # sweep rather than a keep-alive period later.
-        for chunk in _chunks(delivered):
-            Device.objects.filter(pk__in=chunk).update(last_push_at=now)
+        _set_on_devices(delivered, "last_push_at", now)
+
+
+def _set_on_devices(device_ids: list[int], column: str, value: dt.datetime) -> None:
+    """One UPDATE: `= ANY(array)` on PostgreSQL (10,000 bound values cost more to parse than
+    to apply), chunks of IN (...) elsewhere."""
+    if not device_ids:
+        return
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(Device._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET {column} = %s WHERE id = ANY(%s)",  # noqa: S608
+                [value, device_ids],
+            )
+        return
+    for chunk in _chunks(device_ids):
+        Device.objects.filter(pk__in=chunk).update(**{column: value})
 
 
 def _insert_attempts(rows: list[tuple]) -> None:
