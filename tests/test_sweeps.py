@@ -12,6 +12,7 @@ from commands.queue import EnqueueError, enqueue
 from commands.tasks import claim_due_pushes
 from devices import sweeps
 from devices.models import Device
+from tests.apns_fixtures import apns_fixture  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -119,3 +120,37 @@ def test_many_commands_in_a_window_make_one_claimed_push():
     assert claim_due_pushes() == []  # claimed once
     enqueue(device, "ProfileList")
     assert claim_due_pushes() == [device.pk]
+
+
+def test_certificate_expiry_sweep_raises_and_resolves_alerts(ca):
+    from certs.models import CertificateAuthority
+    from commands.tasks import certificate_expiry_sweep
+    from mdm_portal.alerts import open_alerts
+
+    assert certificate_expiry_sweep() == {"alerts": 0}
+    CertificateAuthority.objects.update(not_after=timezone.now() + timedelta(days=5, hours=1))
+    assert certificate_expiry_sweep() == {"alerts": 1}
+    alert = open_alerts().get()
+    assert alert.key.startswith("expiry:ca:") and "5 day(s)" in alert.message
+    assert alert.severity == "warning"
+    assert certificate_expiry_sweep() == {"alerts": 1}  # kept, not repeated
+    assert open_alerts().count() == 1
+    CertificateAuthority.objects.update(not_after=timezone.now() + timedelta(days=3000))
+    certificate_expiry_sweep()
+    assert not open_alerts().exists()
+
+
+def test_sweep_tasks_push_through_apns(apns, make_device):
+    from commands.models import PushAttempt
+    from commands.tasks import inactivity_sweep, not_now_sweep
+
+    sim = make_device(topic=apns.push_certificate.topic)
+    sim.enroll()
+    Device.objects.filter(udid=sim.udid).update(
+        last_seen_at=timezone.now() - timedelta(days=8), last_push_at=None
+    )
+    result = inactivity_sweep()
+    assert result["inactive"] == 1 and result["keepalive"]["ok"] == 1
+    assert PushAttempt.objects.get().kind == "keepalive"
+    assert apns.requests[-1].path == f"/3/device/{sim.token.hex()}"
+    assert not_now_sweep() == {"sent": 0}
