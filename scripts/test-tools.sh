@@ -17,25 +17,8 @@ die() {
     exit 1
 }
 
-# apt-get, quietly, retrying while another apt/dpkg run holds the lock.
-# Output of the last try: $APT_OUT. 9>&- : a postinst daemon must not keep a caller's lock fd.
-APT_OUT=
-apt_get() {
-    local deadline=$((SECONDS + APT_LOCK_WAIT)) said=0
-    while :; do
-        if APT_OUT=$(DEBIAN_FRONTEND=noninteractive apt-get -qq \
-            -o DPkg::Lock::Timeout=10 "$@" 2>&1 9>&-); then
-            return 0
-        fi
-        if grep -qi 'lock' <<<"$APT_OUT" && ((SECONDS < deadline)); then
-            ((said)) || log "apt/dpkg is locked by another process; waiting (up to ${APT_LOCK_WAIT}s)..."
-            said=1
-            sleep 3
-            continue
-        fi
-        return 1
-    done
-}
+# shellcheck source=scripts/apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
 # package -> the files it must provide (Debian keeps certmonger's helpers in /usr/lib/certmonger;
 # other distributions use /usr/libexec/certmonger).
