@@ -65,20 +65,12 @@ def bench_server_url(commands: int) -> None:
     from commands.models import QueuedCommand
     from commands.queue import enqueue
     from devices.models import Device
-    from tests.simulator import Response, SimulatedDevice, make_csr, make_key
+    from tests.simulator import SimulatedDevice, client_sender, make_csr, make_key
 
     ensure_ca(actor="bench")
     key = make_key()
     certificate, _ = issue_certificate(make_csr(key, "bench"))
-    client = Client()
-
-    def send(path: str, body: bytes, headers: dict[str, str]) -> Response:
-        headers = dict(headers)
-        content_type = headers.pop("Content-Type")
-        response = client.generic("PUT", path, body, content_type=content_type, headers=headers)
-        return Response(response.status_code, response.content)
-
-    sim = SimulatedDevice(send=send, certificate=certificate, key=key)
+    sim = SimulatedDevice(send=client_sender(Client()), certificate=certificate, key=key)
     sim.enroll()
     device = Device.objects.get(udid=sim.udid)
     QueuedCommand.objects.filter(device=device).delete()

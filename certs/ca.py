@@ -2,6 +2,7 @@
 
 import datetime as dt
 import logging
+from functools import lru_cache
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -117,8 +118,14 @@ def active_ca() -> CertificateAuthority:
     return ca
 
 
+@lru_cache(maxsize=16)
+def _parse_certificate(pem: str) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(pem.encode())
+
+
 def ca_certificate(ca: CertificateAuthority) -> x509.Certificate:
-    return x509.load_pem_x509_certificate(ca.certificate_pem.encode())
+    # Parsed once per process: every device request checks its chain against it.
+    return _parse_certificate(ca.certificate_pem)
 
 
 def load_stored_key(pem: bytes) -> PrivateKey:

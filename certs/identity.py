@@ -73,7 +73,8 @@ def presented_certificate(request, body: bytes) -> tuple[x509.Certificate, str]:
 
 
 def _issuing_authority(certificate: x509.Certificate) -> CertificateAuthority:
-    for ca in CertificateAuthority.objects.all():
+    # The private key stays undecrypted: checking a chain needs only the certificate.
+    for ca in CertificateAuthority.objects.defer("private_key_pem"):
         issuer = ca_certificate(ca)
         try:
             certificate.verify_directly_issued_by(issuer)

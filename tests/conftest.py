@@ -6,7 +6,7 @@ from django.db import connection
 from django.test import Client
 
 from certs.ca import ensure_ca, issue_certificate
-from tests.simulator import Response, SimulatedDevice, make_csr, make_key
+from tests.simulator import SimulatedDevice, client_sender, make_csr, make_key
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -36,14 +36,7 @@ def ca(db):
 @pytest.fixture
 def send(client: Client):
     """Send a device request through Django's full request handling."""
-
-    def _send(path: str, body: bytes, headers: dict[str, str]) -> Response:
-        headers = dict(headers)
-        content_type = headers.pop("Content-Type", "application/octet-stream")
-        response = client.generic("PUT", path, body, content_type=content_type, headers=headers)
-        return Response(response.status_code, response.content)
-
-    return _send
+    return client_sender(client)
 
 
 def new_identity(common_name: str = "device", kind: str = "rsa", device=None):

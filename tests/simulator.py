@@ -72,6 +72,18 @@ def rfc9440(certificate: x509.Certificate) -> str:
 Sender = Callable[[str, bytes, dict[str, str]], Response]
 
 
+def client_sender(client) -> Sender:
+    """A Sender that goes through Django's full request handling with a test `Client`."""
+
+    def send(path: str, body: bytes, headers: dict[str, str]) -> Response:
+        headers = dict(headers)
+        content_type = headers.pop("Content-Type", "application/octet-stream")
+        response = client.generic("PUT", path, body, content_type=content_type, headers=headers)
+        return Response(response.status_code, response.content)
+
+    return send
+
+
 @dataclass
 class SimulatedDevice:
     send: Sender

@@ -12,21 +12,15 @@ from commands.models import QueuedCommand, Status
 from commands.queue import enqueue
 from devices.models import Device
 from tests.conftest import new_identity
-from tests.simulator import Response, SimulatedDevice
+from tests.simulator import SimulatedDevice, client_sender
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 def threaded_sender():
-    """A sender whose requests run on the calling thread, with that thread's DB connection."""
-
-    def _send(path: str, body: bytes, headers: dict[str, str]) -> Response:
-        headers = dict(headers)
-        content_type = headers.pop("Content-Type")
-        response = Client().generic("PUT", path, body, content_type=content_type, headers=headers)
-        return Response(response.status_code, response.content)
-
-    return _send
+    """A sender whose requests run on the calling thread, with that thread's DB connection
+    (a Client per request: a test client is not shared between threads)."""
+    return lambda path, body, headers: client_sender(Client())(path, body, headers)
 
 
 def enrolled_device() -> SimulatedDevice:

@@ -14,7 +14,7 @@ from devices.models import Device
 from tests.apns_fixtures import shared_pki
 from tests.apns_standin import APNsStandIn, install_push_certificate
 from tests.conftest import new_identity
-from tests.simulator import Response, SimulatedDevice
+from tests.simulator import SimulatedDevice, client_sender
 from tests.test_workers import start_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -61,12 +61,7 @@ def test_enqueue_makes_one_push_through_a_real_worker_and_410_stops_the_device(
 
 
 def run_scenario(client, apns, push_cert, worker, log_path) -> None:
-    def send(path: str, body: bytes, headers: dict[str, str]) -> Response:
-        headers = dict(headers)
-        content_type = headers.pop("Content-Type")
-        answer = client.generic("PUT", path, body, content_type=content_type, headers=headers)
-        return Response(answer.status_code, answer.content)
-
+    send = client_sender(client)
     certificate, key, _ = new_identity()
     sim = SimulatedDevice(send=send, certificate=certificate, key=key, topic=push_cert.topic)
     sim.enroll()  # its first TokenUpdate queues five inventory commands: one push

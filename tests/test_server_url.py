@@ -188,3 +188,25 @@ def test_pending_device_polling_the_server_url_gets_401(device):
 
 def test_unknown_device_polling_gets_401(device):
     assert device.idle().status == 401
+
+
+def test_idle_writes_no_result_even_with_a_command_uuid(enrolled):
+    head = enrolled.idle().plist()["CommandUUID"]
+    before = list(QueuedCommand.objects.values_list("id", "status", "answered_at", "result"))
+    again = enrolled.put(
+        "/mdm/connect", {"UDID": enrolled.udid, "Status": "Idle", "CommandUUID": head}
+    )
+    assert again.plist()["CommandUUID"] == head  # still at the head, sent again
+    after = list(QueuedCommand.objects.values_list("id", "status", "answered_at", "result"))
+    assert before == after
+
+
+def test_device_requests_never_decrypt_the_ca_key(enrolled, monkeypatch):
+    import mdm_portal.encryption as encryption
+
+    def refuse(token):
+        raise AssertionError("a secret was decrypted on the device path")
+
+    monkeypatch.setattr(encryption, "decrypt", refuse)
+    Device.objects.filter(udid=enrolled.udid).update(unlock_token=None)
+    assert enrolled.idle().status == 200
