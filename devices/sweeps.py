@@ -20,9 +20,13 @@ log = logging.getLogger("mdm.sweeps")
 
 def pushable() -> QuerySet:
     """Managed devices APNs can reach: after their first TokenUpdate, token not invalid."""
-    return Device.objects.filter(
-        state=Device.State.ENROLLED, enrolled_at__isnull=False, token_invalid_at__isnull=True
-    ).exclude(push_token="").exclude(push_magic="")
+    return (
+        Device.objects.filter(
+            state=Device.State.ENROLLED, enrolled_at__isnull=False, token_invalid_at__isnull=True
+        )
+        .exclude(push_token="")
+        .exclude(push_magic="")
+    )
 
 
 def mark_inactive(now: datetime | None = None) -> int:
