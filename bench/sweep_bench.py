@@ -72,6 +72,7 @@ def main() -> None:
     args = parser.parse_args()
     if connection.vendor != "postgresql":
         sys.exit('run it on PostgreSQL: eval "$(scripts/services.sh env)" first')
+    from commands import sweeps as command_sweeps
     from devices import sweeps
 
     setup_test_environment()
@@ -83,7 +84,7 @@ def main() -> None:
         timed("inactivity sweep (mark inactive)", sweeps.mark_inactive)
         timed("inactivity sweep again (nothing new)", sweeps.mark_inactive)
         timed("keep-alive selection", sweeps.keepalive_due)
-        timed("command expiry", sweeps.expire_commands)
+        timed("command expiry", command_sweeps.expire_commands)
         timed("device counts", lambda: sweeps.device_counts()["inactive"])
     finally:
         connection.creation.destroy_test_db(test_db, verbosity=0)

@@ -5,9 +5,9 @@ from .models import IssuedCertificate
 
 @admin.register(IssuedCertificate)
 class IssuedCertificateAdmin(admin.ModelAdmin):
-    list_display = ("subject", "serial", "device", "not_after", "revoked_at")
+    list_display = ("subject", "serial", "not_after", "revoked_at")
     list_filter = ("revoked_at",)
-    search_fields = ("subject", "serial", "sha256", "device__udid")
+    search_fields = ("subject", "serial", "sha256")
 
     def has_add_permission(self, request):
         return False

@@ -13,7 +13,8 @@ from django.db import IntegrityError, transaction
 
 from mdm_portal.audit import audit
 
-from .models import CertificateAuthority, IssuedCertificate, ServerIdentity
+from .models import CertificateAuthority, IssuedCertificate, ScepChallenge, ServerIdentity
+from .signals import certificate_issued
 
 log = logging.getLogger(__name__)
 
@@ -147,16 +148,17 @@ def issue_certificate(
     csr: x509.CertificateSigningRequest,
     *,
     validity_days: int | None = None,
-    device=None,
-    enrollment=None,
+    challenge: ScepChallenge | None = None,
+    renews: IssuedCertificate | None = None,
     actor: object = "ca",
 ) -> tuple[x509.Certificate, IssuedCertificate]:
     """Issue a device identity certificate for `csr` and record it.
 
     The certificate is for TLS client authentication and CMS signing (clientAuth,
     digitalSignature; keyEncipherment too for RSA keys, so profiles can be encrypted to it).
-    `device` binds it at issuance (a renewal); otherwise its first Authenticate binds it.
-    `enrollment` records which enrollment profile led to it (its rights and group apply).
+    `challenge` (the SCEP challenge that authorised it) and `renews` (the certificate it
+    renews) go out with `certificate_issued`, in the same transaction: the layers above bind
+    the certificate to a device and an enrollment from them.
     """
     if not csr.is_signature_valid:
         raise CAError("the CSR's signature does not verify")
@@ -168,6 +170,28 @@ def issue_certificate(
     ca = active_ca()
     issuer = ca_certificate(ca)
     days = validity_days or settings.MDM_DEVICE_CERT_VALIDITY_DAYS
+    with transaction.atomic():
+        certificate, record = _record_new_certificate(csr, ca, issuer, days)
+        certificate_issued.send(
+            IssuedCertificate, certificate=record, challenge=challenge, renews=renews
+        )
+    audit(
+        "certificate.issued",
+        actor=actor,
+        target=record.subject,
+        serial=record.serial,
+        sha256=record.sha256,
+        renews=renews.serial if renews is not None else None,
+    )
+    return certificate, record
+
+
+def _record_new_certificate(
+    csr: x509.CertificateSigningRequest,
+    ca: CertificateAuthority,
+    issuer: x509.Certificate,
+    days: int,
+) -> tuple[x509.Certificate, IssuedCertificate]:
     # Random 159-bit serials; the unique constraint catches the (astronomically rare) repeat.
     for _attempt in range(3):
         certificate = _build_certificate(csr, issuer, ca_private_key(ca), days)
@@ -181,20 +205,9 @@ def issue_certificate(
                     certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode(),
                     not_before=certificate.not_valid_before_utc,
                     not_after=certificate.not_valid_after_utc,
-                    device=device,
-                    bound_at=_now() if device is not None else None,
-                    enrollment=enrollment,
                 )
         except IntegrityError:
             continue
-        audit(
-            "certificate.issued",
-            actor=actor,
-            target=record.subject,
-            serial=record.serial,
-            sha256=record.sha256,
-            device=getattr(device, "udid", None),
-        )
         return certificate, record
     raise CAError("could not allocate a unique serial number")
 

@@ -16,21 +16,21 @@ def _hash(challenge: str) -> str:
     return hashlib.sha256(challenge.encode()).hexdigest()
 
 
-def issue_challenge(enrollment=None, ttl: timedelta | None = None, device=None) -> str:
-    """A fresh one-time challenge (returned once, in clear); only its hash is stored.
+def issue_challenge(ttl: timedelta | None = None) -> str:
+    """A fresh one-time challenge for nothing in particular (see create_challenge)."""
+    return create_challenge(ttl)[0]
 
-    With `device` (a renewal profile sent to that device, encrypted to its identity), the
-    certificate issued for the challenge binds to that device.
-    """
+
+def create_challenge(ttl: timedelta | None = None) -> tuple[str, ScepChallenge]:
+    """A fresh one-time challenge: the text (returned once, in clear) and its record, which
+    stores only its hash. What it is for (an enrollment, a device's renewal) the caller
+    records against the record; the certificate issued for it is announced with it."""
     challenge = secrets.token_urlsafe(24)
     ttl = ttl or timedelta(hours=settings.MDM_SCEP_CHALLENGE_TTL_HOURS)
-    ScepChallenge.objects.create(
-        challenge_sha256=_hash(challenge),
-        enrollment=enrollment,
-        device=device,
-        expires_at=timezone.now() + ttl,
+    record = ScepChallenge.objects.create(
+        challenge_sha256=_hash(challenge), expires_at=timezone.now() + ttl
     )
-    return challenge
+    return challenge, record
 
 
 def consume_challenge(challenge: str) -> tuple[bool, ScepChallenge | None]:

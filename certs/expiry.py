@@ -2,8 +2,8 @@
 
 `certificate_inventory()` is what the expiry sweep and the UI read: the active push
 certificate, the device-identity CA, the server's own identities (profile signing), the server
-TLS chain (`MDM_TLS_CHAIN_FILE`) and each device's current identity. A fixed handful of
-queries whatever the fleet size: device identities come from one query.
+TLS chain (`MDM_TLS_CHAIN_FILE`), and what the layers above register (devices adds each
+device's current identity, in one query). A fixed handful of queries whatever the fleet size.
 
 Severity comes from `MDM_EXPIRY_WARNING_DAYS` (default 30, 14, 7, 1 days): past the largest
 threshold an entry is "notice", past the smallest "critical", in between "warning"; "expired"
@@ -14,13 +14,13 @@ crossed, so a sweep can alert once per threshold.
 import datetime as dt
 import logging
 import math
+from collections.abc import Callable
 
 from cryptography import x509
 from django.conf import settings
-from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
-from .models import CertificateAuthority, IssuedCertificate, PushCertificate, ServerIdentity
+from .models import CertificateAuthority, PushCertificate, ServerIdentity
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,12 @@ def _severity(days_left: int, expired: bool, thresholds: list[int]) -> tuple[str
     return "warning", threshold
 
 
-def _entry(kind: str, name: str, subject: str, not_after: dt.datetime, now, thresholds, **extra):
+ExpiryEntry = dict  # kind, name, subject, not_after, days_left, severity, threshold, ...
+
+
+def expiry_entry(
+    kind: str, name: str, subject: str, not_after: dt.datetime, now, thresholds, **extra
+) -> ExpiryEntry:
     days_left = math.floor((not_after - now).total_seconds() / 86400)
     severity, threshold = _severity(days_left, not_after <= now, thresholds)
     return {
@@ -72,32 +77,15 @@ def _subject(pem: str) -> str:
         return ""
 
 
-def current_device_identities() -> QuerySet[IssuedCertificate]:
-    """Each device's identity: its newest certificate that is bound to it and not revoked."""
-    newer = IssuedCertificate.objects.filter(
-        device=OuterRef("device"), revoked_at__isnull=True, pk__gt=OuterRef("pk")
-    )
-    return IssuedCertificate.objects.filter(device__isnull=False, revoked_at__isnull=True).exclude(
-        Exists(newer)
-    )
+# Sources of more entries, filled by the layers above (devices adds its device identities):
+# each is called with (now, thresholds) and returns entries made by expiry_entry().
+_SOURCES: list[Callable[[dt.datetime, list[int]], list[ExpiryEntry]]] = []
 
 
-def identities_due_for_renewal(days: int = 30, *, now=None) -> QuerySet[IssuedCertificate]:
-    """Identities of enrolled devices that expire within `days` (and have not expired yet)."""
-    from devices.models import Device
-
-    now = now or timezone.now()
-    return (
-        current_device_identities()
-        .filter(
-            device__state=Device.State.ENROLLED,
-            not_after__gt=now,
-            not_after__lte=now + dt.timedelta(days=days),
-        )
-        .select_related("device")
-        .defer("device__unlock_token", "device__bootstrap_token")  # secrets: never needed here
-        .order_by("not_after", "pk")
-    )
+def register_inventory_source(source: Callable[[dt.datetime, list[int]], list[ExpiryEntry]]):
+    """Add a source of entries to certificate_inventory() (once, from an AppConfig)."""
+    if source not in _SOURCES:
+        _SOURCES.append(source)
 
 
 def _tls_chain(path: str, now, thresholds) -> list[dict]:
@@ -119,7 +107,7 @@ def _tls_chain(path: str, now, thresholds) -> list[dict]:
             }
         ]
     return [
-        _entry(
+        expiry_entry(
             "tls",
             f"{path}#{index}",
             certificate.subject.rfc4514_string(),
@@ -152,7 +140,7 @@ def certificate_inventory(now: dt.datetime | None = None) -> list[dict]:
     )
     if push is not None:
         entries.append(
-            _entry(
+            expiry_entry(
                 "push",
                 push.topic,
                 push.subject,
@@ -164,11 +152,11 @@ def certificate_inventory(now: dt.datetime | None = None) -> list[dict]:
         )
     for ca in CertificateAuthority.objects.filter(active=True).defer("private_key_pem"):
         entries.append(
-            _entry("ca", ca.name, _subject(ca.certificate_pem), ca.not_after, now, thresholds)
+            expiry_entry("ca", ca.name, _subject(ca.certificate_pem), ca.not_after, now, thresholds)
         )
     for identity in ServerIdentity.objects.defer("private_key_pem").order_by("purpose"):
         entries.append(
-            _entry(
+            expiry_entry(
                 "server-identity",
                 identity.purpose,
                 _subject(identity.certificate_pem),
@@ -181,24 +169,8 @@ def certificate_inventory(now: dt.datetime | None = None) -> list[dict]:
     if chain_file:
         entries += _tls_chain(chain_file, now, thresholds)
 
-    rows = (
-        current_device_identities()
-        .order_by()  # sorted below with the rest
-        .values_list("serial", "subject", "not_after", "device__udid", "device__state")
-    )
-    for serial, subject, not_after, udid, state in rows:
-        entries.append(
-            _entry(
-                "device-identity",
-                udid,
-                subject,
-                not_after,
-                now,
-                thresholds,
-                serial=serial,
-                device_state=state,
-            )
-        )
+    for source in _SOURCES:
+        entries += source(now, thresholds)
 
     far = dt.datetime.max.replace(tzinfo=dt.UTC)
     entries.sort(key=lambda e: (e["not_after"] is not None, e["not_after"] or far))

@@ -14,7 +14,6 @@ from urllib.parse import unquote
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from django.conf import settings
 
 from .ca import ca_certificate, sha256_hex
 from .cms import CMSError, verify_detached
@@ -32,10 +31,6 @@ class DeviceIdentity:
     certificate: x509.Certificate
     record: IssuedCertificate
     method: str  # "client-cert-header" or "mdm-signature"
-
-
-def _meta_key(header: str) -> str:
-    return "HTTP_" + header.upper().replace("-", "_")
 
 
 def certificate_from_header(value: str) -> x509.Certificate:
@@ -60,15 +55,15 @@ def certificate_from_signature(header_value: str, body: bytes) -> x509.Certifica
         raise IdentityError(f"Mdm-Signature: {exc}") from None
 
 
-def presented_certificate(request, body: bytes) -> tuple[x509.Certificate, str]:
-    header = settings.MDM_CLIENT_CERT_HEADER
-    if header:
-        value = request.META.get(_meta_key(header), "")
-        if value:
-            return certificate_from_header(value), "client-cert-header"
-    signature = request.META.get("HTTP_MDM_SIGNATURE", "")
-    if signature:
-        return certificate_from_signature(signature, body), "mdm-signature"
+def presented_certificate(
+    body: bytes, client_certificate: str, mdm_signature: str
+) -> tuple[x509.Certificate, str]:
+    """The certificate the device presents: the TLS proxy's header value (only when the portal
+    trusts that header; the caller decides), or else the Mdm-Signature over `body`."""
+    if client_certificate:
+        return certificate_from_header(client_certificate), "client-cert-header"
+    if mdm_signature:
+        return certificate_from_signature(mdm_signature, body), "mdm-signature"
     raise IdentityError("no client certificate and no Mdm-Signature")
 
 
@@ -103,8 +98,14 @@ def verify_certificate(certificate: x509.Certificate) -> IssuedCertificate:
     return record
 
 
-def authenticate_device(request, body: bytes) -> DeviceIdentity:
-    """Return the verified identity of the device making `request`, or raise IdentityError."""
-    certificate, method = presented_certificate(request, body)
+def authenticate_device(
+    body: bytes, *, client_certificate: str = "", mdm_signature: str = ""
+) -> DeviceIdentity:
+    """The verified identity of the device that sent `body`, or raise IdentityError.
+
+    `client_certificate` is the TLS proxy's forwarded certificate ("" when there is none or
+    the header is not trusted), `mdm_signature` the Mdm-Signature header.
+    """
+    certificate, method = presented_certificate(body, client_certificate, mdm_signature)
     record = verify_certificate(certificate)
     return DeviceIdentity(certificate=certificate, record=record, method=method)

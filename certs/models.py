@@ -36,23 +36,9 @@ class IssuedCertificate(models.Model):
     not_after = models.DateTimeField(db_index=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     revocation_reason = models.CharField(max_length=200, blank=True)
-    # The device this identity belongs to: set at issuance (renewal) or on its first Authenticate.
-    device = models.ForeignKey(
-        "devices.Device",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="certificates",
-    )
-    bound_at = models.DateTimeField(null=True, blank=True)
-    # The enrollment whose profile led to this certificate (SCEP challenge or PKCS#12).
-    enrollment = models.ForeignKey(
-        "enrollment.Enrollment",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="certificates",
-    )
+    # Which device a certificate identifies, and which enrollment led to it, is recorded by the
+    # layers above (devices.CertificateBinding, enrollment.EnrollmentCertificate): certificates
+    # know no device.
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -115,17 +101,8 @@ class ScepChallenge(models.Model):
     """A one-time SCEP challenge password, stored hashed, handed out in an enrollment profile."""
 
     challenge_sha256 = models.CharField(max_length=64, unique=True)
-    enrollment = models.ForeignKey(
-        "enrollment.Enrollment",
-        null=True,
-        blank=True,
-        on_delete=models.CASCADE,
-        related_name="scep_challenges",
-    )
-    # Set for a renewal: the certificate issued with this challenge binds to this device.
-    device = models.ForeignKey(
-        "devices.Device", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
-    )
+    # What the challenge is for (an enrollment, a renewal for one device) is enrollment's
+    # record (enrollment.EnrollmentChallenge).
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(db_index=True)
     used_at = models.DateTimeField(null=True, blank=True)
@@ -151,9 +128,6 @@ class ScepRequest(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     challenge = models.ForeignKey(
         ScepChallenge, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    enrollment = models.ForeignKey(
-        "enrollment.Enrollment", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     renewal_of = models.ForeignKey(
         IssuedCertificate, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

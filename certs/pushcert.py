@@ -17,6 +17,7 @@ import datetime as dt
 import hashlib
 import logging
 import plistlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -27,7 +28,6 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from mdm_portal.audit import audit
@@ -254,16 +254,9 @@ class ImportResult:
     request: PushCertificateRequest | None  # the pending request whose key was used
 
 
-def orphaned_devices(topic: str) -> int:
-    """Enrolled devices listening to a topic other than `topic`: a cert for `topic` can't wake
-    them, so they would have to enroll again."""
-    from devices.models import Device
-
-    return (
-        Device.objects.filter(state=Device.State.ENROLLED)
-        .exclude(Q(topic=topic) | Q(topic=""))
-        .count()
-    )
+# How many enrolled devices listen to a topic other than the one given: a certificate for that
+# topic could not wake them. Certificates know no device, so the caller (which may) counts.
+OrphanCounter = Callable[[str], int]
 
 
 def import_push_certificate(
@@ -271,6 +264,7 @@ def import_push_certificate(
     key_data: bytes | None = None,
     *,
     password: str | bytes | None = None,
+    orphaned_devices: OrphanCounter,
     force: bool = False,
     actor: object = "system",
     now: dt.datetime | None = None,
@@ -279,6 +273,8 @@ def import_push_certificate(
 
     Without `key_data` the key comes from the same PEM file, or from the portal's own
     PushCertificateRequest whose key matches the certificate (the vendor-CSR flow).
+    `orphaned_devices(topic)` counts the enrolled devices a certificate for `topic` would
+    orphan (devices.topics.devices_on_other_topic).
     """
     certificates = _load_certificates(certificate_data)
     key = None
@@ -286,25 +282,43 @@ def import_push_certificate(
         key = load_private_key(key_data, password)
     elif b"PRIVATE KEY-----" in certificate_data:
         key = load_private_key(certificate_data, password)  # certificate and key in one file
-    return _import(_leaf(certificates), key, force=force, actor=actor, now=now, source="pem")
+    return _import(
+        _leaf(certificates),
+        key,
+        orphaned_devices=orphaned_devices,
+        force=force,
+        actor=actor,
+        now=now,
+        source="pem",
+    )
 
 
 def import_pkcs12(
     data: bytes,
     password: str | bytes | None = None,
     *,
+    orphaned_devices: OrphanCounter,
     force: bool = False,
     actor: object = "system",
     now: dt.datetime | None = None,
 ) -> ImportResult:
     certificate, key = load_pkcs12(data, password)
-    return _import(certificate, key, force=force, actor=actor, now=now, source="pkcs12")
+    return _import(
+        certificate,
+        key,
+        orphaned_devices=orphaned_devices,
+        force=force,
+        actor=actor,
+        now=now,
+        source="pkcs12",
+    )
 
 
 def _import(
     certificate: x509.Certificate,
     key: PrivateKey | None,
     *,
+    orphaned_devices: OrphanCounter,
     force: bool,
     actor: object,
     now: dt.datetime | None,

@@ -524,13 +524,7 @@ def _enroll(message: PkiMessage, signer: x509.Certificate, keys: ScepKeys) -> Ou
             raise ScepFailure(FailInfo.BAD_REQUEST, f"challenge refused: {reason}")
         request = _new_request(message, csr, signer, reuse=previous)
         request.challenge = challenge
-        request.enrollment = challenge.enrollment if challenge else None
-        return _issue_or_hold(request, csr, signer, device=_challenge_device(challenge))
-
-
-def _challenge_device(challenge):
-    """The device a challenge is bound to (a renewal profile's challenge), else None."""
-    return getattr(challenge, "device", None) if challenge is not None else None
+        return _issue_or_hold(request, csr, signer)
 
 
 def _current_identity(signer: x509.Certificate) -> IssuedCertificate | None:
@@ -566,15 +560,14 @@ def _renew_csr(
     csr: x509.CertificateSigningRequest,
     signer: x509.Certificate,
 ) -> Outcome:
-    """A new certificate for the identity `current` (verified), bound to the same device."""
+    """A new certificate for the identity `current` (verified): it renews `current`."""
     previous = _previous_request(message, csr, signer)
     if isinstance(previous, Outcome):
         return previous
     with transaction.atomic():
         request = _new_request(message, csr, signer, reuse=previous)
         request.renewal_of = current
-        request.enrollment = current.enrollment
-        return _issue_or_hold(request, csr, signer, device=current.device)
+        return _issue_or_hold(request, csr, signer)
 
 
 def _poll(message: PkiMessage, signer: x509.Certificate, keys: ScepKeys) -> Outcome:
@@ -650,7 +643,7 @@ def _new_request(
         if request.decided_at != reuse.decided_at:
             raise ScepFailure(FailInfo.BAD_REQUEST, "this transaction is already being processed")
         request.created_at = timezone.now()
-        request.challenge = request.enrollment = request.renewal_of = request.certificate = None
+        request.challenge = request.renewal_of = request.certificate = None
         request.decided_at, request.decided_by = None, ""
     request.status = ScepRequest.Status.PENDING
     request.message_type = MESSAGE_TYPE_NAMES[message.message_type]
@@ -661,7 +654,7 @@ def _new_request(
 
 
 def _issue_or_hold(
-    request: ScepRequest, csr: x509.CertificateSigningRequest, signer: x509.Certificate, device
+    request: ScepRequest, csr: x509.CertificateSigningRequest, signer: x509.Certificate
 ) -> Outcome:
     """Issue now, or keep the request PENDING for an administrator (manual approval)."""
     if settings.MDM_SCEP_MANUAL_APPROVAL:
@@ -675,7 +668,7 @@ def _issue_or_hold(
         )
         log.info("SCEP %s %s is pending approval", request.message_type, request.transaction_id)
         return Outcome(PkiStatus.PENDING)
-    certificate, record = _issue(request, csr, device=device, actor="scep")
+    certificate, record = _issue(request, csr, actor="scep")
     _save_new(request)
     return Outcome.success(certificate, signer)
 
@@ -692,12 +685,13 @@ def _save_new(request: ScepRequest) -> None:
 
 
 def _issue(
-    request: ScepRequest, csr: x509.CertificateSigningRequest, *, device, actor: object
+    request: ScepRequest, csr: x509.CertificateSigningRequest, *, actor: object
 ) -> tuple[x509.Certificate, IssuedCertificate]:
-    """Issue the certificate of `request` and mark it issued (the caller saves it)."""
+    """Issue the certificate of `request` and mark it issued (the caller saves it). Its
+    challenge and the certificate it renews go with it: the layers above bind it from them."""
     try:
         certificate, record = issue_certificate(
-            csr, device=device, enrollment=request.enrollment, actor=actor
+            csr, challenge=request.challenge, renews=request.renewal_of, actor=actor
         )
     except CAError as exc:
         raise ScepFailure(FailInfo.BAD_REQUEST, f"the CA refused the CSR: {exc}") from None
@@ -829,12 +823,8 @@ def approve_request(
         if renewal_of is not None and renewal_of.revoked_at is not None:
             raise ScepAdminError("the certificate this request renews has been revoked since")
         csr = x509.load_der_x509_csr(bytes(request.csr_der))
-        if renewal_of is not None:
-            device = renewal_of.device
-        else:
-            device = _challenge_device(request.challenge)
         try:
-            _certificate, record = _issue(request, csr, device=device, actor=actor)
+            _certificate, record = _issue(request, csr, actor=actor)
         except ScepFailure as failure:
             raise ScepAdminError(failure.reason) from None
         request.save()

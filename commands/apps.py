@@ -3,3 +3,8 @@ from django.apps import AppConfig
 
 class CommandsConfig(AppConfig):
     name = "commands"
+
+    def ready(self) -> None:
+        from . import receivers
+
+        receivers.connect()

@@ -11,8 +11,6 @@ class Command(models.Model):
     request_type = models.CharField(max_length=100, db_index=True)
     payload = models.BinaryField()  # the Command dictionary as an XML plist
     raw = models.BooleanField(default=False)  # queued without catalog validation, by an admin
-    # What the command acts on, for finding it again (e.g. the profile identifier it installs).
-    about = models.CharField(max_length=255, blank=True, db_index=True)
     queued_by = models.CharField(max_length=150)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL

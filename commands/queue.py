@@ -10,7 +10,7 @@ import logging
 import plistlib
 import uuid as uuid_lib
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -25,8 +25,8 @@ from .catalog import (
     DELIVERED_WHEN_SENT,
     NEVER_NOT_NOW,
     CatalogError,
-    Request,
-    Target,
+    Draft,
+    Recipient,
     before_send,
     on_acknowledged,
     prepare,
@@ -35,15 +35,12 @@ from .models import (
     ANSWER_STATUSES,
     FINAL_STATUSES,
     PENDING_STATUSES,
-    ArchivedCommand,
     Command,
     QueuedCommand,
     Status,
 )
 
 log = logging.getLogger("mdm.queue")
-
-BULK_BATCH = 5000  # rows per statement when archiving
 
 
 class EnqueueError(ValueError):
@@ -59,7 +56,7 @@ def _as_queryset(devices) -> QuerySet:
     return Device.objects.filter(pk__in=[device.pk for device in devices])
 
 
-def _targets(selection: QuerySet, request_type: str) -> list[Target]:
+def _recipients(selection: QuerySet, request_type: str) -> list[Recipient]:
     fields = ("id", "udid", "state", "access_rights", "platform", "os_version", "lost_mode")
     rows = list(selection.values_list(*fields))
     if not rows:
@@ -83,7 +80,7 @@ def _targets(selection: QuerySet, request_type: str) -> list[Target]:
     if request_type == "ClearPasscode":
         with_token = set(selection.filter(unlock_token__isnull=False).values_list("id", flat=True))
     return [
-        Target(
+        Recipient(
             id=pk,
             udid=udid,
             access_rights=rights,
@@ -116,7 +113,6 @@ def enqueue(
     reason: str = "",
     drop_disallowed_queries: bool = False,
     options: dict | None = None,
-    about: str = "",
 ) -> Command:
     """Queue one command for one or many devices, in one transaction and a few bulk statements.
 
@@ -124,8 +120,8 @@ def enqueue(
     AccessRights, the command's own rules) unless `raw`, which only an administrator may use
     and which still enforces AccessRights and safety rules. Raises EnqueueError naming the
     problem; then nothing is queued. `user` is the staff member queuing it (None for an operator
-    at the server's shell, or the system). `options` carries per-command choices (hooks.py);
-    `about` names what the command acts on, e.g. the identifier of the profile it installs.
+    at the server's shell, or the system). `options` carries per-command choices (hooks.py).
+    Call it inside the caller's transaction to record more about the command atomically.
     """
     command = build_command(request_type, payload)
     is_admin = user.is_superuser if user is not None else True
@@ -133,18 +129,18 @@ def enqueue(
         raise EnqueueError("only an administrator may queue a raw command")
     with transaction.atomic():
         selection = _as_queryset(devices)
-        targets = _targets(selection, request_type)
-        request = Request(
+        recipients = _recipients(selection, request_type)
+        draft = Draft(
             request_type=request_type,
             command=command,
-            targets=targets,
+            recipients=recipients,
             is_admin=is_admin,
             reason=reason,
             drop_disallowed_queries=drop_disallowed_queries,
             options=options or {},
         )
         try:
-            command = prepare(request, raw=raw)
+            command = prepare(draft, raw=raw)
         except CatalogError as exc:
             raise EnqueueError(str(exc)) from None
         try:
@@ -157,17 +153,16 @@ def enqueue(
             request_type=request_type,
             payload=encoded,
             raw=raw,
-            about=about[:255],
             queued_by=(user.get_username() if user is not None else queued_by)[:150],
             user=user,
-            device_count=len(targets),
+            device_count=len(recipients),
         )
         managed = selection.filter(state=Device.State.ENROLLED)
         fanned_out = _fan_out(stored, managed)
-        if fanned_out != len(targets):  # a device changed between the check and the insert
+        if fanned_out != len(recipients):  # a device changed between the check and the insert
             raise EnqueueError("the device selection changed while queuing; nothing queued")
         request_push(managed)
-        details = {"request_type": request_type, "devices": len(targets), "raw": raw}
+        details = {"request_type": request_type, "devices": len(recipients), "raw": raw}
         if reason:
             details["reason"] = reason
         audit("command.enqueued", actor=user or queued_by, target=stored.uuid, **details)
@@ -321,40 +316,3 @@ def process_report(device_id: int, report: dict, poll_started: datetime) -> byte
         device.inactive_since = None  # active again as soon as it polls
         device.save(update_fields=["awaiting_idle_after_not_now", "last_seen_at", "inactive_since"])
     return body
-
-
-# --- retention ---------------------------------------------------------------------------------
-
-
-def archive_answered(older_than: timedelta) -> int:
-    """Move answered rows older than `older_than` out of the live queue. Returns how many.
-
-    Batched INSERT ... SELECT and DELETE keep it a few statements however large the queue.
-    """
-    cutoff = timezone.now() - older_than
-    answered = QueuedCommand.objects.filter(
-        status__in=[*FINAL_STATUSES, Status.CANCELED, Status.EXPIRED], answered_at__lt=cutoff
-    )
-    moved = 0
-    while True:
-        with transaction.atomic():
-            batch = list(answered.defer("result").order_by("id")[:BULK_BATCH])
-            if not batch:
-                return moved
-            now = timezone.now()
-            ArchivedCommand.objects.bulk_create(
-                ArchivedCommand(
-                    device_id=row.device_id,
-                    command_id=row.command_id,
-                    request_type=row.request_type,
-                    status=row.status,
-                    created_at=row.created_at,
-                    sent_at=row.sent_at,
-                    answered_at=row.answered_at,
-                    error_chain=row.error_chain,
-                    archived_at=now,
-                )
-                for row in batch
-            )
-            QueuedCommand.objects.filter(pk__in=[row.pk for row in batch]).delete()
-            moved += len(batch)

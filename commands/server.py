@@ -1,12 +1,20 @@
-"""The server URL: a device reports a status (or Idle) and gets its next command."""
+"""The server URL: a device reports a status (or Idle) and gets its next command.
 
-from datetime import datetime
-
-from django.http import HttpResponse
+Check-in messages may come here too (when the MDM payload has no CheckInURL): they carry
+MessageType, or the check-in content type, and go to the check-in handlers. Handlers return a
+Reply (data, not HTTP); commands/views.py serves it.
+"""
 
 from certs.identity import DeviceIdentity
 from devices.checkin import bound_device, handle_checkin
-from devices.protocol import NotManaged, ProtocolError, check_keys, device_id
+from devices.protocol import (
+    DeviceRequest,
+    NotManaged,
+    ProtocolError,
+    Reply,
+    check_keys,
+    device_id,
+)
 
 from . import queue
 
@@ -21,12 +29,12 @@ REPORT_KEYS = {
 }
 
 
-def is_checkin(request, message: dict) -> bool:
-    content_type = request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+def is_checkin(request: DeviceRequest, message: dict) -> bool:
+    content_type = request.content_type.split(";")[0].strip().lower()
     return "MessageType" in message or content_type == CHECKIN_CONTENT_TYPE
 
 
-def handle_report(message: dict, identity: DeviceIdentity, started: datetime) -> HttpResponse:
+def handle_report(message: dict, identity: DeviceIdentity, request: DeviceRequest) -> Reply:
     check_keys(message, REPORT_KEYS, "command report")
     status = message["Status"]
     if status not in STATUSES:
@@ -38,19 +46,15 @@ def handle_report(message: dict, identity: DeviceIdentity, started: datetime) ->
     if not device.is_managed:
         raise NotManaged(f"{udid} is not managed (no TokenUpdate since Authenticate)")
     if "UserID" in message:
-        return HttpResponse(status=200)  # no user-channel commands
-    body = queue.process_report(device.pk, message, started)
+        return Reply()  # no user-channel commands
+    body = queue.process_report(device.pk, message, request.started)
     if body is None:
-        return HttpResponse(status=200)
-    return HttpResponse(body, status=200, content_type="application/xml; charset=UTF-8")
+        return Reply()
+    return Reply(body=body, content_type="application/xml; charset=UTF-8")
 
 
-def route(request):
-    """Check-in messages may come to the server URL too: tell them apart and dispatch."""
-
-    def handler(message: dict, identity: DeviceIdentity, started: datetime) -> HttpResponse:
-        if is_checkin(request, message):
-            return handle_checkin(message, identity, started)
-        return handle_report(message, identity, started)
-
-    return handler
+def handle_connect(message: dict, identity: DeviceIdentity, request: DeviceRequest) -> Reply:
+    """Everything the server URL receives: check-in messages and command reports."""
+    if is_checkin(request, message):
+        return handle_checkin(message, identity, request)
+    return handle_report(message, identity, request)

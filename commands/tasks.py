@@ -11,11 +11,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from devices import sweeps
+from devices import sweeps as device_sweeps
 from devices.models import Device
 
+from . import sweeps
 from .models import ArchivedCommand
-from .queue import archive_answered
+from .retention import archive_answered
 
 log = logging.getLogger("mdm.tasks")
 
@@ -80,8 +81,8 @@ def expire_commands() -> dict:
 @shared_task
 def inactivity_sweep() -> dict:
     """Keep-alive pushes to quiet devices, then mark the long-silent ones inactive."""
-    keepalive = _push(sweeps.keepalive_due(), "keepalive")
-    return {"keepalive": keepalive, "inactive": sweeps.mark_inactive()}
+    keepalive = _push(device_sweeps.keepalive_due(), "keepalive")
+    return {"keepalive": keepalive, "inactive": device_sweeps.mark_inactive()}
 
 
 @shared_task

@@ -1,28 +1,40 @@
 """The check-in protocol: Authenticate, TokenUpdate, CheckOut and the newer check-in messages.
 
 Each handler gets a message whose keys were checked and the verified identity of the sender,
-and returns the HTTP response. Everything a handler writes is in one transaction.
+and returns a Reply (data, not HTTP). Everything a handler writes is in one transaction. What
+the layers above must do about a check-in (cancel commands, queue the initial inventory, apply
+the enrollment) they do as receivers of devices.signals, inside that transaction.
 """
 
 import logging
-import plistlib
-from datetime import datetime
 
 from django.db import transaction
-from django.http import HttpResponse
 from django.utils import timezone
 
 from certs.identity import DeviceIdentity
 from certs.models import IssuedCertificate
 from certs.pushcert import active_topic
-from commands import queue
-from commands.catalog import initial_inventory_commands
 from mdm_portal.audit import audit
 
+from .identities import bind, bound_device_id
 from .inventory import DEVICE_COLUMNS
 from .models import Device
 from .platforms import platform_for
-from .protocol import NotManaged, ProtocolError, check_keys, device_id
+from .protocol import (
+    DeviceRequest,
+    NotManaged,
+    ProtocolError,
+    Reply,
+    check_keys,
+    device_id,
+    plist_reply,
+)
+from .signals import (
+    device_authenticated,
+    device_authenticating,
+    device_checked_out,
+    device_enrolled,
+)
 
 log = logging.getLogger("mdm.checkin")
 
@@ -65,8 +77,7 @@ MESSAGE_KEYS: dict[str, dict[str, tuple[str, bool]]] = {
 }
 
 
-def ok(body: bytes = b"", content_type: str = "application/xml") -> HttpResponse:
-    return HttpResponse(body, status=200, content_type=content_type)
+OK = Reply()
 
 
 def check_topic(message: dict) -> None:
@@ -84,21 +95,21 @@ def bound_device(identity: DeviceIdentity, udid: str, *, lock: bool = False) -> 
     403 when the certificate belongs to another device or to none; 401 when the portal knows
     the device is not managed (unknown, or checked out).
     """
-    record = identity.record
     devices = Device.objects.select_for_update() if lock else Device.objects
     device = devices.filter(udid=udid).first()
-    if record.device_id is not None and (device is None or record.device_id != device.pk):
+    bound_to = bound_device_id(identity.record)
+    if bound_to is not None and (device is None or bound_to != device.pk):
         raise ProtocolError(403, f"the certificate is bound to another device, not {udid}")
     if device is None:
         raise NotManaged(f"unknown device {udid}")
-    if record.device_id is None:
+    if bound_to is None:
         raise ProtocolError(403, f"the certificate was never bound to {udid} by Authenticate")
     if device.state == Device.State.CHECKED_OUT:
         raise NotManaged(f"{udid} checked out; it must authenticate again")
     return device
 
 
-def handle_checkin(message: dict, identity: DeviceIdentity, started: datetime) -> HttpResponse:
+def handle_checkin(message: dict, identity: DeviceIdentity, request: DeviceRequest) -> Reply:
     message_type = message.get("MessageType")
     if not isinstance(message_type, str):
         raise ProtocolError(400, "MessageType is missing or not a string")
@@ -108,24 +119,23 @@ def handle_checkin(message: dict, identity: DeviceIdentity, started: datetime) -
     check_keys(message, spec, message_type)
     udid = device_id(message)
     handler = HANDLERS[message_type]
-    response = handler(message, identity, udid)
-    log.info("%s from %s answered %s", message_type, udid, response.status_code)
-    return response
+    reply = handler(message, identity, udid)
+    log.info("%s from %s answered %s", message_type, udid, reply.status)
+    return reply
 
 
-def authenticate(message: dict, identity: DeviceIdentity, udid: str) -> HttpResponse:
+def authenticate(message: dict, identity: DeviceIdentity, udid: str) -> Reply:
     """A new enrollment: the device is pending, its earlier enrollment's commands canceled."""
     check_topic(message)
     now = timezone.now()
     with transaction.atomic():
         record = IssuedCertificate.objects.select_for_update().get(pk=identity.record.pk)
         device = Device.objects.select_for_update().filter(udid=udid).first()
-        if record.device_id is not None and (device is None or record.device_id != device.pk):
+        bound_to = bound_device_id(record)
+        if bound_to is not None and (device is None or bound_to != device.pk):
             raise ProtocolError(403, f"the certificate is bound to another device, not {udid}")
         if device is None:
             device = Device(udid=udid)
-        else:
-            queue.cancel_pending(device, "new enrollment (Authenticate)")
         for key, field in DEVICE_COLUMNS.items():
             if key in message:
                 max_length = Device._meta.get_field(field).max_length
@@ -144,12 +154,12 @@ def authenticate(message: dict, identity: DeviceIdentity, udid: str) -> HttpResp
         device.unlock_token = None
         device.bootstrap_token = None
         device.awaiting_idle_after_not_now = False
-        apply_enrollment(device, record)
+        # The enrollment that led to the certificate decides AccessRights and group.
+        device_authenticating.send(Device, device=device, certificate=record)
         device.save()
-        if record.device_id is None:
-            record.device = device
-            record.bound_at = now
-            record.save(update_fields=["device", "bound_at"])
+        if bound_to is None:
+            bind(record, device)
+        device_authenticated.send(Device, device=device, certificate=record)
         audit(
             "device.authenticated",
             actor="device",
@@ -158,31 +168,17 @@ def authenticate(message: dict, identity: DeviceIdentity, udid: str) -> HttpResp
             enrollment=device.enrollment_count,
             method=identity.method,
         )
-    return ok()
+    return OK
 
 
-def apply_enrollment(device: Device, record: IssuedCertificate) -> None:
-    """The enrollment profile the device installed decides its AccessRights and its group.
-
-    Its identity certificate records which enrollment led to it (SCEP challenge or PKCS#12).
-    """
-    enrollment = record.enrollment
-    if enrollment is None:
-        return
-    device.enrollment = enrollment
-    device.access_rights = enrollment.access_rights
-    if enrollment.group_id is not None:
-        device.group_id = enrollment.group_id
-
-
-def token_update(message: dict, identity: DeviceIdentity, udid: str) -> HttpResponse:
+def token_update(message: dict, identity: DeviceIdentity, udid: str) -> Reply:
     """The device is managed: remember how to push to it; the first one queues inventory."""
     check_topic(message)
     if "UserID" in message or "UserShortName" in message:
         # The user channel is not supported: accept the token without storing it, so the
         # device does not retry, and keep the device channel's token intact.
         log.info("%s: user-channel TokenUpdate ignored (no user-channel support)", udid)
-        return ok()
+        return OK
     now = timezone.now()
     with transaction.atomic():
         device = bound_device(identity, udid, lock=True)
@@ -203,16 +199,14 @@ def token_update(message: dict, identity: DeviceIdentity, udid: str) -> HttpResp
             device.enrolled_at = now
         device.save()
         if first:
-            for request_type, payload in initial_inventory_commands(device.access_rights):
-                queue.enqueue(device, request_type, payload, queued_by="enrollment")
+            device_enrolled.send(Device, device=device)
             audit("device.enrolled", actor="device", target=udid, method=identity.method)
-    return ok()
+    return OK
 
 
-def check_out(message: dict, identity: DeviceIdentity, udid: str) -> HttpResponse:
+def check_out(message: dict, identity: DeviceIdentity, udid: str) -> Reply:
     with transaction.atomic():
         device = bound_device(identity, udid, lock=True)
-        queue.cancel_pending(device, "CheckOut")
         device.state = Device.State.CHECKED_OUT
         device.checked_out_at = timezone.now()
         device.push_token = ""
@@ -220,11 +214,12 @@ def check_out(message: dict, identity: DeviceIdentity, udid: str) -> HttpRespons
         device.unlock_token = None
         device.bootstrap_token = None
         device.save()
+        device_checked_out.send(Device, device=device)
         audit("device.checked_out", actor="device", target=udid)
-    return ok()
+    return OK
 
 
-def set_bootstrap_token(message: dict, identity: DeviceIdentity, udid: str) -> HttpResponse:
+def set_bootstrap_token(message: dict, identity: DeviceIdentity, udid: str) -> Reply:
     with transaction.atomic():
         device = bound_device(identity, udid, lock=True)
         # A missing or empty token means "remove the escrowed one".
@@ -237,24 +232,24 @@ def set_bootstrap_token(message: dict, identity: DeviceIdentity, udid: str) -> H
             target=udid,
             removed=device.bootstrap_token is None,
         )
-    return ok()
+    return OK
 
 
-def get_bootstrap_token(message: dict, identity: DeviceIdentity, udid: str) -> HttpResponse:
+def get_bootstrap_token(message: dict, identity: DeviceIdentity, udid: str) -> Reply:
     device = bound_device(identity, udid)
     if not device.bootstrap_token:
-        return ok()
+        return OK
     audit("device.bootstrap_token_read", actor="device", target=udid)
-    return ok(plistlib.dumps({"BootstrapToken": device.bootstrap_token}))
+    return plist_reply({"BootstrapToken": device.bootstrap_token})
 
 
-def user_authenticate(message: dict, identity: DeviceIdentity, udid: str) -> HttpResponse:
+def user_authenticate(message: dict, identity: DeviceIdentity, udid: str) -> Reply:
     bound_device(identity, udid)
     # Apple: a server without user-channel support answers 410, and the user logs in unmanaged.
-    return HttpResponse("user channel not supported\n", status=410, content_type="text/plain")
+    return Reply(410, b"user channel not supported\n", "text/plain")
 
 
-def not_implemented(message: dict, identity: DeviceIdentity, udid: str) -> HttpResponse:
+def not_implemented(message: dict, identity: DeviceIdentity, udid: str) -> Reply:
     bound_device(identity, udid)
     raise ProtocolError(400, f"{message['MessageType']} is not supported by this server yet")
 

@@ -23,6 +23,9 @@ from cryptography import x509
 from django.db import models, transaction
 from django.utils import timezone
 
+from mdm_portal.plist import has_type
+from mdm_portal.plist import type_name as plist_type_name
+
 from .models import (
     Device,
     InstalledApplication,
@@ -51,14 +54,14 @@ DEVICE_COLUMNS: dict[str, str] = {
 
 # The result key holding each kind's answer, and the type Apple's schema gives it.
 # Restrictions has two keys and is read by _restrictions_payload.
-_PAYLOAD_KEYS: dict[str, tuple[str, type]] = {
-    Kind.DEVICE_INFORMATION: ("QueryResponses", dict),
-    Kind.SECURITY_INFO: ("SecurityInfo", dict),
-    Kind.PROFILE_LIST: ("ProfileList", list),
-    Kind.PROVISIONING_PROFILE_LIST: ("ProvisioningProfileList", list),
-    Kind.CERTIFICATE_LIST: ("CertificateList", list),
-    Kind.INSTALLED_APPLICATION_LIST: ("InstalledApplicationList", list),
-    Kind.MANAGED_APPLICATION_LIST: ("ManagedApplicationList", dict),
+_PAYLOAD_KEYS: dict[str, tuple[str, str]] = {
+    Kind.DEVICE_INFORMATION: ("QueryResponses", "dictionary"),
+    Kind.SECURITY_INFO: ("SecurityInfo", "dictionary"),
+    Kind.PROFILE_LIST: ("ProfileList", "array"),
+    Kind.PROVISIONING_PROFILE_LIST: ("ProvisioningProfileList", "array"),
+    Kind.CERTIFICATE_LIST: ("CertificateList", "array"),
+    Kind.INSTALLED_APPLICATION_LIST: ("InstalledApplicationList", "array"),
+    Kind.MANAGED_APPLICATION_LIST: ("ManagedApplicationList", "dictionary"),
 }
 
 # Dictionaries keyed by an identifier (app, profile) whose values are themselves dictionaries.
@@ -116,8 +119,7 @@ def apply_result(
     """
     if request_type not in INVENTORY_REQUEST_TYPES:
         return False
-    if not isinstance(result, dict):
-        raise InventoryError(_wrong(f"the {request_type} result", "a dictionary", result))
+    _checked(result, "dictionary", f"the {request_type} result")
     status = result.get("Status", "Acknowledged")
     if status != "Acknowledged":
         raise InventoryError(f"the {request_type} result has Status {status!r}, not Acknowledged")
@@ -154,26 +156,24 @@ def _read(kind: str, result: dict, device: Device, reported_at: datetime) -> _In
     return inventory
 
 
-def _payload(result: dict, key: str, expected: type) -> dict | list:
-    value = result.get(key)
-    if not isinstance(value, expected):
-        raise InventoryError(_wrong(key, _TYPE_NAMES[expected], value))
-    if isinstance(value, list):
+def _payload(result: dict, key: str, expected: str) -> dict | list:
+    """result[key], which must be a plist <expected> ("dictionary" or "array"): an array of
+    dictionaries, or for some keys a dictionary of dictionaries."""
+    value = _checked(result.get(key), expected, key)
+    if expected == "array":
         for index, entry in enumerate(value):
-            if not isinstance(entry, dict):
-                raise InventoryError(_wrong(f"{key}[{index}]", "a dictionary", entry))
+            _checked(entry, "dictionary", f"{key}[{index}]")
     if key in _DICTS_OF_DICTS:
         for name, entry in value.items():
-            if not isinstance(entry, dict):
-                raise InventoryError(_wrong(f"{key}[{name!r}]", "a dictionary", entry))
+            _checked(entry, "dictionary", f"{key}[{name!r}]")
     return value
 
 
 def _restrictions_payload(result: dict) -> dict:
-    payload = {"GlobalRestrictions": _payload(result, "GlobalRestrictions", dict)}
+    payload = {"GlobalRestrictions": _payload(result, "GlobalRestrictions", "dictionary")}
     # Only there when the command asked for it with ProfileRestrictions = true.
     if "ProfileRestrictions" in result:
-        payload["ProfileRestrictions"] = _payload(result, "ProfileRestrictions", dict)
+        payload["ProfileRestrictions"] = _payload(result, "ProfileRestrictions", "dictionary")
     return payload
 
 
@@ -243,9 +243,7 @@ def _certificate_rows(
 ) -> list[InstalledCertificate]:
     rows = []
     for where, entry in _entries("CertificateList", entries):
-        der = entry.get("Data")
-        if not isinstance(der, bytes):
-            raise InventoryError(_wrong(f"{where}.Data", "data (a DER certificate)", der))
+        der = bytes(_checked(entry.get("Data"), "data", f"{where}.Data (a DER certificate)"))
         values = {
             "common_name": _text(entry, "CommonName", where),
             "is_identity": bool(_boolean(entry, "IsIdentity", where)),
@@ -281,19 +279,25 @@ def _entries(key: str, entries: list[dict]):
         yield f"{key}[{index}]", entry
 
 
-def _text(entry: dict, key: str, where: str) -> str:
-    value = entry.get(key, "")
-    if not isinstance(value, str):
-        raise InventoryError(_wrong(f"{where}.{key}", "a string", value))
+def _checked(value: Any, expected: str, what: str) -> Any:
+    """`value` if it is a plist <expected>; else InventoryError naming `what`."""
+    if not has_type(value, expected):
+        # Plists have no null: None means the key was not there at all.
+        if value is None:
+            raise InventoryError(f"{what} is missing (expected <{expected}>)")
+        raise InventoryError(f"{what} must be <{expected}>, not {plist_type_name(value)}")
     return value
+
+
+def _text(entry: dict, key: str, where: str) -> str:
+    return _checked(entry.get(key, ""), "string", f"{where}.{key}")
 
 
 def _integer(entry: dict, key: str, where: str, bits: int) -> int | None:
     value = entry.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InventoryError(_wrong(f"{where}.{key}", "an integer", value))
+    _checked(value, "integer", f"{where}.{key}")
     # Plist integers may be wider than the column, which PostgreSQL would refuse.
     if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
         raise InventoryError(f"{where}.{key} is out of range: {value}")
@@ -302,9 +306,7 @@ def _integer(entry: dict, key: str, where: str, bits: int) -> int | None:
 
 def _boolean(entry: dict, key: str, where: str) -> bool | None:
     value = entry.get(key)
-    if value is not None and not isinstance(value, bool):
-        raise InventoryError(_wrong(f"{where}.{key}", "a boolean", value))
-    return value
+    return value if value is None else _checked(value, "boolean", f"{where}.{key}")
 
 
 def _fit(model: type[models.Model], values: dict[str, Any]) -> dict[str, Any]:
@@ -314,16 +316,6 @@ def _fit(model: type[models.Model], values: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, str) and max_length:
             values[name] = value[:max_length]
     return values
-
-
-_TYPE_NAMES = {dict: "a dictionary", list: "an array"}
-
-
-def _wrong(what: str, expected: str, value: Any) -> str:
-    # Plists have no null: None means the key was not there at all.
-    if value is None:
-        return f"{what} is missing (expected {expected})"
-    return f"{what} must be {expected}, not {type(value).__name__}"
 
 
 # Writing: called inside transaction.atomic().

@@ -31,14 +31,6 @@ class Device(models.Model):
         DeviceGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="devices"
     )
     access_rights = models.PositiveIntegerField(default=default_access_rights)
-    # The enrollment whose profile the device installed: its rights, its group.
-    enrollment = models.ForeignKey(
-        "enrollment.Enrollment",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="devices",
-    )
 
     # What the device told us about itself (Authenticate, then DeviceInformation).
     serial_number = models.CharField(max_length=64, blank=True, db_index=True)
@@ -106,6 +98,24 @@ class Device(models.Model):
     @property
     def is_managed(self) -> bool:
         return self.state == self.State.ENROLLED
+
+
+class CertificateBinding(models.Model):
+    """An identity certificate our CA issued, bound to the device it identifies.
+
+    Bound on the device's first Authenticate with it, or at issuance when the certificate
+    renews one that was bound (SCEP renewal, a renewal profile). A certificate binds to one
+    device for life; a device has as many as it was issued, the newest unrevoked one current.
+    """
+
+    certificate = models.OneToOneField(
+        "certs.IssuedCertificate", on_delete=models.CASCADE, related_name="binding"
+    )
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="bindings")
+    bound_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"certificate {self.certificate_id} of device {self.device_id}"
 
 
 class InventoryReport(models.Model):

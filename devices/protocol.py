@@ -1,19 +1,23 @@
-"""The shared front half of every device endpoint: read, authenticate, parse, validate.
+"""The shared front half of every device endpoint: authenticate, parse, validate, answer.
 
-A device request is an HTTP PUT whose body is an XML plist. This module turns one into a
-verified (identity, message) pair or a clear 4xx, before anything is written.
+A device request is an HTTP PUT whose body is an XML plist. This module takes it as plain data
+(DeviceRequest: no HTTP framework), turns it into a verified (identity, message) pair or a clear
+4xx before anything is written, hands that to the endpoint's handler and returns its Reply.
+Only the views (devices/http.py) turn requests and replies into HTTP.
 """
 
 import datetime as dt
 import logging
 import plistlib
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from xml.parsers.expat import ExpatError
 
-from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from certs.identity import DeviceIdentity, IdentityError, authenticate_device
+from mdm_portal.plist import has_type
+from mdm_portal.plist import type_name as plist_type_name
 
 log = logging.getLogger("mdm.protocol")
 
@@ -34,26 +38,6 @@ class NotManaged(ProtocolError):
         super().__init__(401, reason)
 
 
-# plist types by the names Apple's schema uses.
-PLIST_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "data": (bytes,),
-    "boolean": (bool,),
-    "integer": (int,),
-    "real": (float, int),
-    "array": (list,),
-    "dict": (dict,),
-    "date": (dt.datetime,),
-}
-
-
-def has_type(value: object, type_name: str) -> bool:
-    # bool is an int in Python, but <true/> is no <integer>.
-    if type_name in ("integer", "real") and isinstance(value, bool):
-        return False
-    return isinstance(value, PLIST_TYPES[type_name])
-
-
 def check_keys(message: dict, spec: dict[str, tuple[str, bool]], what: str) -> None:
     """Raise a 400 if a required key is missing or any known key has the wrong type.
 
@@ -65,7 +49,7 @@ def check_keys(message: dict, spec: dict[str, tuple[str, bool]], what: str) -> N
                 raise ProtocolError(400, f"{what}: required key {key} is missing")
             continue
         if not has_type(message[key], type_name):
-            actual = type(message[key]).__name__
+            actual = plist_type_name(message[key])
             raise ProtocolError(400, f"{what}: key {key} must be <{type_name}>, not {actual}")
 
 
@@ -79,21 +63,6 @@ def device_id(message: dict) -> str:
     return value
 
 
-def read_body(request: HttpRequest, limit: int) -> bytes:
-    declared = request.META.get("CONTENT_LENGTH") or "0"
-    try:
-        if int(declared) > limit:
-            raise ProtocolError(413, f"body of {declared} bytes is over the {limit}-byte limit")
-    except ValueError:
-        raise ProtocolError(400, "invalid Content-Length") from None
-    body = request.read(limit + 1)
-    if len(body) > limit:
-        raise ProtocolError(413, f"body is over the {limit}-byte limit")
-    if not body:
-        raise ProtocolError(400, "empty body")
-    return body
-
-
 def parse_plist(body: bytes) -> dict:
     try:
         message = plistlib.loads(body)
@@ -104,38 +73,77 @@ def parse_plist(body: bytes) -> dict:
     return message
 
 
-Handler = Callable[[dict, DeviceIdentity, dt.datetime], HttpResponse]
+@dataclass(frozen=True)
+class DeviceRequest:
+    """What a device sent, as plain data: the HTTP layer fills it, tests may build it."""
+
+    method: str
+    body: bytes
+    content_type: str = ""
+    # The certificate the TLS proxy forwarded ("" when none, or when its header is not trusted).
+    client_certificate: str = ""
+    mdm_signature: str = ""  # the Mdm-Signature header
+    remote_addr: str = ""
+    path: str = ""
+    # When the request arrived, before any lock was taken: the queue uses it to tell a
+    # concurrent poll from a later one.
+    started: dt.datetime = field(default_factory=timezone.now)
 
 
-def serve_device_request(request: HttpRequest, limit: int, handler: Handler) -> HttpResponse:
-    """Run the checks every device request needs, then `handler(message, identity, started)`.
+@dataclass(frozen=True)
+class Reply:
+    """The answer to a device: status, body and content type (no HTTP framework)."""
 
-    `started` is when the request arrived, before any lock was taken: the queue uses it to
-    tell a concurrent poll from a later one.
-    """
-    started = timezone.now()
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "application/xml"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def plist_reply(message: dict) -> Reply:
+    return Reply(body=plistlib.dumps(message), content_type="application/xml; charset=UTF-8")
+
+
+def refusal(error: ProtocolError) -> Reply:
+    headers = {"Allow": "PUT"} if error.status == 405 else {}
+    return Reply(error.status, (error.reason + "\n").encode(), "text/plain", headers)
+
+
+Handler = Callable[[dict, DeviceIdentity, DeviceRequest], Reply]
+
+
+def check_body(body: bytes, limit: int) -> None:
+    if len(body) > limit:
+        raise ProtocolError(413, f"body is over the {limit}-byte limit")
+    if not body:
+        raise ProtocolError(400, "empty body")
+
+
+def serve_device_request(request: DeviceRequest, limit: int, handler: Handler) -> Reply:
+    """Run the checks every device request needs, then `handler(message, identity, request)`."""
     try:
         if request.method != "PUT":
             raise ProtocolError(405, f"method {request.method} not allowed: devices use PUT")
-        body = read_body(request, limit)
+        check_body(request.body, limit)
         try:
-            identity = authenticate_device(request, body)
+            identity = authenticate_device(
+                request.body,
+                client_certificate=request.client_certificate,
+                mdm_signature=request.mdm_signature,
+            )
         except IdentityError as exc:
             # Never 401 here: a proxy that lost the client certificate must not unenroll the
             # fleet. 403 changes nothing on the device.
             raise ProtocolError(403, f"device identity refused: {exc}") from None
-        message = parse_plist(body)
-        return handler(message, identity, started)
+        message = parse_plist(request.body)
+        return handler(message, identity, request)
     except ProtocolError as exc:
         log.warning(
             "%s %s from %s refused with %s: %s",
             request.method,
             request.path,
-            request.META.get("REMOTE_ADDR", "?"),
+            request.remote_addr or "?",
             exc.status,
             exc.reason,
         )
-        response = HttpResponse(exc.reason + "\n", status=exc.status, content_type="text/plain")
-        if exc.status == 405:
-            response["Allow"] = "PUT"
-        return response
+        return refusal(exc)

@@ -19,7 +19,7 @@ from commands.queue import enqueue
 from devices.models import Device, DeviceGroup, InstalledProfile
 from mdm_portal.audit import audit
 
-from .models import Profile, ProfileAssignment
+from .models import Profile, ProfileAssignment, ProfileCommand
 from .profiles import ProfileError, load_profile
 
 
@@ -98,7 +98,7 @@ def _lacking(profile: Profile, devices: QuerySet) -> QuerySet:
     pending = QueuedCommand.objects.filter(
         request_type="InstallProfile",
         status__in=PENDING_STATUSES,
-        command__about=profile.identifier,
+        command__profile_link__identifier=profile.identifier,
     )
     return devices.exclude(pk__in=installed.values("device")).exclude(
         pk__in=pending.values("device")
@@ -118,14 +118,19 @@ def install_where_missing(profile: Profile, devices: QuerySet, *, by: str) -> tu
     count = allowed.count()
     skipped = lacking.count() - count
     if count:
-        enqueue(
-            allowed,
-            "InstallProfile",
-            {"Payload": bytes(profile.payload)},
-            queued_by=by,
-            about=profile.identifier,
+        _enqueue_for_profile(
+            profile, allowed, "InstallProfile", {"Payload": bytes(profile.payload)}, by=by
         )
     return count, skipped
+
+
+def _enqueue_for_profile(
+    profile: Profile, devices: QuerySet, request_type: str, payload: dict, *, by: str
+) -> None:
+    """Queue a command for `profile` and remember which profile it is for (one transaction)."""
+    with transaction.atomic():
+        command = enqueue(devices, request_type, payload, queued_by=by)
+        ProfileCommand.objects.create(command=command, identifier=profile.identifier)
 
 
 def _target(device: Device | None, group: DeviceGroup | None) -> dict:
@@ -168,7 +173,7 @@ def unassign(
         pending = QueuedCommand.objects.filter(
             request_type="InstallProfile",
             status__in=PENDING_STATUSES,
-            command__about=profile.identifier,
+            command__profile_link__identifier=profile.identifier,
         )
         losing = members.filter(state=Device.State.ENROLLED).exclude(pk__in=still.values("pk"))
         # Whatever install is still waiting for them is no longer wanted.
@@ -176,12 +181,8 @@ def unassign(
         to_remove = losing.filter(pk__in=has_it)
         count = to_remove.count()
         if count:
-            enqueue(
-                to_remove,
-                "RemoveProfile",
-                {"Identifier": profile.identifier},
-                queued_by=by,
-                about=profile.identifier,
+            _enqueue_for_profile(
+                profile, to_remove, "RemoveProfile", {"Identifier": profile.identifier}, by=by
             )
         audit("profile.unassigned", actor=by, target=profile.identifier, to=str(device or group))
     return count

@@ -36,12 +36,12 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from certs.ca import CAError, active_ca, ca_certificate, issue_certificate, new_private_key
-from certs.challenges import issue_challenge
 from certs.models import IssuedCertificate, PushCertificate
 from certs.pushcert import active_push_certificate
 from commands.catalog import access_rights_error
 from mdm_portal.audit import audit
 
+from .links import issue_enrollment_challenge, link_certificate
 from .models import Enrollment
 from .profiles import sign_profile
 
@@ -261,7 +261,7 @@ def scep_payload(enrollment: Enrollment, identifier: str, device=None) -> dict:
         "PayloadContent": {
             "URL": settings.MDM_PUBLIC_URL + "/scep",
             "Name": SCEP_NAME,
-            "Challenge": issue_challenge(enrollment, device=device),
+            "Challenge": issue_enrollment_challenge(enrollment, device=device),
             "Keysize": 2048,
             "Key Type": "RSA",
             "Key Usage": KEY_USAGE_SIGN_AND_ENCRYPT,
@@ -301,7 +301,8 @@ def pkcs12_payload(
         ]
     )
     csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
-    certificate, record = issue_certificate(csr, enrollment=enrollment, device=device, actor=actor)
+    certificate, record = issue_certificate(csr, actor=actor)
+    link_certificate(record, enrollment, device)
     password = secrets.token_urlsafe(24)
     data = pkcs12.serialize_key_and_certificates(
         common_name.encode(), key, certificate, None, _pkcs12_encryption(password.encode())

@@ -80,3 +80,72 @@ class ProfileAssignment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.profile} -> {self.device or self.group}"
+
+
+class EnrollmentChallenge(models.Model):
+    """What a SCEP challenge in one of our profiles is for: its enrollment, and for a renewal
+    profile the device whose new identity the challenge authorises."""
+
+    challenge = models.OneToOneField(
+        "certs.ScepChallenge", on_delete=models.CASCADE, related_name="enrollment_link"
+    )
+    enrollment = models.ForeignKey(
+        Enrollment, null=True, blank=True, on_delete=models.CASCADE, related_name="challenges"
+    )
+    device = models.ForeignKey(
+        "devices.Device", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"challenge {self.challenge_id} of {self.enrollment}"
+
+
+class EnrollmentCertificate(models.Model):
+    """The enrollment whose profile led to an identity certificate (SCEP or PKCS#12)."""
+
+    certificate = models.OneToOneField(
+        "certs.IssuedCertificate", on_delete=models.CASCADE, related_name="enrollment_link"
+    )
+    enrollment = models.ForeignKey(Enrollment, on_delete=models.CASCADE, related_name="+")
+
+    def __str__(self) -> str:
+        return f"certificate {self.certificate_id} from {self.enrollment}"
+
+
+class DeviceEnrollment(models.Model):
+    """The enrollment whose profile a device installed last: its AccessRights and group came
+    from it, and renewal profiles are built from it."""
+
+    device = models.OneToOneField(
+        "devices.Device", on_delete=models.CASCADE, related_name="enrollment_link"
+    )
+    enrollment = models.ForeignKey(Enrollment, on_delete=models.CASCADE, related_name="devices")
+    since = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"device {self.device_id} in {self.enrollment}"
+
+
+class ProfileCommand(models.Model):
+    """An InstallProfile or RemoveProfile the library queued, and for which profile: the queue
+    itself knows no profile."""
+
+    command = models.OneToOneField(
+        "commands.Command", on_delete=models.CASCADE, related_name="profile_link"
+    )
+    identifier = models.CharField(max_length=255, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.identifier} ({self.command_id})"
+
+
+class IdentityRenewal(models.Model):
+    """An InstallProfile that carries a renewal profile (a new identity for one device)."""
+
+    command = models.OneToOneField(
+        "commands.Command", on_delete=models.CASCADE, related_name="identity_renewal"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"identity renewal {self.command_id}"

@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from certs.ca import PROFILE_SIGNING, active_ca, ca_certificate, server_credentials
 from certs.cms import CMSError, encrypt_for, sign, signed_content
-from certs.models import IssuedCertificate
+from devices.identities import current_identity
 
 
 class ProfileError(ValueError):
@@ -33,17 +33,14 @@ def load_profile(data: bytes) -> dict:
 
 
 def device_identity(device) -> x509.Certificate:
-    """The device's current identity certificate: the newest one bound to it, unrevoked."""
+    """The device's current identity certificate (devices.identities), which must be in date
+    and RSA for a profile to be encrypted to it."""
     now = dt.datetime.now(dt.UTC)
-    record = (
-        IssuedCertificate.objects.filter(
-            device=device, revoked_at__isnull=True, not_before__lte=now, not_after__gt=now
-        )
-        .order_by("-not_before", "-id")
-        .first()
-    )
+    record = current_identity(device)
     if record is None:
         raise ProfileError(f"{device.udid} has no current identity certificate")
+    if not (record.not_before <= now < record.not_after):
+        raise ProfileError(f"{device.udid}'s identity certificate is not in date")
     certificate = x509.load_pem_x509_certificate(record.certificate_pem.encode())
     if not isinstance(certificate.public_key(), rsa.RSAPublicKey):
         raise ProfileError(f"{device.udid}'s identity key is not RSA: CMS cannot encrypt to it")

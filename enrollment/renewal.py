@@ -9,18 +9,19 @@ import logging
 import plistlib
 
 from cryptography.hazmat.primitives.asymmetric import rsa
+from django.db import transaction
 
-from certs.expiry import identities_due_for_renewal
 from commands.models import PENDING_STATUSES, Command, QueuedCommand
 from commands.queue import EnqueueError, enqueue
+from devices.identities import identities_due_for_renewal
 from devices.models import Device
 
+from .links import device_enrollment
 from .mobileconfig import EnrollmentUnavailable, build_enrollment_profile
+from .models import IdentityRenewal
 from .profiles import ProfileError, device_identity
 
 log = logging.getLogger("mdm.renewal")
-
-RENEWAL = "identity-renewal"  # Command.about of renewal profiles
 
 
 class RenewalError(Exception):
@@ -36,36 +37,39 @@ def _can_encrypt_to(device: Device) -> bool:
 
 def renew_identity(device: Device, *, by: str = "renewal") -> Command:
     """Queue a renewal profile for `device`."""
-    if device.enrollment is None:
+    enrollment = device_enrollment(device)
+    if enrollment is None:
         raise RenewalError(f"{device.udid} has no enrollment to build a renewal profile from")
     try:
-        profile = build_enrollment_profile(device.enrollment, actor=by, for_device=device)
-        return enqueue(
-            device,
-            "InstallProfile",
-            {"Payload": plistlib.dumps(profile)},
-            queued_by=by,
-            options={"encrypt": _can_encrypt_to(device)},
-            about=RENEWAL,
-        )
+        with transaction.atomic():
+            profile = build_enrollment_profile(enrollment, actor=by, for_device=device)
+            command = enqueue(
+                device,
+                "InstallProfile",
+                {"Payload": plistlib.dumps(profile)},
+                queued_by=by,
+                options={"encrypt": _can_encrypt_to(device)},
+            )
+            IdentityRenewal.objects.create(command=command)
+        return command
     except (EnrollmentUnavailable, EnqueueError) as exc:
         raise RenewalError(f"{device.udid}: {exc}") from None
 
 
 def renew_expiring_identities(days: int = 30) -> dict:
     """Queue renewals for enrolled devices whose identity expires within `days`."""
-    due = identities_due_for_renewal(days).select_related("device__enrollment")
+    due = identities_due_for_renewal(days)
     already = set(
         QueuedCommand.objects.filter(
-            status__in=PENDING_STATUSES, command__about=RENEWAL
+            status__in=PENDING_STATUSES, command__identity_renewal__isnull=False
         ).values_list("device_id", flat=True)
     )
     renewed, failed = 0, 0
-    for record in due:
-        if record.device_id in already:
+    for binding in due:
+        if binding.device_id in already:
             continue
         try:
-            renew_identity(record.device)
+            renew_identity(binding.device)
             renewed += 1
         except RenewalError as exc:
             failed += 1

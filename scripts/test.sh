@@ -19,9 +19,10 @@ if ! scripts/test-tools.sh; then
   echo "warning: SCEP clients unavailable; the interoperability tests will be skipped" >&2
 fi
 
-echo "==> lint (ruff)"
+echo "==> lint (ruff, and the layering between the apps: lint-imports)"
 ruff check .
 ruff format --check .
+lint-imports --no-cache
 
 echo "==> services (PostgreSQL, Redis)"
 if scripts/services.sh start; then

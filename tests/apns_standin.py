@@ -209,7 +209,11 @@ def install_push_certificate(pki: StandInPKI, **kwargs):
 
     certificate_pem, key_pem = pki.issue_push_certificate(**kwargs)
     return import_push_certificate(
-        certificate_pem, key_pem, force=True, actor="apns-standin"
+        certificate_pem,
+        key_pem,
+        orphaned_devices=lambda topic: 0,  # a test stand-in: nothing to orphan
+        force=True,
+        actor="apns-standin",
     ).certificate
 
 

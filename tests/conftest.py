@@ -6,6 +6,7 @@ from django.db import connection
 from django.test import Client
 
 from certs.ca import ensure_ca, issue_certificate
+from devices.identities import bind
 from tests.simulator import SimulatedDevice, client_sender, make_csr, make_key
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -41,7 +42,9 @@ def send(client: Client):
 
 def new_identity(common_name: str = "device", kind: str = "rsa", device=None):
     key = make_key(kind)
-    certificate, record = issue_certificate(make_csr(key, common_name), device=device)
+    certificate, record = issue_certificate(make_csr(key, common_name))
+    if device is not None:
+        bind(record, device)
     return certificate, key, record
 
 

@@ -20,8 +20,8 @@ def test_authenticate_records_pending_device_and_binds_certificate(device):
     assert stored.serial_number == "F2LXK0ABCDEF"
     assert stored.os_version == "17.4"
     assert stored.enrolled_at is None
-    record = IssuedCertificate.objects.get(device=stored)
-    assert record.bound_at is not None
+    record = IssuedCertificate.objects.get(binding__device=stored)
+    assert record.binding.bound_at is not None
     assert AuditEntry.objects.filter(action="device.authenticated", target=device.udid).exists()
 
 
@@ -231,13 +231,14 @@ def test_device_takes_rights_and_group_from_the_enrollment_of_its_certificate(se
 
     group = DeviceGroup.objects.create(name="Kiosks")
     enrollment = Enrollment.objects.create(name="Kiosk", access_rights=1 | 16, group=group)
+    from enrollment.links import device_enrollment, link_certificate
+
     certificate, key, record = new_identity()
-    record.enrollment = enrollment
-    record.save()
+    link_certificate(record, enrollment)
     sim = SimulatedDevice(send=send, certificate=certificate, key=key)
     sim.enroll()
     stored = Device.objects.get(udid=sim.udid)
-    assert stored.enrollment == enrollment
+    assert device_enrollment(stored) == enrollment
     assert stored.access_rights == 1 | 16
     assert stored.group == group
     # The initial inventory followed the enrollment's rights, and the queue enforces them.

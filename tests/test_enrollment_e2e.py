@@ -16,6 +16,7 @@ from certs.models import IssuedCertificate, PushCertificate
 from commands.models import QueuedCommand, Status
 from commands.queue import enqueue
 from devices.models import Device, DeviceGroup
+from enrollment.links import device_enrollment, enrollment_of
 from tests import scep_client
 from tests.simulator import TOPIC, SimulatedDevice
 
@@ -102,13 +103,13 @@ def test_enrollment_link_to_encrypted_profile(client, ca, send, tmp_path):
     # 2. SCEP with the device's own key and the profile's one-time challenge.
     certificate, key = scep_enroll(client, scep["PayloadContent"])
     record = IssuedCertificate.objects.get(serial=format(certificate.serial_number, "x"))
-    assert record.enrollment.name == "Staff phones"
+    assert enrollment_of(record).name == "Staff phones"
 
     # 3. Check-in with that identity (Mdm-Signature), landing in the enrollment's group.
     device = SimulatedDevice(send=send, certificate=certificate, key=key)
     device.enroll()
     stored = Device.objects.get(udid=device.udid)
-    assert stored.enrollment.name == "Staff phones"
+    assert device_enrollment(stored).name == "Staff phones"
     assert stored.group == DeviceGroup.objects.get(name="Staff")
     QueuedCommand.objects.filter(device=stored).delete()
 

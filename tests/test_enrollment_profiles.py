@@ -17,7 +17,9 @@ from django.utils import timezone
 from certs.ca import active_ca, ca_certificate
 from certs.challenges import consume_challenge
 from certs.models import IssuedCertificate, PushCertificate
+from devices.identities import bound_device_id
 from devices.models import DeviceGroup
+from enrollment.links import enrollment_of
 from enrollment.mobileconfig import (
     EnrollmentUnavailable,
     build_enrollment_profile,
@@ -140,7 +142,7 @@ def test_scep_payload_carries_a_fresh_one_time_challenge(enrollment):
     assert cn[0] == "CN" and cn[1].startswith("MDM Identity ")
     assert org == ["O", "Example Org"]
     accepted, record = consume_challenge(content["Challenge"])
-    assert accepted and record.enrollment == enrollment
+    assert accepted and record.enrollment_link.enrollment == enrollment
     assert consume_challenge(content["Challenge"])[0] is False
 
 
@@ -260,8 +262,8 @@ def test_pkcs12_identity(enrollment, settings, encryption, tmp_path):
     assert key.key_size == 2048
     assert key.public_key().public_numbers() == certificate.public_key().public_numbers()
     record = IssuedCertificate.objects.get(sha256=certificate.fingerprint(hashes.SHA256()).hex())
-    assert record.enrollment == enrollment
-    assert record.device is None
+    assert enrollment_of(record) == enrollment
+    assert bound_device_id(record) is None
     certificate.verify_directly_issued_by(ca_certificate(active_ca()))
     with pytest.raises(ValueError):
         pkcs12.load_key_and_certificates(identity["PayloadContent"], b"wrong")

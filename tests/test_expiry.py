@@ -12,9 +12,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from certs.ca import PROFILE_SIGNING, ensure_server_identity, issue_certificate
-from certs.expiry import certificate_inventory, identities_due_for_renewal
+from certs.expiry import certificate_inventory
 from certs.models import IssuedCertificate, PushCertificate
-from devices.models import Device
+from devices.identities import bind, identities_due_for_renewal
+from devices.models import CertificateBinding, Device
 from tests.simulator import make_csr, make_key
 
 pytestmark = pytest.mark.django_db
@@ -31,8 +32,9 @@ def device(state: str = "enrolled") -> Device:
 
 
 def identity(dev: Device | None, not_after: dt.datetime, **fields) -> IssuedCertificate:
-    """A registry row as our CA records it (the certificate itself is not needed here)."""
-    return IssuedCertificate.objects.create(
+    """A registry row as our CA records it (the certificate itself is not needed here),
+    bound to `dev` unless None."""
+    record = IssuedCertificate.objects.create(
         authority_id=fields.pop("authority_id"),
         serial=uuid.uuid4().hex,
         subject=f"CN={dev.udid if dev else 'unbound'}",
@@ -40,9 +42,11 @@ def identity(dev: Device | None, not_after: dt.datetime, **fields) -> IssuedCert
         certificate_pem="-",
         not_before=NOW - dt.timedelta(days=300),
         not_after=not_after,
-        device=dev,
         **fields,
     )
+    if dev is not None:
+        bind(record, dev)
+    return record
 
 
 def push_certificate(not_after: dt.datetime) -> PushCertificate:
@@ -140,9 +144,8 @@ def test_inventory_lists_push_ca_signing_and_device_identities(ca):
 
 def test_a_real_issued_identity_is_listed_with_its_certificate_dates(ca):
     dev = device()
-    certificate, record = issue_certificate(
-        make_csr(make_key(), "dev"), validity_days=10, device=dev
-    )
+    certificate, record = issue_certificate(make_csr(make_key(), "dev"), validity_days=10)
+    bind(record, dev)
     now = dt.datetime.now(dt.UTC)
     (entry,) = by_kind(certificate_inventory(now=now), "device-identity")
     assert entry["name"] == dev.udid
@@ -222,9 +225,9 @@ def test_identities_due_for_renewal_are_near_expiry_and_enrolled(ca):
     identity(None, at(5), authority_id=ca.pk)  # never bound
 
     found = list(identities_due_for_renewal(now=NOW))
-    assert found == [due_soon, due]
+    assert [binding.certificate for binding in found] == [due_soon, due]
     assert found[0].device.state == "enrolled"  # loaded with the certificate
-    assert list(identities_due_for_renewal(days=1, now=NOW)) == [due_soon]
+    assert [b.certificate for b in identities_due_for_renewal(days=1, now=NOW)] == [due_soon]
     assert len(identities_due_for_renewal(days=60, now=NOW)) == 3
 
 
@@ -232,7 +235,7 @@ def _fleet(ca, count: int) -> None:
     devices = Device.objects.bulk_create(
         Device(udid=f"FLEET-{count}-{i}", state="enrolled", topic="t") for i in range(count)
     )
-    IssuedCertificate.objects.bulk_create(
+    records = IssuedCertificate.objects.bulk_create(
         IssuedCertificate(
             authority=ca,
             serial=uuid.uuid4().hex,
@@ -241,9 +244,12 @@ def _fleet(ca, count: int) -> None:
             certificate_pem="-",
             not_before=NOW - dt.timedelta(days=300),
             not_after=at(i % 40),
-            device=dev,
         )
         for i, dev in enumerate(devices)
+    )
+    CertificateBinding.objects.bulk_create(
+        CertificateBinding(certificate=record, device=dev, bound_at=NOW)
+        for record, dev in zip(records, devices, strict=True)
     )
 
 
@@ -267,5 +273,5 @@ def test_inventory_query_count_does_not_grow_with_the_fleet(ca):
 
     with CaptureQueriesContext(connection) as captured:
         due = list(identities_due_for_renewal(now=NOW))
-        assert all(cert.device.state == "enrolled" for cert in due)
+        assert all(binding.device.state == "enrolled" for binding in due)
     assert len(captured) == 1

@@ -12,6 +12,7 @@ from cryptography.x509.oid import NameOID
 from certs.ca import active_ca, ca_certificate, ca_private_key, revoke, sha256_hex
 from certs.models import IssuedCertificate
 from commands.models import QueuedCommand
+from devices.identities import bound_device_id
 from devices.models import Device
 from tests.conftest import new_identity
 from tests.simulator import SimulatedDevice, make_csr, make_key, sign_detached
@@ -154,7 +155,7 @@ def test_certificate_missing_from_registry_is_403(ca, send):
 
 
 def test_revoked_certificate_is_403_and_never_401(enrolled):
-    revoke(IssuedCertificate.objects.get(device__udid=enrolled.udid), reason="lost")
+    revoke(IssuedCertificate.objects.get(binding__device__udid=enrolled.udid), reason="lost")
     before = snapshot()
     response = enrolled.idle()
     assert response.status == 403
@@ -191,7 +192,7 @@ def test_renewed_certificate_issued_to_the_device_binds_to_it(enrolled, send):
     certificate, key, record = new_identity(device=device)
     renewed = SimulatedDevice(send=send, certificate=certificate, key=key, udid=enrolled.udid)
     assert renewed.idle().status == 200
-    assert record.device_id == device.pk
+    assert bound_device_id(record) == device.pk
     assert enrolled.idle().status == 200  # the earlier certificate still belongs to it
 
 
@@ -199,8 +200,7 @@ def test_new_enrollment_profile_certificate_binds_on_authenticate(enrolled, send
     certificate, key, record = new_identity()
     reenrolled = SimulatedDevice(send=send, certificate=certificate, key=key, udid=enrolled.udid)
     reenrolled.enroll()
-    record.refresh_from_db()
-    assert record.device.udid == enrolled.udid
+    assert Device.objects.get(bindings__certificate=record).udid == enrolled.udid
     assert Device.objects.get(udid=enrolled.udid).enrollment_count == 2
 
 

@@ -104,7 +104,7 @@ def test_group_assignment_reaches_only_members_that_lack_it(make_device):
     Device.objects.filter(udid=sims[1].udid).update(access_rights=1)
     assert assign(stored, group=group, by="alice") == (1, 1)
     command = Command.objects.get(request_type="InstallProfile")
-    assert command.about == stored.identifier
+    assert command.profile_link.identifier == stored.identifier
     assert [r.device.udid for r in command.rows.all()] == [sims[2].udid]
 
 

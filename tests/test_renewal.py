@@ -14,8 +14,9 @@ from certs.cms import signed_content
 from certs.models import IssuedCertificate, PushCertificate
 from commands.models import QueuedCommand
 from devices.models import Device
+from enrollment.links import link_certificate
 from enrollment.models import Enrollment
-from enrollment.renewal import RENEWAL, renew_expiring_identities
+from enrollment.renewal import renew_expiring_identities
 from enrollment.tasks import renew_device_identities
 from tests.conftest import new_identity
 from tests.simulator import TOPIC, SimulatedDevice
@@ -33,7 +34,7 @@ def enrolled_via_enrollment(ca, send):
     )
     enrollment = Enrollment.objects.create(name="Staff", access_rights=8191)
     certificate, key, record = new_identity()
-    IssuedCertificate.objects.filter(pk=record.pk).update(enrollment=enrollment)
+    link_certificate(record, enrollment)
     sim = SimulatedDevice(send=send, certificate=certificate, key=key)
     sim.enroll()
     QueuedCommand.objects.filter(device__udid=sim.udid).delete()
@@ -64,13 +65,13 @@ def test_expiring_identity_gets_an_encrypted_renewal_profile_bound_to_the_device
     scep = next(p for p in content if p["PayloadType"] == "com.apple.security.scep")
     accepted, challenge = consume_challenge(scep["PayloadContent"]["Challenge"])
     assert accepted
-    assert challenge.device == Device.objects.get(udid=sim.udid)
+    assert challenge.enrollment_link.device == Device.objects.get(udid=sim.udid)
     # A renewal counts no use of the enrollment link.
     assert Enrollment.objects.get().uses == 0
 
 
 def test_devices_without_an_enrollment_are_reported_not_renewed(enrolled):
-    record = IssuedCertificate.objects.get(device__udid=enrolled.udid)
+    record = IssuedCertificate.objects.get(binding__device__udid=enrolled.udid)
     expire_in(record, 5)
     assert renew_expiring_identities(30) == {"renewed": 0, "failed": 1}
 
@@ -79,7 +80,7 @@ def test_task_and_command(enrolled_via_enrollment):
     sim, record = enrolled_via_enrollment
     expire_in(record, 3)
     assert renew_device_identities() == {"renewed": 1, "failed": 0}
-    assert QueuedCommand.objects.filter(command__about=RENEWAL).count() == 1
+    assert QueuedCommand.objects.filter(command__identity_renewal__isnull=False).count() == 1
     out = StringIO()
     call_command("mdm_enrollment", "renew", "--device", sim.udid, stdout=out)
     assert "renewal profile queued" in out.getvalue()

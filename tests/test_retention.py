@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from commands.models import ArchivedCommand, QueuedCommand, Status
-from commands.queue import archive_answered
+from commands.retention import archive_answered
 from commands.tasks import archive_answered_commands
 
 pytestmark = pytest.mark.django_db

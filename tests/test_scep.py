@@ -18,6 +18,12 @@ from certs.ca import ca_certificate, ensure_ca, revoke, sha256_hex
 from certs.challenges import issue_challenge
 from certs.models import CertificateAuthority, IssuedCertificate, ScepChallenge, ScepRequest
 from devices.models import Device
+from enrollment.links import (
+    enrollment_of,
+    issue_enrollment_challenge,
+    link_certificate,
+    scep_request_enrollment,
+)
 from enrollment.models import Enrollment
 from mdm_portal.models import AuditEntry
 from tests import scep_client as sc
@@ -152,12 +158,12 @@ def assert_issued(server, req, response, transaction_id, nonce, enrollment=None)
     assert certificate.subject == req.csr.subject
     certificate.verify_directly_issued_by(server.ca_cert)
     record = IssuedCertificate.objects.get(sha256=sha256_hex(certificate))
-    assert record.enrollment == enrollment
+    assert enrollment_of(record) == enrollment
     return certificate, record
 
 
 def test_pkcs_req_by_post_issues_a_recorded_certificate(server, enrollment):
-    challenge = issue_challenge(enrollment)
+    challenge = issue_enrollment_challenge(enrollment)
     req = requester(challenge)
     request = sc.build_request(
         req.csr.public_bytes(serialization.Encoding.DER), req.signer, req.key, server.recipient
@@ -170,14 +176,14 @@ def test_pkcs_req_by_post_issues_a_recorded_certificate(server, enrollment):
     scep_request = ScepRequest.objects.get(transaction_id=request.transaction_id)
     assert scep_request.status == ScepRequest.Status.ISSUED
     assert scep_request.certificate == record
-    assert scep_request.enrollment == enrollment
+    assert scep_request_enrollment(scep_request) == enrollment
     assert ScepChallenge.objects.get().used_at is not None
     assert AuditEntry.objects.filter(action="scep.issued", target=record.subject).exists()
     assert AuditEntry.objects.filter(action="certificate.issued", actor="scep").exists()
 
 
 def test_pkcs_req_by_get_issues_a_certificate(server, enrollment):
-    req = requester(issue_challenge(enrollment))
+    req = requester(issue_enrollment_challenge(enrollment))
     der = req.pkcs_req(server, transaction_id="get-1")
     response = server.get(der)
     assert_issued(server, req, response, "get-1", sc.sender_nonce_of(der), enrollment)
@@ -216,12 +222,12 @@ def test_a_resent_request_gets_the_same_certificate_again(server):
 
 
 def test_a_challenge_bound_to_a_device_binds_the_certificate(server, enrollment):
-    device = Device.objects.create(udid="RENEWING-DEVICE", enrollment=enrollment)
-    req = requester(issue_challenge(enrollment, device=device))
+    device = Device.objects.create(udid="RENEWING-DEVICE")
+    req = requester(issue_enrollment_challenge(enrollment, device=device))
     status, _, certificate, *_ = req.read(server, server.post(req.pkcs_req(server)))
     assert status == sc.SUCCESS
     record = IssuedCertificate.objects.get(sha256=sha256_hex(certificate))
-    assert record.device == device and record.bound_at is not None
+    assert record.binding.device == device and record.binding.bound_at is not None
 
 
 def test_static_challenge(server, settings):
@@ -231,7 +237,7 @@ def test_static_challenge(server, settings):
         status, *_ = req.read(server, server.post(req.pkcs_req(server)))
         assert status == sc.SUCCESS
     assert issued_count() == 2
-    assert IssuedCertificate.objects.filter(enrollment__isnull=True).count() == 2
+    assert IssuedCertificate.objects.filter(enrollment_link__isnull=True).count() == 2
 
 
 # ------------------------------------------------------------------ refusals: FAILURE + failInfo
@@ -403,7 +409,7 @@ def manual(settings):
 
 
 def test_manual_approval_pending_then_approved(server, manual, enrollment):
-    req = requester(issue_challenge(enrollment))
+    req = requester(issue_enrollment_challenge(enrollment))
     der = req.pkcs_req(server, transaction_id="wait-for-me")
     status, fail_info, certificate, *_ = req.read(server, server.post(der))
     assert (status, fail_info, certificate) == (sc.PENDING, None, None)
@@ -468,16 +474,15 @@ def renewal_for(certificate: x509.Certificate, key) -> Requester:
 
 
 def test_renewal_req_issues_a_certificate_bound_to_the_same_device(server, enrollment):
-    device = Device.objects.create(udid="DEVICE-RENEW-1", enrollment=enrollment)
+    device = Device.objects.create(udid="DEVICE-RENEW-1")
     old_cert, old_key, old_record = new_identity("renew-me", device=device)
-    old_record.enrollment = enrollment
-    old_record.save()
+    link_certificate(old_record, enrollment)
     req = renewal_for(old_cert, old_key)
     der = req.pkcs_req(server, message_type=sc.RENEWAL_REQ, transaction_id="renew-1")
     certificate, record = assert_issued(
         server, req, server.post(der), "renew-1", sc.sender_nonce_of(der), enrollment
     )
-    assert record.device == device and record.bound_at is not None
+    assert record.binding.device == device and record.binding.bound_at is not None
     assert record.pk != old_record.pk
     assert public_der(certificate) == public_der(req.csr) != public_der(old_cert)
     request = ScepRequest.objects.get(transaction_id="renew-1")
@@ -517,18 +522,18 @@ def test_renewal_under_manual_approval_binds_on_approval(server, manual):
     run("mdm_scep", "approve", "renew-2")
     status, _, certificate, *_ = req.read(server, server.post(req.poll(server, "renew-2")))
     assert status == sc.SUCCESS
-    assert IssuedCertificate.objects.get(sha256=sha256_hex(certificate)).device == device
+    assert IssuedCertificate.objects.get(sha256=sha256_hex(certificate)).binding.device == device
 
 
 def test_pkcs_req_signed_by_a_current_identity_is_a_renewal(server, enrollment):
     """The drafts' (and certmonger's) renewal: a PKCSReq signed by the current certificate."""
-    device = Device.objects.create(udid="DEVICE-RENEW-3", enrollment=enrollment)
+    device = Device.objects.create(udid="DEVICE-RENEW-3")
     old_cert, old_key, old_record = new_identity("draft-renewal", device=device)
     req = renewal_for(old_cert, old_key)  # no challenge in the CSR
     status, _, certificate, *_ = req.read(server, server.post(req.pkcs_req(server)))
     assert status == sc.SUCCESS
     record = IssuedCertificate.objects.get(sha256=sha256_hex(certificate))
-    assert record.device == device
+    assert record.binding.device == device
     assert ScepRequest.objects.get(certificate=record).renewal_of == old_record
 
 

@@ -30,6 +30,7 @@ from certs.ca import ca_certificate, ensure_ca, sha256_hex
 from certs.challenges import issue_challenge
 from certs.models import CertificateAuthority, IssuedCertificate, ScepChallenge, ScepRequest
 from certs.scep_ra import ra_credentials
+from enrollment.links import enrollment_of, issue_enrollment_challenge
 from enrollment.models import Enrollment
 from mdm_portal.models import AuditEntry
 
@@ -196,7 +197,7 @@ def test_certmonger_enrolls_renews_and_is_refused_a_wrong_challenge(
 
     # Enrollment with a one-time challenge (getcert request -L).
     key_file, cert_file = certmonger.root / "key.pem", certmonger.root / "cert.pem"
-    challenge = issue_challenge(enrollment)
+    challenge = issue_enrollment_challenge(enrollment)
     request = certmonger(
         "request", "-c", "portal", "-I", "good", "-w", "-N", "CN=certmonger.example",
         "-k", str(key_file), "-f", str(cert_file), "-L", challenge,
@@ -205,7 +206,7 @@ def test_certmonger_enrolls_renews_and_is_refused_a_wrong_challenge(
     assert "status: MONITORING" in certmonger.status("good")
     certificate = x509.load_pem_x509_certificate(cert_file.read_bytes())
     record = IssuedCertificate.objects.get(sha256=sha256_hex(certificate))
-    assert record.enrollment == enrollment
+    assert enrollment_of(record) == enrollment
     assert record.subject == "CN=certmonger.example"
     certificate.verify_directly_issued_by(ca_cert)
     assert ScepChallenge.objects.get().used_at is not None
@@ -217,7 +218,7 @@ def test_certmonger_enrolls_renews_and_is_refused_a_wrong_challenge(
     assert second.serial_number != certificate.serial_number
     second_record = IssuedCertificate.objects.get(sha256=sha256_hex(second))
     assert ScepRequest.objects.get(certificate=second_record).renewal_of == record
-    assert second_record.enrollment == enrollment
+    assert enrollment_of(second_record) == enrollment
 
     # A wrong challenge: refused (badRequest), nothing issued.
     before = IssuedCertificate.objects.count()

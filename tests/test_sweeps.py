@@ -7,6 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from commands import sweeps as command_sweeps
 from commands.models import QueuedCommand, Status
 from commands.queue import EnqueueError, enqueue
 from commands.tasks import claim_due_pushes
@@ -67,7 +68,7 @@ def test_not_now_devices_are_pushed_again_gently():
             device, "Settings", {"Settings": [{"Item": "DataRoaming", "Enabled": True}]}
         )
         QueuedCommand.objects.filter(command=command).update(status=Status.NOT_NOW)
-    assert sweeps.not_now_due(now) == [waiting.pk]
+    assert command_sweeps.not_now_due(now) == [waiting.pk]
 
 
 def test_old_unanswered_commands_expire_and_are_kept():
@@ -77,7 +78,7 @@ def test_old_unanswered_commands_expire_and_are_kept():
         created_at=timezone.now() - timedelta(days=40)
     )
     QueuedCommand.objects.filter(command=answered).update(status=Status.ACKNOWLEDGED)
-    assert sweeps.expire_commands() == 1
+    assert command_sweeps.expire_commands() == 1
     statuses = dict(QueuedCommand.objects.values_list("command__uuid", "status"))
     assert statuses == {
         old.uuid: Status.EXPIRED,
@@ -97,7 +98,7 @@ def test_sweeps_are_bulk_statements_whatever_the_fleet_size():
     )
     with CaptureQueriesContext(connection) as queries:
         sweeps.mark_inactive()
-        sweeps.expire_commands()
+        command_sweeps.expire_commands()
         sweeps.device_counts()
     assert len(queries.captured_queries) == 3
 

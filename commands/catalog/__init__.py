@@ -5,6 +5,10 @@ read by definitions.py); the seed's AccessRights bits and NotNow rules are below
 commands that need more have a hook (hooks.py). `prepare` is what commands.queue calls.
 """
 
+from dataclasses import replace
+
+from mdm_portal.plist import os_version
+
 from .definitions import (
     DEFINITIONS,
     CatalogError,
@@ -13,17 +17,18 @@ from .definitions import (
     validate_payload,
 )
 from .device_queries import QUERY_RIGHTS
-from .hooks import HOOKS, Hook, Request, Target
+from .hooks import HOOKS, Draft, Hook, Recipient, register_hook
 
 __all__ = [
     "DEFINITIONS",
     "HOOKS",
     "CatalogError",
     "CommandDefinition",
+    "Draft",
     "Hook",
-    "Request",
-    "Target",
+    "Recipient",
     "prepare",
+    "register_hook",
 ]
 
 INSPECT_PROFILES = 1
@@ -159,41 +164,36 @@ def initial_inventory_commands(access_rights: int) -> list[tuple[str, dict]]:
     return commands
 
 
-def _version(text: str) -> tuple[int, ...]:
-    parts = []
-    for piece in text.split("."):
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        parts.append(int(digits or 0))
-    return tuple(parts)
-
-
-def _check_platforms(definition: CommandDefinition, targets: list[Target]) -> None:
+def _check_platforms(definition: CommandDefinition, recipients: list[Recipient]) -> None:
     """Refuse devices whose platform or OS version the command does not support."""
-    for target in targets:
-        if not target.platform:
+    for recipient in recipients:
+        if not recipient.platform:
             continue  # not reported yet: the device will say if it cannot
-        support = definition.platforms.get(target.platform)
+        support = definition.platforms.get(recipient.platform)
         name = definition.request_type
         if support is None or support.introduced is None:
-            raise CatalogError(f"{name} is not supported on {target.platform} ({target.udid})")
+            raise CatalogError(
+                f"{name} is not supported on {recipient.platform} ({recipient.udid})"
+            )
         if not support.device_channel:
             raise CatalogError(
-                f"{name} needs the user channel on {target.platform}, which this server does not"
-                f" support ({target.udid})"
+                f"{name} needs the user channel on {recipient.platform}, which this server does not"
+                f" support ({recipient.udid})"
             )
-        if target.os_version and _version(target.os_version) < _version(support.introduced):
+        running = os_version(recipient.os_version)  # None: not reported yet, or unreadable
+        if running is not None and running < (os_version(support.introduced) or ()):
             raise CatalogError(
-                f"{name} needs {target.platform} {support.introduced} or later; "
-                f"{target.udid} runs {target.os_version}"
+                f"{name} needs {recipient.platform} {support.introduced} or later; "
+                f"{recipient.udid} runs {recipient.os_version}"
             )
 
 
-def _check_rights(request_type: str, command: dict | None, targets: list[Target]) -> None:
+def _check_rights(request_type: str, command: dict | None, recipients: list[Recipient]) -> None:
     lacking: dict[int, list[str]] = {}
-    for target in targets:
-        needed = required_rights(request_type, command, target.platform)
-        if target.access_rights & needed != needed:
-            lacking.setdefault(needed, []).append(target.udid)
+    for recipient in recipients:
+        needed = required_rights(request_type, command, recipient.platform)
+        if recipient.access_rights & needed != needed:
+            lacking.setdefault(needed, []).append(recipient.udid)
     for needed, udids in lacking.items():
         raise CatalogError(
             f"{request_type} needs AccessRights {needed}, which {len(udids)} device(s) "
@@ -201,30 +201,30 @@ def _check_rights(request_type: str, command: dict | None, targets: list[Target]
         )
 
 
-def prepare(request: Request, *, raw: bool = False) -> dict:
-    """Check a command against the catalog and its targets; return the command to queue.
+def prepare(draft: Draft, *, raw: bool = False) -> dict:
+    """Check a command against the catalog and its recipients; return the command to queue.
 
     Raises CatalogError naming the problem. A raw command skips what the catalog cannot know
     (unknown RequestTypes and keys), never the AccessRights or the safety hooks.
     """
-    hook = HOOKS.get(request.request_type, Hook())
-    command = request.command
+    hook = HOOKS.get(draft.request_type, Hook())
+    command = draft.command
     if not raw:
-        definition = get_definition(request.request_type)
+        definition = get_definition(draft.request_type)
         body = {k: v for k, v in command.items() if k != "RequestType"}
-        body = {**SERVER_SUPPLIED_KEYS.get(request.request_type, {}), **body}
+        body = {**SERVER_SUPPLIED_KEYS.get(draft.request_type, {}), **body}
         validate_payload(definition, body)
-        _check_platforms(definition, request.targets)
+        _check_platforms(definition, draft.recipients)
         # Key-level support differs by platform and version: check each distinct pair once.
-        for platform, os_version in {(t.platform, t.os_version) for t in request.targets}:
+        for platform, os_version in {(r.platform, r.os_version) for r in draft.recipients}:
             if platform:
                 validate_payload(definition, body, platform=platform, os_version=os_version or None)
     # The command's own right first (before a hook does costly work such as signing), then
     # again with what the hook made of it (DeviceInformation's queries have rights of their own).
-    _check_rights(request.request_type, None, request.targets)
+    _check_rights(draft.request_type, None, draft.recipients)
     if hook.check and (not raw or hook.enforced_when_raw):
-        command = hook.check(Request(**{**request.__dict__, "command": command}))
-    _check_rights(request.request_type, command, request.targets)
+        command = hook.check(replace(draft, command=command))
+    _check_rights(draft.request_type, command, draft.recipients)
     return command
 
 

@@ -17,11 +17,13 @@ import base64
 import binascii
 import datetime
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
+
+from mdm_portal.plist import has_type, is_plist_value
+from mdm_portal.plist import os_version as _os_version
 
 PLATFORMS = ("iOS", "macOS", "tvOS", "visionOS", "watchOS")
 # A dictionary whose only subkey has this name takes arbitrary keys (app configurations).
@@ -124,42 +126,6 @@ def get_definition(request_type: str) -> CommandDefinition:
 # --- values --------------------------------------------------------------------------------
 
 
-def _is_plist_value(value: Any) -> bool:
-    """Whether plistlib can write the value (what an `any` key accepts)."""
-    if isinstance(value, str | bool | int | float | bytes | bytearray | datetime.datetime):
-        return True
-    if isinstance(value, list | tuple):
-        return all(_is_plist_value(item) for item in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _is_plist_value(v) for k, v in value.items())
-    return False
-
-
-# bool is a subclass of int in Python, but a plist <integer> and <boolean> differ.
-_TYPE_CHECKS = {
-    "string": lambda v: isinstance(v, str),
-    "boolean": lambda v: isinstance(v, bool),
-    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "real": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-    "date": lambda v: isinstance(v, datetime.datetime),
-    "data": lambda v: isinstance(v, bytes | bytearray),
-    "dictionary": lambda v: isinstance(v, dict),
-    "array": lambda v: isinstance(v, list | tuple),
-    "any": _is_plist_value,
-}
-
-
-def _version(text: str) -> tuple[int, ...]:
-    """'17.4.1' -> (17, 4, 1); trailing zeros dropped so '17.0' == '17'."""
-    match = re.search(r"\d+(?:\.\d+)*", str(text))
-    if not match:
-        raise CatalogError(f"cannot read OS version {text!r}")
-    parts = [int(part) for part in match.group().split(".")]
-    while len(parts) > 1 and parts[-1] == 0:
-        parts.pop()
-    return tuple(parts)
-
-
 def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
@@ -211,7 +177,7 @@ class _Validator:
         self.platform = platform
         self.os_version = os_version
         # Only meaningful with a platform: an OS version alone does not say which OS.
-        self.version = _version(os_version) if platform and os_version else None
+        self.version = _os_version(os_version) if platform and os_version else None
 
     def error(self, message: str) -> CatalogError:
         return CatalogError(f"{self.request_type}: {message}")
@@ -219,7 +185,7 @@ class _Validator:
     def type_error(self, path: str, wanted: str, value: Any) -> CatalogError:
         wanted = "a property-list value" if wanted == "any" else f"<{wanted}>"
         # None (JSON null) and the like have no plist form at all: say so.
-        unencodable = "" if _is_plist_value(value) else ", which a plist cannot hold"
+        unencodable = "" if is_plist_value(value) else ", which a plist cannot hold"
         return self.error(f"key {path} must be {wanted}, not {type(value).__name__}{unencodable}")
 
     def dictionary(self, specs: tuple[KeySpec, ...], value: dict, path: str) -> None:
@@ -252,7 +218,7 @@ class _Validator:
     def value(self, spec: KeySpec, value: Any, path: str, label: str | None = None) -> None:
         """Check one value: platform support, type, allowed values, then its contents."""
         self.supported(spec, label or path)
-        if not _TYPE_CHECKS[spec.type](value):
+        if not has_type(value, spec.type):
             raise self.type_error(path, spec.type, value)
         if spec.allowed is not None and value not in spec.allowed:
             choices = ", ".join(repr(a) for a in spec.allowed)
@@ -318,7 +284,7 @@ class _Validator:
         introduced = spec.platforms[self.platform]
         if introduced is None:
             raise self.error(f"key {where} is not supported on {self.platform}")
-        if self.version is not None and _version(introduced) > self.version:
+        if self.version is not None and (_os_version(introduced) or ()) > self.version:
             raise self.error(
                 f"key {where} needs {self.platform} {introduced} or later, not {self.os_version}"
             )

@@ -1,11 +1,12 @@
 """The few commands that need more than their schema: one small hook each.
 
-A hook may check a command against its targets before it is queued (and adjust it), add what
-only the server has at delivery, or act on the device's acknowledgement.
+A hook may check a command against its recipients before it is queued (and adjust it), add
+what only the server has at delivery, or act on the device's acknowledgement. Hooks that need
+a higher layer are registered by it (enrollment registers InstallProfile's signing and
+ProfileList's reconciliation from its AppConfig): the queue knows no profile.
 """
 
 import json
-import plistlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from .device_queries import QUERY_RIGHTS
 
 
 @dataclass(frozen=True)
-class Target:
+class Recipient:
     """What the catalog needs to know of one device the command goes to."""
 
     id: int
@@ -28,10 +29,12 @@ class Target:
 
 
 @dataclass(frozen=True)
-class Request:
+class Draft:
+    """A command about to be queued, with the devices it goes to and who asks."""
+
     request_type: str
     command: dict  # the Command dictionary, RequestType included
-    targets: list[Target]
+    recipients: list[Recipient]
     is_admin: bool  # an administrator (superuser, or an operator at the server's shell)
     reason: str = ""
     drop_disallowed_queries: bool = False
@@ -41,15 +44,15 @@ class Request:
 
 @dataclass(frozen=True)
 class Hook:
-    check: Callable[[Request], dict] | None = None  # returns the command to queue
+    check: Callable[[Draft], dict] | None = None  # returns the command to queue
     before_send: Callable[[object, dict], None] | None = None  # (device, command) -> adds keys
     on_acknowledged: Callable[[object, dict], list[str]] | None = None  # -> changed fields
     enforced_when_raw: bool = False  # a safety check that even a raw command must pass
 
 
-def _device_information(request: Request) -> dict:
+def _device_information(draft: Draft) -> dict:
     """Queries must be known; queries some device's rights do not cover are refused or dropped."""
-    command = dict(request.command)
+    command = dict(draft.command)
     queries = command.get("Queries", [])
     unknown = sorted(q for q in queries if q not in QUERY_RIGHTS)
     if unknown:
@@ -58,10 +61,10 @@ def _device_information(request: Request) -> dict:
         )
     # Rights every target has: a query is kept only if all of them allow it.
     common = ~0
-    for target in request.targets:
-        common &= target.access_rights
+    for recipient in draft.recipients:
+        common &= recipient.access_rights
     disallowed = [q for q in queries if QUERY_RIGHTS[q] & common != QUERY_RIGHTS[q]]
-    if disallowed and not request.drop_disallowed_queries:
+    if disallowed and not draft.drop_disallowed_queries:
         raise CatalogError(
             "DeviceInformation: the devices' AccessRights do not allow "
             f"{', '.join(disallowed)} (drop them, or enroll with more rights)"
@@ -72,44 +75,44 @@ def _device_information(request: Request) -> dict:
     return command
 
 
-def _install_application(request: Request) -> dict:
-    given = [k for k in ("iTunesStoreID", "ManifestURL", "Identifier") if k in request.command]
+def _install_application(draft: Draft) -> dict:
+    given = [k for k in ("iTunesStoreID", "ManifestURL", "Identifier") if k in draft.command]
     if len(given) != 1:
         raise CatalogError(
             "InstallApplication: give exactly one of iTunesStoreID, ManifestURL, Identifier"
             + (f" (got {', '.join(given)})" if given else "")
         )
-    return request.command
+    return draft.command
 
 
-def _erase_device(request: Request) -> dict:
-    pin = request.command.get("PIN")
+def _erase_device(draft: Draft) -> dict:
+    pin = draft.command.get("PIN")
     if pin is not None and not re.fullmatch(r"\d{6}", pin):
         raise CatalogError("EraseDevice: PIN must be six digits")
-    macs = [t.udid for t in request.targets if t.platform == "macOS"]
+    macs = [r.udid for r in draft.recipients if r.platform == "macOS"]
     if macs and pin is None:
         raise CatalogError(
             "EraseDevice: a Mac needs the six-digit Find My PIN (PIN) to be erased: "
             + ", ".join(macs[:5])
         )
-    return request.command
+    return draft.command
 
 
-def _clear_passcode(request: Request) -> dict:
+def _clear_passcode(draft: Draft) -> dict:
     """The UnlockToken is a master passcode: admins only, with a reason, never to lost devices."""
-    if not request.is_admin:
+    if not draft.is_admin:
         raise CatalogError("ClearPasscode: only an administrator may clear a passcode")
-    if not request.reason.strip():
+    if not draft.reason.strip():
         raise CatalogError("ClearPasscode: state the reason (it goes into the audit log)")
-    lost = [t.udid for t in request.targets if t.lost_mode]
+    lost = [r.udid for r in draft.recipients if r.lost_mode]
     if lost:
         raise CatalogError("ClearPasscode: never sent to a lost device: " + ", ".join(lost[:5]))
-    missing = [t.udid for t in request.targets if not t.has_unlock_token]
+    missing = [r.udid for r in draft.recipients if not r.has_unlock_token]
     if missing:
         raise CatalogError("ClearPasscode: no UnlockToken escrowed for " + ", ".join(missing[:5]))
-    if "UnlockToken" in request.command:
+    if "UnlockToken" in draft.command:
         raise CatalogError("ClearPasscode: the UnlockToken is added by the server at delivery")
-    return request.command
+    return draft.command
 
 
 def _attach_unlock_token(device, command: dict) -> None:
@@ -118,14 +121,14 @@ def _attach_unlock_token(device, command: dict) -> None:
         command["UnlockToken"] = device.unlock_token
 
 
-def _settings(request: Request) -> dict:
-    if not request.command.get("Settings"):
+def _settings(draft: Draft) -> dict:
+    if not draft.command.get("Settings"):
         raise CatalogError("Settings: give at least one setting item")
-    return request.command
+    return draft.command
 
 
-def _declarative_management(request: Request) -> dict:
-    data = request.command.get("Data")
+def _declarative_management(draft: Draft) -> dict:
+    data = draft.command.get("Data")
     if data is not None:
         try:
             tokens = json.loads(data)
@@ -135,43 +138,7 @@ def _declarative_management(request: Request) -> dict:
             ) from None
         if not isinstance(tokens, dict):
             raise CatalogError("DeclarativeManagement: Data must be a JSON object")
-    return request.command
-
-
-def _install_profile(request: Request) -> dict:
-    """Sign the profile (unless told not to), encrypting its content for one device if asked."""
-    from devices.models import Device
-    from enrollment.profiles import (
-        ProfileError,
-        device_identity,
-        encrypt_payload_content,
-        load_profile,
-        sign_profile,
-    )
-
-    sign = request.options.get("sign", True)
-    encrypt = request.options.get("encrypt", False)
-    try:
-        profile = load_profile(request.command["Payload"])
-        if encrypt:
-            if len(request.targets) != 1:
-                raise ProfileError("an encrypted profile is made for exactly one device")
-            device = Device.objects.get(pk=request.targets[0].id)
-            profile = encrypt_payload_content(profile, device_identity(device))
-        elif not sign:
-            return request.command  # as given
-        payload = sign_profile(profile) if sign else plistlib.dumps(profile)
-    except ProfileError as exc:
-        raise CatalogError(f"InstallProfile: {exc}") from None
-    return {**request.command, "Payload": payload}
-
-
-def _reconcile_profiles(device, report: dict) -> list[str]:
-    """A ProfileList tells what is installed: queue the assigned profiles still missing."""
-    from enrollment.library import reconcile_device
-
-    reconcile_device(device)
-    return []
+    return draft.command
 
 
 def _lost_mode(value: bool):
@@ -190,9 +157,15 @@ HOOKS: dict[str, Hook] = {
         check=_clear_passcode, before_send=_attach_unlock_token, enforced_when_raw=True
     ),
     "Settings": Hook(check=_settings),
-    "InstallProfile": Hook(check=_install_profile),
     "DeclarativeManagement": Hook(check=_declarative_management),
-    "ProfileList": Hook(on_acknowledged=_reconcile_profiles),
     "EnableLostMode": Hook(on_acknowledged=_lost_mode(True)),
     "DisableLostMode": Hook(on_acknowledged=_lost_mode(False)),
 }
+
+
+def register_hook(request_type: str, hook: Hook) -> None:
+    """Add the hook of `request_type` (from a higher layer's AppConfig); one hook per type."""
+    existing = HOOKS.get(request_type)
+    if existing is not None and existing != hook:
+        raise ValueError(f"{request_type} already has a hook")
+    HOOKS[request_type] = hook

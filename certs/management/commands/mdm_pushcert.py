@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from certs import pushcert
 from certs.pushcert import PushCertError
+from devices.topics import devices_on_other_topic
 
 
 def _read(path: str, what: str) -> bytes:
@@ -101,6 +102,7 @@ class Command(BaseCommand):
             result = pushcert.import_pkcs12(
                 _read(options["p12"], "PKCS#12 file"),
                 options["password"],
+                orphaned_devices=devices_on_other_topic,
                 force=options["force"],
                 actor="mdm_pushcert",
             )
@@ -110,6 +112,7 @@ class Command(BaseCommand):
                 _read(options["cert"], "certificate"),
                 key,
                 password=options["password"],
+                orphaned_devices=devices_on_other_topic,
                 force=options["force"],
                 actor="mdm_pushcert",
             )

@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from certs.models import ScepRequest
 from certs.scep import ScepAdminError, approve_request, pending_requests, reject_request
+from enrollment.links import scep_request_enrollment
 
 
 def _default_actor() -> str:
@@ -62,12 +63,13 @@ class Command(BaseCommand):
 
     def _list(self, *, show_all: bool) -> None:
         requests = ScepRequest.objects.order_by("created_at") if show_all else pending_requests()
-        requests = requests.select_related("enrollment", "renewal_of")
+        requests = requests.select_related("challenge", "renewal_of")
         if not requests:
             self.stdout.write("no pending SCEP requests" if not show_all else "no SCEP requests")
             return
         for request in requests:
-            enrollment = request.enrollment.name if request.enrollment else "-"
+            enrollment = scep_request_enrollment(request)
+            enrollment = enrollment.name if enrollment is not None else "-"
             renews = f" renews {request.renewal_of.serial}" if request.renewal_of else ""
             self.stdout.write(
                 f"{request.transaction_id}  {request.status:8}  {request.message_type:10}  "

@@ -2,6 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from commands.history import recent_commands
 from devices.models import Device
 from devices.summary import device_summary
 
@@ -28,5 +29,6 @@ class Command(BaseCommand):
         device = Device.objects.select_related("group").filter(udid=options["udid"]).first()
         if device is None:
             raise CommandError(f"unknown device {options['udid']}")
-        summary = device_summary(device, options["recent"])
+        summary = device_summary(device)
+        summary["recent_commands"] = recent_commands(device, options["recent"])
         self.stdout.write(json.dumps(summary, indent=2, sort_keys=True))

@@ -1,0 +1,11 @@
+"""What certs announces to the layers above, which answer (devices binds, enrollment links).
+
+`certificate_issued(certificate, challenge, renews)`: our CA issued an identity certificate,
+inside the issuing transaction. `challenge` is the one-time SCEP challenge that authorised it
+(None otherwise), `renews` the certificate it renews (a SCEP renewal). A receiver that raises
+undoes the issuance.
+"""
+
+from django.dispatch import Signal
+
+certificate_issued = Signal()

@@ -1,0 +1,53 @@
+"""A device's command history as plain data: the live queue, then the archive."""
+
+from devices.inventory import json_safe
+from devices.models import Device
+from devices.summary import iso
+
+from .models import ArchivedCommand, QueuedCommand
+
+# Keys of every answer: the rest is what the command returned.
+_ENVELOPE = {"Status", "UDID", "CommandUUID", "ErrorChain", "EnrollmentID"}
+
+
+def _answer(row) -> dict | None:
+    """What the device returned, minus the envelope, as JSON (bytes as base64)."""
+    result = row.result_dict() if getattr(row, "result", None) else None
+    if not result:
+        return None
+    return json_safe({k: v for k, v in result.items() if k not in _ENVELOPE}) or None
+
+
+def _history_entry(row, archived: bool) -> dict:
+    entry = {
+        "command_uuid": row.command.uuid,
+        "request_type": row.request_type,
+        "status": row.status,
+        "queued_at": iso(row.created_at),
+        "sent_at": iso(row.sent_at),
+        "answered_at": iso(row.answered_at),
+        "error_chain": row.error_chain,
+    }
+    if archived:
+        entry["archived"] = True
+    else:
+        entry["result"] = _answer(row)
+    return entry
+
+
+def recent_commands(device: Device, limit: int) -> list[dict]:
+    """The device's latest commands: the live queue first, then the archive."""
+    live = (
+        QueuedCommand.objects.filter(device=device)
+        .select_related("command")
+        .order_by("-id")[:limit]
+    )
+    history = [_history_entry(row, archived=False) for row in live]
+    if len(history) < limit:
+        archived = (
+            ArchivedCommand.objects.filter(device=device)
+            .select_related("command")
+            .order_by("-answered_at")[: limit - len(history)]
+        )
+        history += [_history_entry(row, archived=True) for row in archived]
+    return history

@@ -1,0 +1,20 @@
+"""What the check-in announces to the layers above, which answer; all inside the check-in's
+transaction, so a receiver that raises undoes the whole message.
+
+- `device_authenticating(device, certificate)`: an Authenticate, before the device is saved;
+  receivers may set what the enrollment decides (AccessRights, group). enrollment answers.
+- `device_authenticated(device, certificate)`: after the Authenticate is saved: a new
+  enrollment starts. commands cancels what was queued for the earlier one; enrollment records
+  the device's enrollment.
+- `device_enrolled(device)`: the first TokenUpdate of an enrollment: the device can be pushed
+  to. commands queues the initial inventory.
+- `device_checked_out(device)`: CheckOut: the device is no longer managed. commands cancels
+  what is still queued.
+"""
+
+from django.dispatch import Signal
+
+device_authenticating = Signal()
+device_authenticated = Signal()
+device_enrolled = Signal()
+device_checked_out = Signal()
