@@ -143,7 +143,7 @@ class PushSummary:
 
 
 @dataclass(frozen=True)
-class Target:
+class PushTarget:
     """One device to push: only plain data crosses into the event loop."""
 
     device_id: int
@@ -153,7 +153,9 @@ class Target:
 
 
 @dataclass
-class Outcome:
+class PushResult:
+    """What APNs answered to one device's push, after any retries."""
+
     status: int  # HTTP status; 0 when not sent or not answered
     reason: str = ""
     apns_id: str = ""
@@ -204,17 +206,17 @@ def push_devices(device_ids: Iterable[int], kind: str) -> PushSummary:
             problem = f"push certificate unusable: {exc}"
     if problem is not None:
         _alert_unusable_certificate(certificate, problem)
-        outcomes = {t.device_id: Outcome(0, problem) for t in targets}
-        _record(targets, outcomes, kind, now)
+        results = {t.device_id: PushResult(0, problem) for t in targets}
+        _record(targets, results, kind, now)
         summary.reason = problem
-        _summarize(summary, targets, outcomes)
+        _summarize(summary, targets, results)
         log.warning("no push sent to %d device(s): %s", len(targets), problem)
         return summary
 
     batch = _Batch(config, targets)
-    asyncio.run(batch.run())  # plain data in, outcomes out: no database access inside
-    _record(targets, batch.outcomes, kind, now)
-    _summarize(summary, targets, batch.outcomes)
+    asyncio.run(batch.run())  # plain data in, results out: no database access inside
+    _record(targets, batch.results, kind, now)
+    _summarize(summary, targets, batch.results)
     summary.reason = batch.stop_reason
     _update_alerts(batch, certificate, summary)
     log.info(
@@ -240,10 +242,10 @@ def _chunks(ids: list[int], size: int = IN_CHUNK) -> Iterator[list[int]]:
         yield ids[start : start + size]
 
 
-def _load_targets(device_ids: Iterable[int]) -> tuple[list[Target], list[tuple[str, int, str]]]:
+def _load_targets(device_ids: Iterable[int]) -> tuple[list[PushTarget], list[tuple[str, int, str]]]:
     """The devices' tokens in one query; the devices that cannot be pushed, with why."""
     ids = list(dict.fromkeys(device_ids))  # each device once
-    targets: list[Target] = []
+    targets: list[PushTarget] = []
     skipped: list[tuple[str, int, str]] = []
     columns = ("id", "udid", "state", "enrolled_at", "token_invalid_at", "push_token", "push_magic")
     for chunk in _chunks(ids):
@@ -253,7 +255,7 @@ def _load_targets(device_ids: Iterable[int]) -> tuple[list[Target], list[tuple[s
             if why:
                 skipped.append((udid, 0, why))
             else:
-                targets.append(Target(pk, udid, token, magic))
+                targets.append(PushTarget(pk, udid, token, magic))
     return targets, skipped
 
 
@@ -350,14 +352,14 @@ class _ConnectionLost(Exception):
 
 
 class _Batch:
-    """Sends one batch of pushes; `outcomes` holds every answer, by device id."""
+    """Sends one batch of pushes; `results` holds every answer, by device id."""
 
-    def __init__(self, config: _Config, targets: list[Target]):
+    def __init__(self, config: _Config, targets: list[PushTarget]):
         self.config = config
         self.targets = targets
-        self.outcomes: dict[int, Outcome] = {}
+        self.results: dict[int, PushResult] = {}
         self.stop_reason = ""  # set when APNs refuses the certificate or the topic
-        self.refusal: Outcome | None = None
+        self.refusal: PushResult | None = None
         self.connections = 0
         self.last_error = ""
         self.headers = {
@@ -372,29 +374,29 @@ class _Batch:
         pending = self.targets
         fruitless = 0
         while pending and not self.stop_reason and self.connections < MAX_CONNECTIONS_PER_BATCH:
-            answered_before = len(self.outcomes)
+            answered_before = len(self.results)
             await self._send_over_one_connection(pending)
-            pending = [t for t in pending if t.device_id not in self.outcomes]
+            pending = [t for t in pending if t.device_id not in self.results]
             if not pending or self.stop_reason:
                 break
             # Reconnect: at once after a GOAWAY on a connection that worked; after a pause,
             # and only a few times in a row, when a connection got no answer at all.
-            fruitless = 0 if len(self.outcomes) > answered_before else fruitless + 1
+            fruitless = 0 if len(self.results) > answered_before else fruitless + 1
             if fruitless > RECONNECTS_WITHOUT_PROGRESS:
                 break
             if fruitless:
                 await asyncio.sleep(RECONNECT_PAUSE_SECONDS * 2 ** (fruitless - 1))
         self._close_unanswered(pending)
 
-    def _close_unanswered(self, pending: list[Target]) -> None:
+    def _close_unanswered(self, pending: list[PushTarget]) -> None:
         if self.stop_reason:
             why = f"not sent: {self.stop_reason}"
         else:
             why = f"no answer from APNs: {self.last_error or 'connection lost'}"[:200]
         for target in pending:
-            self.outcomes.setdefault(target.device_id, Outcome(0, why))
+            self.results.setdefault(target.device_id, PushResult(0, why))
 
-    async def _send_over_one_connection(self, targets: list[Target]) -> None:
+    async def _send_over_one_connection(self, targets: list[PushTarget]) -> None:
         """All pushes as concurrent streams of one HTTP/2 connection. A transport error ends
         the round: pushes not answered yet wait for the next connection instead of each
         opening its own."""
@@ -414,7 +416,7 @@ class _Batch:
     async def _push(
         self,
         client: H2Client,
-        target: Target,
+        target: PushTarget,
         semaphore: asyncio.Semaphore,
         broken: asyncio.Event,
     ) -> None:
@@ -429,8 +431,8 @@ class _Batch:
                     self.last_error = str(exc)
                     broken.set()
                     return
-            outcome = _outcome(response, retries)
-            if _retryable(outcome.status) and retries < self.config.retries:
+            result = _result_of(response, retries)
+            if _retryable(result.status) and retries < self.config.retries:
                 retries += 1
                 # Sleep without holding a stream slot: other devices keep going meanwhile.
                 await asyncio.sleep(_backoff(retries, response))
@@ -438,31 +440,31 @@ class _Batch:
                     continue
                 # The batch stopped or the connection broke while waiting: keep the last
                 # answer rather than sending again later.
-            self.outcomes[target.device_id] = outcome
-            if _refuses_certificate(outcome):
-                self._stop(outcome)
+            self.results[target.device_id] = result
+            if _refuses_certificate(result):
+                self._stop(result)
             return
 
-    async def _post(self, client: H2Client, target: Target) -> Reply:
+    async def _post(self, client: H2Client, target: PushTarget) -> Reply:
         body = json.dumps({"mdm": target.magic}, separators=(",", ":")).encode()
         try:
             return await client.post(f"/3/device/{target.token}", body, self.headers)
         except CONNECTION_ERRORS as exc:  # GOAWAY, reset, TLS refused, timeouts ...
             raise _ConnectionLost(f"{type(exc).__name__}: {exc}") from exc
 
-    def _stop(self, outcome: Outcome) -> None:
+    def _stop(self, result: PushResult) -> None:
         if not self.stop_reason:
-            self.refusal = outcome
+            self.refusal = result
             self.stop_reason = (
-                f"APNs refused the push certificate ({outcome.status} {outcome.reason})"
+                f"APNs refused the push certificate ({result.status} {result.reason})"
             )
 
 
-def _outcome(response: Reply, retries: int) -> Outcome:
+def _result_of(response: Reply, retries: int) -> PushResult:
     reason = ""
     if response.status != 200:
         reason = _reason(response)
-    return Outcome(
+    return PushResult(
         status=response.status,
         reason=reason,
         apns_id=response.headers.get("apns-id", "")[:64],
@@ -483,8 +485,8 @@ def _retryable(status: int) -> bool:
     return status == 429 or status >= 500
 
 
-def _refuses_certificate(outcome: Outcome) -> bool:
-    return outcome.status == 403 or (outcome.status == 400 and outcome.reason in TOPIC_REASONS)
+def _refuses_certificate(result: PushResult) -> bool:
+    return result.status == 403 or (result.status == 400 and result.reason in TOPIC_REASONS)
 
 
 def _backoff(retry: int, response: Reply | None = None) -> float:
@@ -502,7 +504,7 @@ def _backoff(retry: int, response: Reply | None = None) -> float:
 
 
 def _record(
-    targets: list[Target], outcomes: dict[int, Outcome], kind: str, now: dt.datetime
+    targets: list[PushTarget], results: dict[int, PushResult], kind: str, now: dt.datetime
 ) -> None:
     """One PushAttempt per device in one executemany; invalid tokens and last_push_at in one
     UPDATE each.
@@ -515,20 +517,20 @@ def _record(
     invalid: list[int] = []
     delivered: list[int] = []
     for target in targets:
-        outcome = outcomes[target.device_id]
+        result = results[target.device_id]
         rows.append(
             (
                 target.device_id,
                 kind,
                 created_at,
-                outcome.status,
-                outcome.apns_id,
-                outcome.describe()[:200],
+                result.status,
+                result.apns_id,
+                result.describe()[:200],
             )
         )
-        if outcome.invalid_token:
+        if result.invalid_token:
             invalid.append(target.device_id)
-        elif outcome.status == 200:
+        elif result.status == 200:
             delivered.append(target.device_id)
     with transaction.atomic():
         _insert_attempts(rows)
@@ -582,17 +584,19 @@ def _insert_attempts(rows: list[tuple]) -> None:
         )
 
 
-def _summarize(summary: PushSummary, targets: list[Target], outcomes: dict[int, Outcome]) -> None:
+def _summarize(
+    summary: PushSummary, targets: list[PushTarget], results: dict[int, PushResult]
+) -> None:
     for target in targets:
-        outcome = outcomes[target.device_id]
-        summary.results.append((target.udid, outcome.status, outcome.describe()))
-        if outcome.status == 0:
+        result = results[target.device_id]
+        summary.results.append((target.udid, result.status, result.describe()))
+        if result.status == 0:
             summary.not_attempted += 1
             continue
         summary.sent += 1
-        if outcome.status == 200:
+        if result.status == 200:
             summary.ok += 1
-        elif outcome.invalid_token:
+        elif result.invalid_token:
             summary.invalid_tokens += 1
         else:
             summary.failed += 1
