@@ -29,8 +29,9 @@ APNs"):
   answered, for as long as connections make progress (bounded).
 
 PushAttempt.status is the HTTP status, 0 when the push was not attempted (or never answered).
-Devices that cannot be pushed (not enrolled, no TokenUpdate yet, token known invalid) are
-skipped: listed in the summary with the reason, no PushAttempt.
+Devices that cannot be pushed by the rule the sweeps select with (`devices.reachability`: not
+enrolled, no TokenUpdate yet, token known invalid, no token or PushMagic) are skipped: listed in
+the summary with the reason, no PushAttempt.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ import contextlib
 import json
 import logging
 import random
-import re
 import ssl
 from collections.abc import Iterable
 
@@ -48,6 +48,7 @@ from django.utils import timezone
 
 from certs.pushcert import active_push_certificate
 from devices.models import Device
+from devices.reachability import with_reasons
 
 from .apns_config import PushConfig, certificate_problem, push_config
 from .h2client import ConnectionLost, H2Client, Reply
@@ -76,8 +77,6 @@ RECONNECT_PAUSE_SECONDS = 0.2
 TIMEOUT_SECONDS = 30.0
 # What a broken connection raises besides ConnectionLost (the transport maps most to it).
 CONNECTION_ERRORS = (ConnectionLost, ssl.SSLError, OSError, TimeoutError)
-
-HEX_TOKEN = re.compile(r"[0-9a-fA-F]+")
 
 # 400 answers about the topic rather than the device: every push of the batch would get them.
 TOPIC_REASONS = frozenset({"BadTopic", "TopicDisallowed", "MissingTopic"})
@@ -142,36 +141,21 @@ def push_devices(device_ids: Iterable[int], kind: str) -> PushSummary:
 
 
 def _load_targets(device_ids: Iterable[int]) -> tuple[list[PushTarget], list[tuple[str, int, str]]]:
-    """The devices' tokens in one query; the devices that cannot be pushed, with why."""
+    """The devices' tokens in one query; the devices that cannot be pushed, with why (the rule
+    of `devices.reachability`, which the sweeps select by too)."""
     ids = list(dict.fromkeys(device_ids))  # each device once
     targets: list[PushTarget] = []
     skipped: list[tuple[str, int, str]] = []
-    columns = ("id", "udid", "state", "enrolled_at", "token_invalid_at", "push_token", "push_magic")
     for chunk in chunks(ids):
-        for row in Device.objects.filter(pk__in=chunk).order_by("pk").values_list(*columns):
-            pk, udid, state, enrolled_at, token_invalid_at, token, magic = row
-            why = _not_pushable(state, enrolled_at, token_invalid_at, token, magic)
+        devices = Device.objects.filter(pk__in=chunk).order_by("pk")
+        for row, why in with_reasons(devices, "id", "udid", "push_token", "push_magic"):
             if why:
-                skipped.append((udid, 0, why))
+                skipped.append((row["udid"], 0, f"skipped: {why}"))
             else:
-                targets.append(PushTarget(pk, udid, token, magic))
+                targets.append(
+                    PushTarget(row["id"], row["udid"], row["push_token"], row["push_magic"])
+                )
     return targets, skipped
-
-
-def _not_pushable(state, enrolled_at, token_invalid_at, token, magic) -> str:
-    # The protocol: push only after the first TokenUpdate, and never to a token APNs
-    # declared invalid (until the device sends a new one).
-    if state != Device.State.ENROLLED:
-        return f"skipped: device is {state}"
-    if enrolled_at is None:
-        return "skipped: no TokenUpdate yet"
-    if token_invalid_at is not None:
-        return f"skipped: push token invalid since {token_invalid_at:%Y-%m-%d %H:%M} UTC"
-    if not token or not magic:
-        return "skipped: no push token or PushMagic"
-    if not HEX_TOKEN.fullmatch(token):
-        return "skipped: push token is not hexadecimal"  # it goes into the URL path
-    return ""
 
 
 # -- sending (async) ---------------------------------------------------------------------------

@@ -64,9 +64,9 @@ class PushSummary:
     sent: pushes APNs answered; ok: answered 200; invalid_tokens: answered 410/BadDeviceToken;
     failed: answered with another error (after retries); not_attempted: never sent or never
     answered (status 0: no usable certificate, batch stopped, APNs unreachable); skipped:
-    devices that cannot be pushed (not enrolled, no TokenUpdate yet, token known invalid) and
-    were left alone, no PushAttempt. `reason` says why the batch stopped or was not attempted.
-    `results` is one (udid, status, reason) per device asked for, for `mdm_push` to print.
+    devices that cannot be pushed (`devices.reachability`) and were left alone, no PushAttempt.
+    `reason` says why the batch stopped or was not attempted. `results` is one (udid, status,
+    reason) per device asked for, for `mdm_push` to print.
     """
 
     sent: int = 0

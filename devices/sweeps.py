@@ -13,20 +13,16 @@ from django.utils import timezone
 
 from commands.models import PENDING_STATUSES, QueuedCommand, Status
 
+from . import reachability
 from .models import Device
 
 log = logging.getLogger("mdm.sweeps")
 
 
 def pushable() -> QuerySet:
-    """Managed devices APNs can reach: after their first TokenUpdate, token not invalid."""
-    return (
-        Device.objects.filter(
-            state=Device.State.ENROLLED, enrolled_at__isnull=False, token_invalid_at__isnull=True
-        )
-        .exclude(push_token="")
-        .exclude(push_magic="")
-    )
+    """Managed devices APNs can reach: the rule of `devices.reachability`, which the pushes
+    give their per-device reasons by."""
+    return reachability.pushable()
 
 
 def mark_inactive(now: datetime | None = None) -> int:
