@@ -41,7 +41,7 @@ class Phases:
 
     def __init__(self, module):
         self.times = {}
-        for name, function in (("load", "_load_targets"), ("record", "_record")):
+        for name, function in (("load", "_load_targets"), ("record", "record")):
             if callable(getattr(module, function, None)):  # the client's internals may change
                 self.times[name] = 0.0
                 setattr(module, function, self._timed(name, getattr(module, function)))

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from devices.sweeps import pushable
+from devices.reachability import pushable
 
 from .models import PENDING_STATUSES, QueuedCommand, Status
 

@@ -8,23 +8,13 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from .models import Device
+from .reachability import pushable
 
 log = logging.getLogger("mdm.sweeps")
-
-
-def pushable() -> QuerySet:
-    """Managed devices APNs can reach: after their first TokenUpdate, token not invalid."""
-    return (
-        Device.objects.filter(
-            state=Device.State.ENROLLED, enrolled_at__isnull=False, token_invalid_at__isnull=True
-        )
-        .exclude(push_token="")
-        .exclude(push_magic="")
-    )
 
 
 def mark_inactive(now: datetime | None = None) -> int:

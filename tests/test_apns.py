@@ -20,7 +20,9 @@ from django.utils import timezone
 
 from certs.models import PushCertificate
 from commands import apns as apns_client
-from commands.apns import PRODUCTION_URL, apns_base_url, push_devices
+from commands import apns_config
+from commands.apns import push_devices
+from commands.apns_config import PRODUCTION_URL, apns_base_url
 from commands.models import PushAttempt
 from devices.models import Device
 from mdm_portal.models import Alert
@@ -393,7 +395,7 @@ def test_attempts_are_written_in_bulk(apns):
 
 def test_client_certificate_is_loaded_without_memfd_too(apns, monkeypatch):
     """Where memfd_create is missing, the key goes through a private temporary file."""
-    monkeypatch.delattr(apns_client.os, "memfd_create", raising=False)
+    monkeypatch.delattr(apns_config.os, "memfd_create", raising=False)
     (device,) = make_devices(1)
 
     assert push_devices([device.pk], "manual").ok == 1
