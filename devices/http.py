@@ -1,8 +1,11 @@
 """The HTTP side of the device endpoints: a Django request in, a DeviceRequest out, and a
 Reply back as an HttpResponse. The protocol itself (devices/protocol.py) knows no HTTP."""
 
+import datetime as dt
+
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 
 from .protocol import DeviceRequest, Handler, ProtocolError, Reply, refusal, serve_device_request
 
@@ -22,7 +25,7 @@ def read_body(request: HttpRequest, limit: int) -> bytes:
     return request.read(limit + 1)
 
 
-def device_request(request: HttpRequest, body: bytes) -> DeviceRequest:
+def device_request(request: HttpRequest, body: bytes, started: dt.datetime) -> DeviceRequest:
     """The request as plain data. The client-certificate header counts only when the portal
     is told to trust it (MDM_CLIENT_CERT_HEADER, set by the TLS proxy, never by a client)."""
     header = settings.MDM_CLIENT_CERT_HEADER
@@ -34,6 +37,7 @@ def device_request(request: HttpRequest, body: bytes) -> DeviceRequest:
         mdm_signature=request.META.get("HTTP_MDM_SIGNATURE", ""),
         remote_addr=request.META.get("REMOTE_ADDR", ""),
         path=request.path,
+        started=started,
     )
 
 
@@ -46,10 +50,12 @@ def http_response(reply: Reply) -> HttpResponse:
 
 def serve_http(request: HttpRequest, limit: int, handler: Handler) -> HttpResponse:
     """A device endpoint: HTTP in, the protocol pipeline, HTTP out."""
+    started = timezone.now()  # before the body is read and before any lock is waited for
     body = b""
     if request.method == "PUT":
         try:
             body = read_body(request, limit)
         except ProtocolError as exc:
             return http_response(refusal(exc))
-    return http_response(serve_device_request(device_request(request, body), limit, handler))
+    device = device_request(request, body, started)
+    return http_response(serve_device_request(device, limit, handler))
