@@ -176,7 +176,7 @@ def scep_keys() -> ScepKeys:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class CertRepResult:
     """What the CertRep says. `recipient` is who the issued certificate is encrypted to."""
 
     status: PkiStatus
@@ -185,7 +185,7 @@ class Outcome:
     recipient: x509.Certificate | None = None
 
     @classmethod
-    def success(cls, certificate: x509.Certificate, recipient: x509.Certificate) -> "Outcome":
+    def success(cls, certificate: x509.Certificate, recipient: x509.Certificate) -> "CertRepResult":
         return cls(PkiStatus.SUCCESS, certificate=certificate, recipient=recipient)
 
 
@@ -464,11 +464,11 @@ def pki_operation(der: bytes) -> bytes:
     message = parse_pki_message(der)
     keys = scep_keys()
     try:
-        outcome = _handle(message, keys)
+        result = _handle(message, keys)
     except ScepFailure as failure:
         _record_failure(message, failure)
-        outcome = Outcome(PkiStatus.FAILURE, fail_info=failure.fail_info)
-    return build_cert_rep(message, outcome, keys)
+        result = CertRepResult(PkiStatus.FAILURE, fail_info=failure.fail_info)
+    return build_cert_rep(message, result, keys)
 
 
 def _record_failure(message: PkiMessage, failure: ScepFailure) -> None:
@@ -489,7 +489,7 @@ def _record_failure(message: PkiMessage, failure: ScepFailure) -> None:
     )
 
 
-def _handle(message: PkiMessage, keys: ScepKeys) -> Outcome:
+def _handle(message: PkiMessage, keys: ScepKeys) -> CertRepResult:
     signer = verify_signer(message)
     if message.message_type == MessageType.PKCS_REQ:
         return _enroll(message, signer, keys)
@@ -500,7 +500,7 @@ def _handle(message: PkiMessage, keys: ScepKeys) -> Outcome:
     raise ScepFailure(FailInfo.BAD_REQUEST, f"messageType {message.message_type!r} is not served")
 
 
-def _enroll(message: PkiMessage, signer: x509.Certificate, keys: ScepKeys) -> Outcome:
+def _enroll(message: PkiMessage, signer: x509.Certificate, keys: ScepKeys) -> CertRepResult:
     """PKCSReq: a first certificate, authorised by the CSR's challenge password.
 
     A PKCSReq signed by a current identity of ours, for the same subject, is a renewal instead:
@@ -513,7 +513,7 @@ def _enroll(message: PkiMessage, signer: x509.Certificate, keys: ScepKeys) -> Ou
     if current is not None and csr.subject == signer.subject:
         return _renew_csr(current, message, csr, signer)
     previous = _previous_request(message, csr, signer)
-    if isinstance(previous, Outcome):
+    if isinstance(previous, CertRepResult):
         return previous
     password = challenge_password(csr)
     with transaction.atomic():
@@ -544,7 +544,7 @@ def _current_identity(signer: x509.Certificate) -> IssuedCertificate | None:
         return None
 
 
-def _renew(message: PkiMessage, signer: x509.Certificate, keys: ScepKeys) -> Outcome:
+def _renew(message: PkiMessage, signer: x509.Certificate, keys: ScepKeys) -> CertRepResult:
     """RenewalReq: signed by the device's current identity, which replaces the challenge."""
     try:
         current = verify_certificate(signer)
@@ -565,10 +565,10 @@ def _renew_csr(
     message: PkiMessage,
     csr: x509.CertificateSigningRequest,
     signer: x509.Certificate,
-) -> Outcome:
+) -> CertRepResult:
     """A new certificate for the identity `current` (verified), bound to the same device."""
     previous = _previous_request(message, csr, signer)
-    if isinstance(previous, Outcome):
+    if isinstance(previous, CertRepResult):
         return previous
     with transaction.atomic():
         request = _new_request(message, csr, signer, reuse=previous)
@@ -577,7 +577,7 @@ def _renew_csr(
         return _issue_or_hold(request, csr, signer, device=current.device)
 
 
-def _poll(message: PkiMessage, signer: x509.Certificate, keys: ScepKeys) -> Outcome:
+def _poll(message: PkiMessage, signer: x509.Certificate, keys: ScepKeys) -> CertRepResult:
     """CertPoll (GetCertInitial): the state of an earlier request with this transactionID."""
     ias = _load_issuer_and_subject(open_envelope(message.envelope, keys))
     candidates = list(ScepRequest.objects.filter(transaction_id=message.transaction_id))
@@ -590,7 +590,7 @@ def _poll(message: PkiMessage, signer: x509.Certificate, keys: ScepKeys) -> Outc
     # Only the requester's key may poll: the answer is encrypted to the poll's signer.
     if not _same_key(request.signer_certificate_der, signer):
         raise ScepFailure(FailInfo.BAD_MESSAGE_CHECK, "the poll is not signed by the requester")
-    return _outcome_of(request, signer)
+    return _result_of(request, signer)
 
 
 def _csr_subject_der(request: ScepRequest) -> bytes:
@@ -599,10 +599,11 @@ def _csr_subject_der(request: ScepRequest) -> bytes:
 
 def _previous_request(
     message: PkiMessage, csr: x509.CertificateSigningRequest, signer: x509.Certificate
-) -> Outcome | ScepRequest | None:
+) -> CertRepResult | ScepRequest | None:
     """What an earlier request with this transactionID and subject means for this one.
 
-    - the same signer and CSR: a resent request, which gets the first answer again (Outcome);
+    - the same signer and CSR: a resent request, which gets the first answer again
+      (CertRepResult);
     - the same requester's key, earlier request decided: a new request reusing the ID, as
       certmonger's renewals do; its row is reused (ScepRequest), one row per ID and subject;
     - otherwise the ID is taken: FAILURE.
@@ -617,7 +618,7 @@ def _previous_request(
     signer_der = signer.public_bytes(serialization.Encoding.DER)
     csr_der = csr.public_bytes(serialization.Encoding.DER)
     if bytes(request.signer_certificate_der) == signer_der and bytes(request.csr_der) == csr_der:
-        return _outcome_of(request, signer)
+        return _result_of(request, signer)
     if not _same_key(request.signer_certificate_der, signer):
         raise ScepFailure(FailInfo.BAD_REQUEST, "this transactionID belongs to another requester")
     if request.status == ScepRequest.Status.PENDING:
@@ -625,15 +626,15 @@ def _previous_request(
     return request
 
 
-def _outcome_of(request: ScepRequest, recipient: x509.Certificate) -> Outcome:
+def _result_of(request: ScepRequest, recipient: x509.Certificate) -> CertRepResult:
     if request.status == ScepRequest.Status.PENDING:
-        return Outcome(PkiStatus.PENDING)
+        return CertRepResult(PkiStatus.PENDING)
     if request.status == ScepRequest.Status.REJECTED:
         raise ScepFailure(FailInfo.BAD_REQUEST, "the request was rejected by an administrator")
     if request.certificate is None:
         raise ScepFailure(FailInfo.BAD_CERT_ID, "the issued certificate is no longer recorded")
     issued = x509.load_pem_x509_certificate(request.certificate.certificate_pem.encode())
-    return Outcome.success(issued, recipient)
+    return CertRepResult.success(issued, recipient)
 
 
 def _new_request(
@@ -662,7 +663,7 @@ def _new_request(
 
 def _issue_or_hold(
     request: ScepRequest, csr: x509.CertificateSigningRequest, signer: x509.Certificate, device
-) -> Outcome:
+) -> CertRepResult:
     """Issue now, or keep the request PENDING for an administrator (manual approval)."""
     if settings.MDM_SCEP_MANUAL_APPROVAL:
         _save_new(request)
@@ -674,10 +675,10 @@ def _issue_or_hold(
             message_type=request.message_type,
         )
         log.info("SCEP %s %s is pending approval", request.message_type, request.transaction_id)
-        return Outcome(PkiStatus.PENDING)
+        return CertRepResult(PkiStatus.PENDING)
     certificate, record = _issue(request, csr, device=device, actor="scep")
     _save_new(request)
-    return Outcome.success(certificate, signer)
+    return CertRepResult.success(certificate, signer)
 
 
 def _save_new(request: ScepRequest) -> None:
@@ -728,7 +729,7 @@ def _attribute(kind: str, value) -> asn1_cms.CMSAttribute:
 
 
 def _signed_attributes(
-    message: PkiMessage, outcome: Outcome, content: bytes
+    message: PkiMessage, result: CertRepResult, content: bytes
 ) -> asn1_cms.CMSAttributes:
     attributes = [
         _attribute("content_type", "data"),
@@ -736,30 +737,30 @@ def _signed_attributes(
         _attribute("message_digest", hashlib.sha256(content).digest()),
         _attribute(OID_TRANSACTION_ID, core.PrintableString(message.transaction_id)),
         _attribute(OID_MESSAGE_TYPE, core.PrintableString(MessageType.CERT_REP.value)),
-        _attribute(OID_PKI_STATUS, core.PrintableString(outcome.status.value)),
+        _attribute(OID_PKI_STATUS, core.PrintableString(result.status.value)),
         _attribute(OID_SENDER_NONCE, core.OctetString(os.urandom(16))),
         _attribute(OID_RECIPIENT_NONCE, core.OctetString(message.sender_nonce)),
     ]
-    if outcome.fail_info is not None:
-        attributes.append(_attribute(OID_FAIL_INFO, core.PrintableString(outcome.fail_info.value)))
+    if result.fail_info is not None:
+        attributes.append(_attribute(OID_FAIL_INFO, core.PrintableString(result.fail_info.value)))
     # asn1crypto sorts a SET OF when encoding it, as DER requires.
     return asn1_cms.CMSAttributes(attributes)
 
 
-def _cert_rep_content(outcome: Outcome) -> bytes:
+def _cert_rep_content(result: CertRepResult) -> bytes:
     """SUCCESS carries the issued certificate, certs-only, enveloped to the requester."""
-    if outcome.status != PkiStatus.SUCCESS:
+    if result.status != PkiStatus.SUCCESS:
         # An empty `data` content, not an absent one: OpenSSL-based clients (certmonger)
         # refuse to verify a SignedData whose content is missing.
         return b""
-    degenerate = pkcs7.serialize_certificates([outcome.certificate], serialization.Encoding.DER)
-    return encrypt_for(degenerate, outcome.recipient)  # AES-256-CBC, RSA key transport
+    degenerate = pkcs7.serialize_certificates([result.certificate], serialization.Encoding.DER)
+    return encrypt_for(degenerate, result.recipient)  # AES-256-CBC, RSA key transport
 
 
-def build_cert_rep(message: PkiMessage, outcome: Outcome, keys: ScepKeys) -> bytes:
+def build_cert_rep(message: PkiMessage, result: CertRepResult, keys: ScepKeys) -> bytes:
     """The CertRep answering `message`, signed by the RA (digitalSignature, chains to the CA)."""
-    content = _cert_rep_content(outcome)
-    attributes = _signed_attributes(message, outcome, content)
+    content = _cert_rep_content(result)
+    attributes = _signed_attributes(message, result, content)
     # The signature covers the attributes DER-encoded as a SET OF (universal tag 0x31). The RA
     # key is always RSA (certs/scep_ra.py).
     signature = keys.ra_key.sign(attributes.dump(), asym_padding.PKCS1v15(), hashes.SHA256())
