@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs7
 
 from .ca import PrivateKey, active_ca, ca_certificate, load_stored_key
-from .cms import CMSError, encrypt_for, verify_detached
+from .cms import CMSError, SignedDataParts, encrypt_for, read_signed_data, verify_signer
 from .models import CertificateAuthority
 from .scep_ra import ra_credentials
 
@@ -110,12 +110,15 @@ class ScepFailure(Exception):
 class PkiMessage:
     """A parsed (not yet verified) pkiMessage: what a CertRep must echo, and the envelope."""
 
-    der: bytes
+    signed: SignedDataParts
     message_type: str
     transaction_id: str
     sender_nonce: bytes
-    digest_algorithm: str
     envelope: bytes  # the encapsulated content: the DER pkcsPKIEnvelope
+
+    @property
+    def digest_algorithm(self) -> str:
+        return self.signed.digest_algorithm
 
     @property
     def type_name(self) -> str:
@@ -200,14 +203,6 @@ def decode_get_message(value: str | None) -> bytes:
         raise NotScepMessage("the 'message' parameter is not valid base64") from None
 
 
-def _attribute_values(signer_info) -> dict[str, core.Any]:
-    """The signed attributes by dotted OID: the first value of each."""
-    values = {}
-    for attribute in signer_info["signed_attrs"]:
-        values[attribute["type"].dotted] = attribute["values"][0]
-    return values
-
-
 def _string_value(value) -> str:
     """A SCEP string attribute: PrintableString by the RFC; tolerate other string types."""
     if isinstance(value, core.Any):
@@ -229,15 +224,8 @@ def _octets_value(value) -> bytes:
 def parse_pki_message(der: bytes) -> PkiMessage:
     """Parse a pkiMessage just enough to answer it; the signature is checked later."""
     try:
-        info = asn1_cms.ContentInfo.load(der, strict=True)
-        if info["content_type"].native != "signed_data":
-            raise NotScepMessage("the message is not a CMS SignedData")
-        signed_data = info["content"]
-        signer_infos = signed_data["signer_infos"]
-        if len(signer_infos) != 1:
-            raise NotScepMessage(f"a pkiMessage has one signer, not {len(signer_infos)}")
-        signer_info = signer_infos[0]
-        attributes = _attribute_values(signer_info)
+        signed = read_signed_data(der, strict=True)  # one signer, as a pkiMessage has
+        attributes = signed.signed_attributes()
         missing = [
             name
             for name, oid in (
@@ -249,7 +237,6 @@ def parse_pki_message(der: bytes) -> PkiMessage:
         ]
         if missing:
             raise NotScepMessage(f"the pkiMessage lacks {', '.join(missing)}")
-        envelope = signed_data["encap_content_info"]["content"].native or b""
         transaction_id = _string_value(attributes[OID_TRANSACTION_ID])
         # It goes into logs and the audit: printable, and as long as ScepRequest keeps it.
         if not (0 < len(transaction_id) <= MAX_TRANSACTION_ID and transaction_id.isprintable()):
@@ -257,32 +244,31 @@ def parse_pki_message(der: bytes) -> PkiMessage:
                 f"the transactionID must be 1 to {MAX_TRANSACTION_ID} printable characters"
             )
         return PkiMessage(
-            der=der,
+            signed=signed,
             message_type=_string_value(attributes[OID_MESSAGE_TYPE]),
             transaction_id=transaction_id,
             sender_nonce=_octets_value(attributes[OID_SENDER_NONCE]),
-            digest_algorithm=signer_info["digest_algorithm"]["algorithm"].native,
-            envelope=envelope,
+            envelope=signed.content or b"",
         )
     except NotScepMessage:
         raise
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+    except (CMSError, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise NotScepMessage(f"the body is not a SCEP pkiMessage ({exc})") from None
 
 
 # ------------------------------------------------------------------ verifying the signature
 
 
-def verify_signer(message: PkiMessage) -> x509.Certificate:
+def verify_pki_message(message: PkiMessage) -> x509.Certificate:
     """Check the pkiMessage's signature; return the signer's certificate (not yet trusted)."""
     if message.digest_algorithm not in ACCEPTED_DIGESTS:
         raise ScepFailure(
             FailInfo.BAD_ALG, f"digest algorithm {message.digest_algorithm!r} is not accepted"
         )
     try:
-        # verify_detached checks messageDigest against the encapsulated envelope and the
-        # signature over the signed attributes (where transactionID etc. live).
-        return verify_detached(message.der, message.envelope)
+        # The messageDigest against the encapsulated envelope, and the signature over the
+        # signed attributes (where transactionID etc. live).
+        return verify_signer(message.signed, message.envelope)
     except CMSError as exc:
         raise ScepFailure(
             FailInfo.BAD_MESSAGE_CHECK, f"the signature does not verify: {exc}"

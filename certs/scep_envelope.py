@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.x509.oid import AttributeOID
 
+from .cms import identifies
 from .scep_codec import FailInfo, ScepFailure, ScepKeys
 
 # Content-encryption algorithms accepted in a request's envelope: name -> key length.
@@ -45,24 +46,16 @@ def _enveloped_data(envelope: bytes) -> asn1_cms.EnvelopedData:
         raise ScepFailure(FailInfo.BAD_REQUEST, "the content is not a CMS EnvelopedData") from None
 
 
-def _matches(rid, certificate: x509.Certificate) -> bool:
-    """Whether a RecipientIdentifier names `certificate`."""
-    parsed = asn1_x509.Certificate.load(certificate.public_bytes(serialization.Encoding.DER))
-    if rid.name == "issuer_and_serial_number":
-        return (
-            rid.chosen["issuer"] == parsed.issuer
-            and rid.chosen["serial_number"].native == parsed.serial_number
-        )
-    return rid.name == "subject_key_identifier" and rid.chosen.native == parsed.key_identifier
-
-
 def _recipient_for(enveloped: asn1_cms.EnvelopedData, keys: ScepKeys):
     """(KeyTransRecipientInfo, private key) of the recipient info addressed to us."""
     for recipient in enveloped["recipient_infos"]:
         if recipient.name != "ktri":
             continue
         for certificate in keys.recipients():
-            if _matches(recipient.chosen["rid"], certificate):
+            parsed = asn1_x509.Certificate.load(
+                certificate.public_bytes(serialization.Encoding.DER)
+            )
+            if identifies(recipient.chosen["rid"], parsed):
                 return recipient.chosen, keys.key_for(certificate)
     raise ScepFailure(FailInfo.BAD_REQUEST, "the envelope is not encrypted to this server")
 

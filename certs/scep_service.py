@@ -42,7 +42,7 @@ from .scep_codec import (
     build_cert_rep,
     parse_pki_message,
     scep_keys,
-    verify_signer,
+    verify_pki_message,
 )
 from .scep_envelope import challenge_password, load_csr, load_issuer_and_subject, open_envelope
 
@@ -111,7 +111,7 @@ def _record_failure(message: PkiMessage, failure: ScepFailure) -> None:
 
 
 def _handle(message: PkiMessage, keys: ScepKeys) -> CertRepResult:
-    signer = verify_signer(message)
+    signer = verify_pki_message(message)
     if message.message_type == MessageType.PKCS_REQ:
         return _enroll(message, signer, keys)
     if message.message_type == MessageType.RENEWAL_REQ:
