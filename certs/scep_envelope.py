@@ -105,19 +105,18 @@ def _as_pkcs7_decrypt_reads_it(
     """The envelope as pkcs7_decrypt_der reads it: DER, in a ContentInfo, one recipient info.
 
     pkcs7_decrypt_der parses DER only, wants the ContentInfo, finds its recipient by issuer and
-    serial number only, and cannot parse the other kinds of recipient info; clients send BER
-    (BouncyCastle), a bare EnvelopedData, subject key identifiers, and an info for each
+    serial number only, and cannot parse the other kinds of recipient info; clients may send BER
+    (indefinite lengths), a bare EnvelopedData, subject key identifiers, and an info for each
     GetCACert certificate (micromdm). So the fields it needs are copied into a DER envelope
     whose one recipient info names `certificate` (the one `recipient` named) by issuer and
     serial number.
     """
-    parsed = _asn1_certificate(certificate)
     ktri = {
         "version": "v0",
         "rid": {
             "issuer_and_serial_number": {
-                "issuer": parsed.issuer,
-                "serial_number": parsed.serial_number,
+                "issuer": _asn1_certificate(certificate).issuer,
+                "serial_number": certificate.serial_number,
             }
         },
         "key_encryption_algorithm": {"algorithm": "rsaes_pkcs1v15"},
@@ -138,8 +137,8 @@ def _as_pkcs7_decrypt_reads_it(
             "encrypted_content_info": encrypted,
         }
     )
-    info = asn1_cms.ContentInfo({"content_type": "enveloped_data", "content": enveloped})
-    return info.dump(force=True)
+    # Built from plain values (and our certificate's DER issuer), so it encodes as DER.
+    return asn1_cms.ContentInfo({"content_type": "enveloped_data", "content": enveloped}).dump()
 
 
 def _decrypt(recipient, content_info, key: rsa.RSAPrivateKey, key_length: int) -> bytes:

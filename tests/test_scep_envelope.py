@@ -109,7 +109,7 @@ def _indefinite(tag: int, contents: bytes) -> bytes:
 
 
 def ber(data: cms.EnvelopedData) -> bytes:
-    """The ContentInfo as BouncyCastle-based clients send it: indefinite lengths (BER)."""
+    """The ContentInfo in BER, with indefinite lengths, as a BER-encoding client sends it."""
     oid = core.ObjectIdentifier("1.2.840.113549.1.7.3").dump()
     return _indefinite(0x30, oid + _indefinite(0xA0, data.dump()))
 
