@@ -1,11 +1,20 @@
-"""CMS (PKCS#7) that cryptography cannot do alone: verifying a detached signature.
+"""CMS (PKCS#7): signing and encrypting (cryptography's builders), and reading a SignedData.
 
-asn1crypto parses the structure; cryptography does the hashing and the RSA/ECDSA maths.
+cryptography cannot verify a SignedData it did not make the way we need (a detached
+Mdm-Signature, a SCEP pkiMessage whose signed attributes carry the protocol's fields), so the
+one reader of a one-signer SignedData is here: `read_signed_data` parses it, `signer_of` finds
+the signer's certificate in it, `verify_signer` checks the messageDigest and the signature.
+verify_detached (Mdm-Signature), signed_content (signed profiles) and the SCEP codec all go
+through it. asn1crypto parses the structure; cryptography does the hashing and the RSA/ECDSA
+maths.
 """
 
 import hmac
+from dataclasses import dataclass
 
 from asn1crypto import cms as asn1_cms
+from asn1crypto import core
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -21,6 +30,9 @@ HASHES = {
     "sha384": hashes.SHA384,
     "sha512": hashes.SHA512,
 }
+
+OID_CONTENT_TYPE = "1.2.840.113549.1.9.3"
+OID_MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
 
 
 class CMSError(ValueError):
@@ -40,42 +52,84 @@ def _hash_for(name: str) -> hashes.HashAlgorithm:
         raise CMSError(f"unsupported digest algorithm {name!r}") from None
 
 
-def _signer_certificate(signed_data, signer_info) -> x509.Certificate:
-    sid = signer_info["sid"]
-    for choice in signed_data["certificates"] or []:
-        if choice.name != "certificate":
-            continue
-        cert = choice.chosen
-        if sid.name == "issuer_and_serial_number":
-            wanted = sid.chosen
-            if (
-                cert.issuer == wanted["issuer"]
-                and cert.serial_number == wanted["serial_number"].native
-            ):
-                return x509.load_der_x509_certificate(cert.dump())
-        elif sid.name == "subject_key_identifier" and cert.key_identifier == sid.chosen.native:
-            return x509.load_der_x509_certificate(cert.dump())
+@dataclass(frozen=True)
+class SignedDataParts:
+    """A CMS SignedData with exactly one signer, parsed; nothing in it is verified yet."""
+
+    signed_data: asn1_cms.SignedData
+    signer_info: asn1_cms.SignerInfo
+    content: bytes | None  # the encapsulated content; None or b"" when detached
+    digest_algorithm: str  # asn1crypto's name, e.g. "sha256"
+
+    def signed_attributes(self) -> dict[str, core.Asn1Value]:
+        """The signed attributes by dotted OID, each with its first value."""
+        values = {}
+        for attribute in self.signer_info["signed_attrs"]:
+            values[attribute["type"].dotted] = attribute["values"][0]
+        return values
+
+
+def read_signed_data(der: bytes, *, strict: bool = False) -> SignedDataParts:
+    """Parse a one-signer CMS SignedData (ContentInfo); `strict` refuses trailing bytes."""
+    try:
+        info = asn1_cms.ContentInfo.load(der, strict=strict)
+        if info["content_type"].native != "signed_data":
+            raise CMSError("not a CMS SignedData")
+        signed_data = info["content"]
+        signer_infos = signed_data["signer_infos"]
+        if len(signer_infos) != 1:
+            raise CMSError(f"expected one signer, found {len(signer_infos)}")
+        signer_info = signer_infos[0]
+        return SignedDataParts(
+            signed_data=signed_data,
+            signer_info=signer_info,
+            content=signed_data["encap_content_info"]["content"].native,
+            digest_algorithm=signer_info["digest_algorithm"]["algorithm"].native,
+        )
+    except CMSError:
+        raise
+    except (ValueError, TypeError, KeyError) as exc:
+        raise CMSError(f"malformed CMS signature: {exc}") from None
+
+
+def identifies(identifier, certificate: asn1_x509.Certificate) -> bool:
+    """Whether a SignerIdentifier or RecipientIdentifier names `certificate`."""
+    if identifier.name == "issuer_and_serial_number":
+        wanted = identifier.chosen
+        return (
+            certificate.issuer == wanted["issuer"]
+            and certificate.serial_number == wanted["serial_number"].native
+        )
+    return (
+        identifier.name == "subject_key_identifier"
+        and certificate.key_identifier == identifier.chosen.native
+    )
+
+
+def signer_of(parts: SignedDataParts) -> x509.Certificate:
+    """The certificate the signer info names, from the SignedData's certificates (not trusted)."""
+    sid = parts.signer_info["sid"]
+    for choice in parts.signed_data["certificates"] or []:
+        if choice.name == "certificate" and identifies(sid, choice.chosen):
+            return x509.load_der_x509_certificate(choice.chosen.dump())
     raise CMSError("the signer's certificate is not in the signature")
 
 
-def _signed_bytes(signer_info, content: bytes, digest_algo: hashes.HashAlgorithm) -> bytes:
+def _signed_bytes(
+    parts: SignedDataParts, content: bytes, digest_algo: hashes.HashAlgorithm
+) -> bytes:
     """The bytes the signature covers: the signed attributes if any, else the content itself."""
-    signed_attrs = signer_info["signed_attrs"]
+    signed_attrs = parts.signer_info["signed_attrs"]
     if not signed_attrs:
         return content
-    message_digest = None
-    content_type = None
-    for attr in signed_attrs:
-        kind = attr["type"].native
-        if kind == "message_digest":
-            message_digest = attr["values"][0].native
-        elif kind == "content_type":
-            content_type = attr["values"][0].native
-    if content_type != "data":
+    attributes = parts.signed_attributes()
+    message_digest = attributes.get(OID_MESSAGE_DIGEST)
+    content_type = attributes.get(OID_CONTENT_TYPE)
+    if content_type is None or content_type.native != "data":
         raise CMSError("the signed content type is not 'data'")
     if message_digest is None:
         raise CMSError("the signed attributes carry no message digest")
-    if not hmac.compare_digest(message_digest, _digest(digest_algo, content)):
+    if not hmac.compare_digest(message_digest.native, _digest(digest_algo, content)):
         raise CMSError("the message digest does not match the body")
     # The signature covers the attributes DER-encoded as a SET OF, not with the [0] tag.
     return b"\x31" + signed_attrs.dump()[1:]
@@ -113,32 +167,34 @@ def _verify_signature(
         raise CMSError("the signature does not verify over the body") from None
 
 
-def verify_detached(signature_der: bytes, content: bytes) -> x509.Certificate:
-    """Verify a CMS detached signature over `content`; return the signer's certificate.
+def verify_signer(parts: SignedDataParts, content: bytes) -> x509.Certificate:
+    """Check the signature of `parts` over `content`; return the signer's certificate.
 
-    Only the signature is checked here; whether the certificate is trusted is the caller's job.
+    With signed attributes, their messageDigest must be that of `content` and the signature
+    covers them; without, the signature covers `content`. Whether the certificate is trusted
+    is the caller's job.
     """
     try:
-        info = asn1_cms.ContentInfo.load(signature_der)
-        if info["content_type"].native != "signed_data":
-            raise CMSError("not a CMS SignedData")
-        signed_data = info["content"]
-        signer_infos = signed_data["signer_infos"]
-        if len(signer_infos) != 1:
-            raise CMSError(f"expected one signer, found {len(signer_infos)}")
-        encapsulated = signed_data["encap_content_info"]["content"].native
-        if encapsulated not in (None, b"") and encapsulated != content:
-            raise CMSError("the signature carries content other than the body")
-        signer_info = signer_infos[0]
-        digest_algo = _hash_for(signer_info["digest_algorithm"]["algorithm"].native)
-        certificate = _signer_certificate(signed_data, signer_info)
-        data = _signed_bytes(signer_info, content, digest_algo)
-        _verify_signature(certificate, signer_info, data, digest_algo)
+        digest_algo = _hash_for(parts.digest_algorithm)
+        certificate = signer_of(parts)
+        data = _signed_bytes(parts, content, digest_algo)
+        _verify_signature(certificate, parts.signer_info, data, digest_algo)
         return certificate
     except CMSError:
         raise
     except (ValueError, TypeError, KeyError) as exc:
         raise CMSError(f"malformed CMS signature: {exc}") from None
+
+
+def verify_detached(signature_der: bytes, content: bytes) -> x509.Certificate:
+    """Verify a CMS detached signature over `content`; return the signer's certificate.
+
+    Only the signature is checked here; whether the certificate is trusted is the caller's job.
+    """
+    parts = read_signed_data(signature_der)
+    if parts.content not in (None, b"") and parts.content != content:
+        raise CMSError("the signature carries content other than the body")
+    return verify_signer(parts, content)
 
 
 def sign(content: bytes, certificate: x509.Certificate, key, chain=()) -> bytes:
@@ -164,14 +220,9 @@ def encrypt_for(content: bytes, recipient: x509.Certificate) -> bytes:
 
 def signed_content(der: bytes) -> bytes:
     """The content of a CMS SignedData whose signature verifies (the signer is not judged)."""
-    try:
-        info = asn1_cms.ContentInfo.load(der)
-        if info["content_type"].native != "signed_data":
-            raise CMSError("not a CMS SignedData")
-        content = info["content"]["encap_content_info"]["content"].native
-    except (ValueError, TypeError, KeyError) as exc:
-        raise CMSError(f"malformed CMS: {exc}") from None
+    parts = read_signed_data(der)
+    content = parts.content
     if not content:
         raise CMSError("the signature carries no content")
-    verify_detached(der, content)
+    verify_signer(parts, content)
     return content

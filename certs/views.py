@@ -1,12 +1,25 @@
-"""HTTP for the SCEP server: `GET/POST /scep?operation=...`. The protocol is in certs/scep.py."""
+"""HTTP for the SCEP server: `GET/POST /scep?operation=...`.
+
+The protocol is in plain modules: certs/scep_py (the messages, GetCACaps, GetCACert) and
+certs/scep_service.py (PKIOperation). This view maps bytes and errors to HTTP.
+"""
 
 import logging
 
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from . import scep as protocol
 from .ca import CAError
+from .scep_codec import (
+    CA_RA_CERT_CONTENT_TYPE,
+    MAX_MESSAGE_BYTES,
+    PKI_MESSAGE_CONTENT_TYPE,
+    NotScepMessage,
+    ca_capabilities,
+    ca_certificates_der,
+    decode_get_message,
+)
+from .scep_service import pki_operation
 
 log = logging.getLogger("mdm.scep")
 
@@ -47,15 +60,15 @@ def _operation(request: HttpRequest) -> str:
 def _pki_message(request: HttpRequest) -> bytes:
     """The DER pkiMessage: the POST body, or the GET `message` parameter (base64)."""
     if request.method == "GET":
-        return protocol.decode_get_message(request.GET.get("message"))
+        return decode_get_message(request.GET.get("message"))
     declared = request.META.get("CONTENT_LENGTH") or "0"
     if not declared.isdigit():
         raise HttpError(400, "invalid Content-Length")
-    if int(declared) > protocol.MAX_MESSAGE_BYTES:
-        raise HttpError(413, f"the body is over {protocol.MAX_MESSAGE_BYTES} bytes")
-    body = request.read(protocol.MAX_MESSAGE_BYTES + 1)
-    if len(body) > protocol.MAX_MESSAGE_BYTES:
-        raise HttpError(413, f"the body is over {protocol.MAX_MESSAGE_BYTES} bytes")
+    if int(declared) > MAX_MESSAGE_BYTES:
+        raise HttpError(413, f"the body is over {MAX_MESSAGE_BYTES} bytes")
+    body = request.read(MAX_MESSAGE_BYTES + 1)
+    if len(body) > MAX_MESSAGE_BYTES:
+        raise HttpError(413, f"the body is over {MAX_MESSAGE_BYTES} bytes")
     if not body:
         raise HttpError(400, "PKIOperation by POST needs the DER pkiMessage as its body")
     return body
@@ -64,13 +77,11 @@ def _pki_message(request: HttpRequest) -> bytes:
 def _serve(request: HttpRequest) -> HttpResponse:
     operation = _operation(request)
     if operation == "getcacaps":
-        return HttpResponse(protocol.ca_capabilities(), content_type="text/plain; charset=utf-8")
+        return HttpResponse(ca_capabilities(), content_type="text/plain; charset=utf-8")
     if operation == "getcacert":
-        return HttpResponse(
-            protocol.ca_certificates_der(), content_type=protocol.CA_RA_CERT_CONTENT_TYPE
-        )
-    cert_rep = protocol.pki_operation(_pki_message(request))
-    return HttpResponse(cert_rep, content_type=protocol.PKI_MESSAGE_CONTENT_TYPE)
+        return HttpResponse(ca_certificates_der(), content_type=CA_RA_CERT_CONTENT_TYPE)
+    cert_rep = pki_operation(_pki_message(request))
+    return HttpResponse(cert_rep, content_type=PKI_MESSAGE_CONTENT_TYPE)
 
 
 @csrf_exempt  # devices POST without a CSRF token; the pkiMessage's signature protects it
@@ -84,7 +95,7 @@ def scep(request: HttpRequest) -> HttpResponse:
         if exc.allow:
             response["Allow"] = ", ".join(exc.allow)
         return response
-    except protocol.NotScepMessage as exc:
+    except NotScepMessage as exc:
         log.info("SCEP %s: not a SCEP message: %s", request.method, exc)
         return _text(400, f"not a SCEP message: {exc}")
     except CAError as exc:

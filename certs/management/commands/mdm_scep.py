@@ -9,7 +9,7 @@ import getpass
 from django.core.management.base import BaseCommand, CommandError
 
 from certs.models import ScepRequest
-from certs.scep import ScepAdminError, approve_request, pending_requests, reject_request
+from certs.scep_approval import ScepAdminError, approve_request, pending_requests, reject_request
 from enrollment.links import scep_request_enrollment
 
 
