@@ -8,15 +8,15 @@ compares. Without the YAML it skips, saying where it looked; under CI=true it fa
 """
 
 import importlib.util
-import os
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 import yaml
 
+from tests.conftest import IN_CI
+
 REPO = Path(__file__).resolve().parents[1]
-IN_CI = os.environ.get("CI", "").lower() == "true"  # as conftest.py: CI may never skip
 
 
 def load_script(name: str) -> ModuleType:
