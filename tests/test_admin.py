@@ -185,7 +185,7 @@ def protocol_state(ca, make_device) -> ProtocolState:
 
     # Certificates and SCEP.
     Enrollment.objects.create(name="Staff")
-    challenge = issue_challenge(device=device)
+    challenge = issue_challenge()
     challenge_sha256 = hashlib.sha256(challenge.encode()).hexdigest()
     ScepRequest.objects.create(
         transaction_id="T-1",
