@@ -108,7 +108,7 @@ class ScepChallenge(models.Model):
     used_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
-        return f"challenge {self.challenge_sha256[:12]}"
+        return f"SCEP challenge #{self.pk}"  # never any part of the hash
 
 
 class ScepRequest(models.Model):

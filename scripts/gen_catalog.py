@@ -138,10 +138,15 @@ def build(schema_root: Path) -> dict[str, dict]:
     return commands
 
 
+def render(commands: dict[str, dict]) -> str:
+    """The text of schema.json: sorted keys, so a rerun on the same schema is no diff."""
+    return json.dumps(commands, sort_keys=True, indent=1, ensure_ascii=False) + "\n"
+
+
 def main() -> None:
     schema_root = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_SCHEMA
     commands = build(schema_root.resolve())
-    TARGET.write_text(json.dumps(commands, sort_keys=True, indent=1, ensure_ascii=False) + "\n")
+    TARGET.write_text(render(commands))
     print(f"wrote {len(commands)} commands to {TARGET}")
 
 

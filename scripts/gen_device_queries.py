@@ -9,7 +9,8 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-SCHEMA = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared/apple-device-management"
+DEFAULT_SCHEMA = ROOT.parent / "shared/apple-device-management"
+TARGET = ROOT / "commands/catalog/device_queries.py"
 RIGHT_BITS = {
     "AllowQueryDeviceInformation": 16,
     "AllowQueryNetworkInformation": 32,
@@ -28,8 +29,8 @@ SEED_NETWORK = (
 ).split()
 
 
-def query_rights() -> dict[str, int]:
-    schema = yaml.safe_load((SCHEMA / "mdm/commands/information.device.yaml").read_text())
+def query_rights(schema_root: Path) -> dict[str, int]:
+    schema = yaml.safe_load((schema_root / "mdm/commands/information.device.yaml").read_text())
     queries = schema["payloadkeys"][0]["subkeys"][0]["subkeys"]
     rights: dict[str, int] = {}
     for query in queries:
@@ -50,8 +51,8 @@ def query_rights() -> dict[str, int]:
     return rights
 
 
-def main() -> None:
-    rights = query_rights()
+def render(rights: dict[str, int]) -> str:
+    """The text of device_queries.py: deterministic, so a rerun on the same schema is no diff."""
     lines = [
         '"""DeviceInformation queries and the AccessRights bit each needs (0: always allowed).',
         "",
@@ -63,9 +64,14 @@ def main() -> None:
         *(f'    "{name}": {rights[name]},' for name in sorted(rights)),
         "}",
     ]
-    target = ROOT / "commands/catalog/device_queries.py"
-    target.write_text("\n".join(lines) + "\n")
-    print(f"wrote {len(rights)} queries to {target}")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    schema_root = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_SCHEMA
+    rights = query_rights(schema_root.resolve())
+    TARGET.write_text(render(rights))
+    print(f"wrote {len(rights)} queries to {TARGET}")
 
 
 if __name__ == "__main__":
