@@ -177,9 +177,12 @@ MDM_EXPIRY_WARNING_DAYS = [
     int(d) for d in env_list("MDM_EXPIRY_WARNING_DAYS", ["30", "14", "7", "1"])
 ]
 
-# PEM file with the server's TLS chain, put into enrollment profiles when it is private or
-# self-signed (devices must trust it before MDM connects).
-MDM_TLS_CHAIN_FILE = env_str("MDM_TLS_CHAIN_FILE")
+# The server's TLS chain (PEM, its certificate first) and key, e.g. from a public CA; the TLS
+# proxy serves them (scripts/serve.sh). Unset, with an https MDM_PUBLIC_URL, mdm_init makes a
+# server-TLS CA and a certificate for the host (certs/server_tls.py). A private chain's CA
+# certificates go into enrollment profiles. MDM_TLS_CHAIN_FILE is the former name.
+MDM_TLS_CERT_FILE = env_str("MDM_TLS_CERT_FILE") or env_str("MDM_TLS_CHAIN_FILE")
+MDM_TLS_KEY_FILE = env_str("MDM_TLS_KEY_FILE")
 # Organization shown in profiles.
 MDM_ORGANIZATION = env_str("MDM_ORGANIZATION", "MDM Portal")
 # PKCS#12 identities in enrollment profiles: "compat" (3DES/SHA-1, what every iOS/macOS opens;
