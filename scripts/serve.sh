@@ -310,9 +310,10 @@ prepare_dirs() {
     local me=$SERVE_USER
     ((EUID == 0)) && me=root
     own_dir 755 "$me" "$SERVE_DIR" "$NGINX_DIR"
-    # Keys and data: the service user's only.
+    # Keys and data: the service user's only (a restored secrets_key put there by root too).
     own_dir 700 "$SERVE_USER" "$DATA" "$TLS" "$RUN" "$NGINX_DIR/client-body" "$NGINX_DIR/proxy" \
         "$NGINX_DIR/fastcgi" "$NGINX_DIR/uwsgi" "$NGINX_DIR/scgi"
+    ((EUID == 0)) && chown -R "$SERVE_USER:$SERVE_USER" "$DATA" "$TLS"
     own_dir 750 "$SERVE_USER" "$LOG"
     local name
     for name in "${COMPONENTS[@]}" nginx-access nginx-error; do
@@ -557,7 +558,7 @@ reload_if_changed() { # nginx already ran: reload it if its configuration or cer
 }
 
 summary() {
-    local admin="admin (password unchanged; $ADMIN_FILE is gone)"
+    local admin="admin (its password was set before; not kept here)"
     [[ -f $ADMIN_FILE ]] && admin="$(cat "$ADMIN_FILE")   (kept in $ADMIN_FILE: change it, then delete that file)"
     echo
     echo "The MDM portal runs the production way ($MODE: $(for n in "${STARTED[@]}"; do printf '%s ' "$n"; done)as $SERVE_USER)."
