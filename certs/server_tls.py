@@ -40,7 +40,14 @@ from django.db import transaction
 
 from mdm_portal.audit import audit
 
-from .ca import key_usage, load_stored_key, new_private_key, private_key_pem, sha256_hex
+from .ca import (
+    key_usage,
+    load_stored_key,
+    new_private_key,
+    private_key_pem,
+    self_signed_ca,
+    sha256_hex,
+)
 from .models import ServerIdentity
 
 SERVER_TLS_CA = "server-tls-ca"
@@ -248,27 +255,10 @@ def _build_tls_ca(host: str) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, settings.MDM_ORGANIZATION),
         ]
     )
-    now = _now()
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=settings.MDM_CA_VALIDITY_DAYS))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(key_usage(key_cert_sign=True, crl_sign=True), critical=True)
-        .add_extension(
-            x509.NameConstraints(
-                permitted_subtrees=[_permitted_subtree(host)], excluded_subtrees=None
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
+    constraints = x509.NameConstraints(
+        permitted_subtrees=[_permitted_subtree(host)], excluded_subtrees=None
     )
-    return certificate, key
+    return self_signed_ca(key, name, (constraints,)), key
 
 
 def _build_leaf(
