@@ -143,6 +143,7 @@ save_state() {
 
 load_state() { # the settings of the stack that runs (or ran) from this folder
     [[ -f $STATE_FILE ]] || return 1
+    [[ -r $STATE_FILE ]] || die "$STATE_FILE is $(stat -c %U "$STATE_FILE")'s: run this as that user"
     # shellcheck disable=SC1090
     source "$STATE_FILE"
     VENV=${SAVED_VENV:-$ROOT/.venv}

@@ -181,9 +181,10 @@ def stack():
             stack.exports[name] = shlex.split(value)[0] if value else ""
         yield stack
     finally:
+        stopping = time.monotonic()
         stopped = stack.serve("stop", timeout=300)
+        print(stopped.stdout, stopped.stderr, f"stop took {time.monotonic() - stopping:.1f}s")
         apns.stop()
-        print(stopped.stdout, stopped.stderr)
         shutil.rmtree(folder, ignore_errors=True)
 
 

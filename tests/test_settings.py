@@ -14,7 +14,8 @@ from mdm_portal.proxy import RealClientAddressMiddleware
 ROOT = Path(__file__).resolve().parent.parent
 SHOW = (
     "import json, django; django.setup(); from django.conf import settings as s; "
-    "print(json.dumps([s.ALLOWED_HOSTS, s.CSRF_TRUSTED_ORIGINS, s.SESSION_COOKIE_SECURE]))"
+    "print(json.dumps([s.ALLOWED_HOSTS, s.CSRF_TRUSTED_ORIGINS, s.SESSION_COOKIE_SECURE, "
+    "s.MDM_TLS_CERT_FILE]))"
 )
 
 
@@ -29,24 +30,32 @@ def settings_under(tmp_path, **env) -> list:
 
 
 def test_host_checks_follow_the_public_url(tmp_path):
-    hosts, origins, secure = settings_under(tmp_path, MDM_PUBLIC_URL="https://mdm.example.org:8443")
+    hosts, origins, secure, _ = settings_under(
+        tmp_path, MDM_PUBLIC_URL="https://mdm.example.org:8443"
+    )
     assert hosts[0] == "mdm.example.org" and "127.0.0.1" in hosts and "localhost" in hosts
     assert origins == ["https://mdm.example.org:8443"]
     assert secure is True
-    hosts, origins, secure = settings_under(tmp_path, MDM_PUBLIC_URL="https://[2001:db8::5]")
+    hosts, origins, secure, _ = settings_under(tmp_path, MDM_PUBLIC_URL="https://[2001:db8::5]")
     assert hosts[0] == "[2001:db8::5]" and origins == ["https://[2001:db8::5]"]
 
 
 def test_the_defaults_and_explicit_values(tmp_path):
-    hosts, origins, secure = settings_under(tmp_path)
+    hosts, origins, secure, _ = settings_under(tmp_path)
     assert "127.0.0.1" in hosts and origins == ["http://127.0.0.1:8000"] and secure is False
-    hosts, origins, _ = settings_under(
+    hosts, origins, _, _ = settings_under(
         tmp_path,
         MDM_PUBLIC_URL="https://mdm.example.org",
         ALLOWED_HOSTS="a.example.org",
         CSRF_TRUSTED_ORIGINS="https://a.example.org",
     )
     assert (hosts, origins) == (["a.example.org"], ["https://a.example.org"])
+
+
+def test_the_former_name_of_the_tls_chain_setting_still_works(tmp_path):
+    assert settings_under(tmp_path, MDM_TLS_CHAIN_FILE="/etc/old.pem")[3] == "/etc/old.pem"
+    both = settings_under(tmp_path, MDM_TLS_CHAIN_FILE="/etc/old.pem", MDM_TLS_CERT_FILE="/n.pem")
+    assert both[3] == "/n.pem"
 
 
 @pytest.mark.parametrize("header", ["", "X-Real-Ip"])
