@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/serve.sh: its components, each in a session of its own, so that every
 # process a component forks (gunicorn's and nginx's workers, Celery's pool) can be found and
 # waited for. A component NAME has run/NAME.pid holding "<pid> <start time>", the start time

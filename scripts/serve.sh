@@ -34,6 +34,8 @@
 #   MDM_SERVE_USER          mdm: the unprivileged user of the web and worker processes when
 #                           run as root (created if missing); else the user running this
 #   MDM_SERVE_PG_PORT, MDM_SERVE_REDIS_PORT  55433, 56380 (the local PostgreSQL and Redis)
+#   MDM_SERVE_VENV          MDM_SERVE_DIR/venv: the service's own virtual environment, made
+#                           (once) only when the service user cannot run .venv's Python
 #   MDM_STOP_TIMEOUT        30: seconds each part gets to exit before it is killed
 #
 # Layout under MDM_SERVE_DIR: data/ (MDM_DATA_DIR: generated secrets, static files), tls/
@@ -253,7 +255,7 @@ choose_venv() { # a virtual environment whose Python the service user can run
     fi
     # E.g. .venv made from a Python under /root (pyenv): the service gets its own, made with
     # the system's Python.
-    VENV=$SERVE_DIR/venv
+    VENV=${MDM_SERVE_VENV:-$SERVE_DIR/venv}
     log "user $SERVE_USER cannot run .venv's Python ($python): using $VENV (system Python)"
     if ! /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null; then
         # shellcheck source=scripts/apt.sh
@@ -417,9 +419,11 @@ cmd_start() {
     set_runtime
     if ((LOCAL_SERVICES)); then
         services start || die "PostgreSQL/Redis did not start (scripts/services.sh, durable mode)"
-        local urls
+        local urls db=${DATABASE_URL:-} broker=${REDIS_URL:-}
         urls=$(services env) || die "cannot read the services' URLs"
         eval "$urls" # the exports of DATABASE_URL and REDIS_URL (hex passwords)
+        # One of the two may be elsewhere: the caller's wins.
+        DATABASE_URL=${db:-$DATABASE_URL} REDIS_URL=${broker:-$REDIS_URL}
     fi
     [[ ${#STACK_ENV[@]} -gt 0 ]] || compose_env
     save_state
@@ -488,6 +492,14 @@ reload_if_changed() { # nginx already ran: reload it if its configuration or cer
     kill -HUP "$pid"
 }
 
+stack_value() { # stack_value NAME: the setting the stack's processes run with
+    local entry
+    for entry in "${STACK_ENV[@]}"; do [[ $entry == "$1="* ]] && echo "${entry#*=}" && return; done
+    return 0
+}
+
+hide_password() { sed -E 's#://[^@/]*@#://…@#' <<<"$1"; }
+
 summary() {
     local admin="admin (its password was set before; not kept here)"
     [[ -f $ADMIN_FILE ]] && admin="$(cat "$ADMIN_FILE")   (kept in $ADMIN_FILE: change it, then delete that file)"
@@ -503,7 +515,7 @@ summary() {
 MSG
     fi
     cat <<MSG
-  Database, broker:  ${DATABASE_URL%%://*}://…@${DATABASE_URL##*@}, ${REDIS_URL%%://*}://…@${REDIS_URL##*@}
+  Database, broker:  $(hide_password "$(stack_value DATABASE_URL)"), $(hide_password "$(stack_value REDIS_URL)")
   Data:              $DATA (back up the database and MDM_SECRETS_KEY: see the README)
   Logs:              $LOG/{nginx-access,nginx-error,gunicorn,worker,beat}.log
   manage.py:         eval "\$($0 env)"; .venv/bin/python manage.py ...

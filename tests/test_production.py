@@ -52,9 +52,9 @@ def free_port() -> int:
 
 
 def readable_by_others(path: Path) -> bool:
-    """Whether an unprivileged user can read the repository (every parent traversable)."""
+    """Whether an unprivileged user can read `path` (and traverse every parent)."""
     probe = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]
-    check = probe + ["test", "-r", str(path / "manage.py")]
+    check = probe + ["test", "-r", str(path), "-a", "-x", str(path)]
     return os.geteuid() != 0 or subprocess.run(check, capture_output=True).returncode == 0
 
 
@@ -143,12 +143,18 @@ def stack():
     folder = Path(tempfile.mkdtemp(prefix="mdm-serve-test-"))
     folder.chmod(0o755)  # the service user and postgres traverse it
     repo = ROOT
-    if not readable_by_others(ROOT):
+    if not readable_by_others(ROOT) or not readable_by_others(ROOT / "scripts"):
         # E.g. a clone under /root: the service user could not read it. A copy it can read.
         repo = folder / "repo"
         shutil.copytree(
             ROOT, repo, ignore=shutil.ignore_patterns(".git", ".venv", "var", "__pycache__")
         )
+    # Where .venv's Python is not the service user's to run (pyenv under /root), serve.sh
+    # makes the service a venv of its own: kept in the repository's var/ from run to run.
+    venv_cache = repo / "var" / "serve-test-venv"
+    venv_cache.parent.mkdir(exist_ok=True)
+    if not readable_by_others(venv_cache.parent):
+        venv_cache = folder / "venv"
     apns = APNsStandIn(folder / "apns", pki=shared_pki()).start()
     apns_ca = folder / "apns-ca.pem"  # the worker, running as the service user, reads it
     shutil.copyfile(apns.ca_file, apns_ca)
@@ -165,6 +171,7 @@ def stack():
         MDM_APNS_URL=apns.url,
         MDM_APNS_CA_FILE=str(apns_ca),
         MDM_PUSH_COALESCE_SECONDS="1",
+        MDM_SERVE_VENV=str(venv_cache),
     )
     stack = Stack(repo=repo, folder=folder, port=port, env=env, apns=apns)
     started = time.monotonic()
