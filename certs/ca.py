@@ -79,17 +79,13 @@ def ensure_ca(*, actor: object = "mdm_init") -> tuple[CertificateAuthority, bool
     return ca, True
 
 
-def _create_ca() -> CertificateAuthority:
-    key = new_private_key(settings.MDM_CA_KEY_TYPE)
-    name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COMMON_NAME, settings.MDM_CA_COMMON_NAME),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "MDM Portal"),
-        ]
-    )
+def self_signed_ca(
+    key: PrivateKey, name: x509.Name, critical_extensions: tuple[x509.ExtensionType, ...] = ()
+) -> x509.Certificate:
+    """A root for `key`, valid MDM_CA_VALIDITY_DAYS, that signs end certificates only (path
+    length 0), with `critical_extensions` too (the server-TLS CA's name constraints)."""
     now = _now()
-    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-    certificate = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
@@ -99,9 +95,22 @@ def _create_ca() -> CertificateAuthority:
         .not_valid_after(now + dt.timedelta(days=settings.MDM_CA_VALIDITY_DAYS))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(key_usage(key_cert_sign=True, crl_sign=True), critical=True)
-        .add_extension(ski, critical=False)
-        .sign(key, hashes.SHA256())
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     )
+    for extension in critical_extensions:
+        builder = builder.add_extension(extension, critical=True)
+    return builder.sign(key, hashes.SHA256())
+
+
+def _create_ca() -> CertificateAuthority:
+    key = new_private_key(settings.MDM_CA_KEY_TYPE)
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, settings.MDM_CA_COMMON_NAME),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "MDM Portal"),
+        ]
+    )
+    certificate = self_signed_ca(key, name)
     return CertificateAuthority.objects.create(
         name=settings.MDM_CA_COMMON_NAME,
         certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode(),

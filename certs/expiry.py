@@ -2,8 +2,9 @@
 
 `certificate_inventory()` is what the expiry sweep and the UI read: the active push
 certificate, the device-identity CA, the server's own identities (profile signing), the server
-TLS chain (`MDM_TLS_CHAIN_FILE`), and what the layers above register (devices adds each
-device's current identity, in one query). A fixed handful of queries whatever the fleet size.
+TLS chain (`MDM_TLS_CERT_FILE`, or the portal's own: certs/server_tls.py), and what the layers
+above register (devices adds each device's current identity, in one query). A fixed handful
+of queries whatever the fleet size.
 
 Severity comes from `MDM_EXPIRY_WARNING_DAYS` (default 30, 14, 7, 1 days): past the largest
 threshold an entry is "notice", past the smallest "critical", in between "warning"; "expired"
@@ -21,6 +22,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from .models import CertificateAuthority, PushCertificate, ServerIdentity
+from .server_tls import SERVER_TLS, TLS_PURPOSES, ServerTLSError, chain_file, served_chain
 
 log = logging.getLogger(__name__)
 
@@ -88,28 +90,29 @@ def register_inventory_source(source: Callable[[dt.datetime, list[int]], list[Ex
         _SOURCES.append(source)
 
 
-def _tls_chain(path: str, now, thresholds) -> list[dict]:
+def _tls_chain(now, thresholds) -> list[dict]:
+    """The served TLS chain, one entry per certificate (named file#index or server-tls#index)."""
+    source = chain_file() or SERVER_TLS
     try:
-        with open(path, "rb") as handle:
-            certificates = x509.load_pem_x509_certificates(handle.read())
-    except (OSError, ValueError) as exc:
-        log.warning("cannot read MDM_TLS_CHAIN_FILE %s: %s", path, exc)
+        certificates = served_chain()
+    except ServerTLSError as exc:
+        log.warning("%s", exc)
         return [
             {
                 "kind": "tls",
-                "name": path,
+                "name": source,
                 "subject": "",
                 "not_after": None,
                 "days_left": None,
                 "severity": "error",
                 "threshold": None,
-                "error": f"cannot read MDM_TLS_CHAIN_FILE {path}: {exc}",
+                "error": str(exc),
             }
         ]
     return [
         expiry_entry(
             "tls",
-            f"{path}#{index}",
+            f"{source}#{index}",
             certificate.subject.rfc4514_string(),
             certificate.not_valid_after_utc,
             now,
@@ -123,9 +126,10 @@ def certificate_inventory(now: dt.datetime | None = None) -> list[dict]:
     """Every certificate the portal depends on, soonest expiry first.
 
     Each entry: kind ("push", "ca", "server-identity", "tls", "device-identity"), name (topic,
-    CA name, purpose, file#index, UDID), subject, not_after, days_left (whole days, negative
-    once expired), severity ("ok", "notice", "warning", "critical", "expired"; "error" for an
-    unreadable TLS chain file) and threshold (the warning threshold crossed, in days).
+    CA name, purpose, file#index or server-tls#index, UDID), subject, not_after, days_left
+    (whole days, negative once expired), severity ("ok", "notice", "warning", "critical",
+    "expired"; "error" for an unreadable TLS chain file) and threshold (the warning threshold
+    crossed, in days).
     """
     now = now or timezone.now()
     thresholds = warning_days()
@@ -154,7 +158,9 @@ def certificate_inventory(now: dt.datetime | None = None) -> list[dict]:
         entries.append(
             expiry_entry("ca", ca.name, _subject(ca.certificate_pem), ca.not_after, now, thresholds)
         )
-    for identity in ServerIdentity.objects.defer("private_key_pem").order_by("purpose"):
+    # The server TLS chain is listed below, as served (the portal's own or the file's).
+    identities = ServerIdentity.objects.exclude(purpose__in=TLS_PURPOSES)
+    for identity in identities.defer("private_key_pem").order_by("purpose"):
         entries.append(
             expiry_entry(
                 "server-identity",
@@ -165,9 +171,7 @@ def certificate_inventory(now: dt.datetime | None = None) -> list[dict]:
                 thresholds,
             )
         )
-    chain_file = getattr(settings, "MDM_TLS_CHAIN_FILE", None)
-    if chain_file:
-        entries += _tls_chain(chain_file, now, thresholds)
+    entries += _tls_chain(now, thresholds)
 
     for source in _SOURCES:
         entries += source(now, thresholds)

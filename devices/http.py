@@ -7,11 +7,9 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
+from mdm_portal.proxy import meta_key
+
 from .protocol import DeviceRequest, Handler, ProtocolError, Reply, refusal, serve_device_request
-
-
-def _meta_key(header: str) -> str:
-    return "HTTP_" + header.upper().replace("-", "_")
 
 
 def read_body(request: HttpRequest, limit: int) -> bytes:
@@ -33,7 +31,7 @@ def device_request(request: HttpRequest, body: bytes, started: dt.datetime) -> D
         method=request.method or "",
         body=body,
         content_type=request.META.get("CONTENT_TYPE", ""),
-        client_certificate=request.META.get(_meta_key(header), "") if header else "",
+        client_certificate=request.META.get(meta_key(header), "") if header else "",
         mdm_signature=request.META.get("HTTP_MDM_SIGNATURE", ""),
         remote_addr=request.META.get("REMOTE_ADDR", ""),
         path=request.path,

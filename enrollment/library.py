@@ -9,6 +9,7 @@ queues what is still missing.
 import hashlib
 import plistlib
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
@@ -53,6 +54,9 @@ def upload_profile(data: bytes, *, name: str = "", uploaded_by: str = "") -> Pro
     A profile whose PayloadIdentifier is already in the library replaces it (a new version);
     the devices assigned to it get the new one as they report their ProfileList.
     """
+    limit = settings.MDM_PROFILE_MAX_BYTES
+    if len(data) > limit:
+        raise LibraryError(f"the profile is {len(data)} bytes, over the {limit}-byte limit")
     try:
         profile = load_profile(data)
     except ProfileError as exc:

@@ -2,8 +2,9 @@
 
 Following the seed ("Initial Profiles Should Contain Only The Basics"), the profile holds only:
 
-- trust: our device-identity CA (`com.apple.security.root`) and, when `MDM_TLS_CHAIN_FILE` is
-  set, the server's private TLS chain (self-signed roots as `com.apple.security.root`, other CA
+- trust: our device-identity CA (`com.apple.security.root`) and, when the server's TLS chain is
+  private (the portal's own server-TLS CA, or an `MDM_TLS_CERT_FILE` that leads to no public
+  root), its CA certificates (self-signed roots as `com.apple.security.root`, other CA
   certificates as `com.apple.security.pkcs1`; certificate payloads install before the MDM one);
 - the device identity: a SCEP payload with a fresh one-time challenge (recommended: the key never
   leaves the device), or a PKCS#12 payload with a key and certificate made here;
@@ -26,7 +27,6 @@ import uuid
 from urllib.parse import urlsplit
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
@@ -38,6 +38,7 @@ from django.utils import timezone
 from certs.ca import CAError, active_ca, ca_certificate, issue_certificate, new_private_key
 from certs.models import IssuedCertificate, PushCertificate
 from certs.pushcert import active_push_certificate
+from certs.server_tls import ServerTLSError, is_public, is_self_signed, served_chain
 from commands.catalog import access_rights_error
 from mdm_portal.audit import audit
 
@@ -170,16 +171,6 @@ def _common_name(certificate: x509.Certificate) -> str:
     return str(names[0].value) if names else certificate.subject.rfc4514_string()
 
 
-def _is_self_signed(certificate: x509.Certificate) -> bool:
-    if certificate.issuer != certificate.subject:
-        return False
-    try:
-        certificate.verify_directly_issued_by(certificate)
-    except (InvalidSignature, ValueError, TypeError):
-        return False
-    return True
-
-
 def _is_ca(certificate: x509.Certificate) -> bool:
     try:
         return certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
@@ -187,18 +178,18 @@ def _is_ca(certificate: x509.Certificate) -> bool:
         return False
 
 
-def tls_chain_certificates() -> list[x509.Certificate]:
-    """The certificates of MDM_TLS_CHAIN_FILE (empty when unset); a bad file is an error."""
-    path = settings.MDM_TLS_CHAIN_FILE
-    if not path:
-        return []
+def tls_trust_certificates() -> list[x509.Certificate]:
+    """The CA certificates of the server's TLS chain that devices must be given: none for a
+    chain that leads to a public root. A chain file that cannot be read is an error."""
     try:
-        with open(path, "rb") as handle:
-            return x509.load_pem_x509_certificates(handle.read())
-    except OSError as exc:
-        raise _misconfigured(f"MDM_TLS_CHAIN_FILE {path} cannot be read: {exc}") from None
-    except ValueError:
-        raise _misconfigured(f"MDM_TLS_CHAIN_FILE {path} holds no PEM certificate") from None
+        chain = served_chain()
+    except ServerTLSError as exc:
+        raise _misconfigured(str(exc)) from None
+    if is_public(chain):
+        return []
+    # A leaf issued by a CA: the server presents it itself; trusting its issuers suffices.
+    # A self-signed server certificate is its own root.
+    return [c for c in chain if is_self_signed(c) or _is_ca(c)]
 
 
 def trust_payloads(identifier: str) -> list[dict]:
@@ -214,16 +205,13 @@ def trust_payloads(identifier: str) -> list[dict]:
     ]
     seen = {ca.fingerprint(hashes.SHA256())}
     roots, intermediates = [], []
-    for certificate in tls_chain_certificates():
+    for certificate in tls_trust_certificates():
         fingerprint = certificate.fingerprint(hashes.SHA256())
         if fingerprint in seen:
             continue
         seen.add(fingerprint)
-        if _is_self_signed(certificate):
-            roots.append(certificate)  # a private root, or a self-signed server certificate
-        elif _is_ca(certificate):
-            intermediates.append(certificate)
-        # A leaf issued by a CA: the server presents it itself; trusting its issuers suffices.
+        # A private root (or a self-signed server certificate), else an intermediate.
+        (roots if is_self_signed(certificate) else intermediates).append(certificate)
     for index, certificate in enumerate(roots):
         payloads.append(
             _certificate_payload(
@@ -376,6 +364,12 @@ def build_enrollment_profile(
     push = check_available(enrollment, renewal=for_device is not None)
     if not settings.MDM_PUBLIC_URL.startswith("https://"):
         log.warning("MDM_PUBLIC_URL is not https: devices will refuse this enrollment profile")
+    if not enrollment.sign_message and not settings.MDM_CLIENT_CERT_HEADER:
+        log.warning(
+            "enrollment %r: SignMessage is off and no TLS proxy forwards client certificates "
+            "(MDM_CLIENT_CERT_HEADER): its devices cannot prove who they are",
+            enrollment.name,
+        )
     identifier = profile_identifier()
     trust = trust_payloads(identifier)
     # The key is made before the transaction: RSA generation must not hold the write lock.

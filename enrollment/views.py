@@ -16,7 +16,12 @@ from django.views.decorators.http import require_GET
 
 from commands.catalog import ALL_RIGHTS
 
-from .mobileconfig import EnrollmentUnavailable, check_available, enrollment_profile_bytes
+from .mobileconfig import (
+    EnrollmentUnavailable,
+    check_available,
+    enrollment_profile_bytes,
+    tls_trust_certificates,
+)
 from .models import Enrollment
 
 log = logging.getLogger(__name__)
@@ -127,6 +132,14 @@ def _enrollment(token: str) -> Enrollment | None:
     return Enrollment.objects.filter(token=token).first()
 
 
+def has_tls_trust() -> bool:
+    """Whether the profile carries the server's TLS CA (a private chain), for the page."""
+    try:
+        return bool(tls_trust_certificates())
+    except EnrollmentUnavailable:
+        return False
+
+
 @require_GET
 def enroll_page(request, token: str):
     """GET /enroll/<token>/: what will happen, and the download button."""
@@ -147,7 +160,7 @@ def enroll_page(request, token: str):
             "rights": rights_in_words(rights),
             "all_rights": rights & ALL_RIGHTS == ALL_RIGHTS,
             "scep": enrollment.identity == Enrollment.Identity.SCEP,
-            "tls_chain": bool(settings.MDM_TLS_CHAIN_FILE),
+            "tls_chain": has_tls_trust(),
             "profile_url": reverse("enroll-profile", args=[enrollment.token]),
         },
     )

@@ -6,6 +6,7 @@ Celery broker in the data folder (MDM_DATA_DIR, default ./var), and secrets gene
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from cryptography.fernet import Fernet
@@ -17,8 +18,30 @@ DATA_DIR = Path(env_str("MDM_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 
 SECRET_KEY = env_str("SECRET_KEY") or generated_secret(DATA_DIR, "secret_key", new_django_secret)
 DEBUG = env_bool("DJANGO_DEBUG", False)
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
-CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+# The base URL devices use (https in production, behind the TLS proxy).
+MDM_PUBLIC_URL = env_str("MDM_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+_public = urlsplit(MDM_PUBLIC_URL)
+_public_host = _public.hostname or "localhost"
+# The host checks follow MDM_PUBLIC_URL (plus loopback, for checks on the machine itself);
+# ALLOWED_HOSTS and CSRF_TRUSTED_ORIGINS still override.
+ALLOWED_HOSTS = env_list(
+    "ALLOWED_HOSTS",
+    list(
+        dict.fromkeys(
+            [
+                f"[{_public_host}]" if ":" in _public_host else _public_host,
+                "localhost",
+                "127.0.0.1",
+                "[::1]",
+                "testserver",
+            ]
+        )
+    ),
+)
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [f"{_public.scheme}://{_public.netloc}"])
+# Over https (the production stack), the session and CSRF cookies never travel in clear.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _public.scheme == "https"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -38,6 +61,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "mdm_portal.proxy.RealClientAddressMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -120,9 +144,6 @@ LOGGING = {
 
 # --- MDM ---------------------------------------------------------------------------------
 
-# The base URL devices use (https in production, behind the TLS proxy).
-MDM_PUBLIC_URL = env_str("MDM_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
-
 # Fernet keys (comma separated, newest first) that encrypt private keys and tokens at rest.
 # Rotation: put the new key first and keep the old ones until `mdm_init --rotate-secrets` ran.
 MDM_SECRETS_KEY = env_str("MDM_SECRETS_KEY") or generated_secret(
@@ -133,6 +154,10 @@ MDM_SECRETS_KEY = env_str("MDM_SECRETS_KEY") or generated_secret(
 # nginx's $ssl_client_escaped_cert (URL-escaped PEM) or RFC 9440 (":base64-DER:"). Empty means
 # the header is not trusted at all: only a proxy that always overwrites it may set this.
 MDM_CLIENT_CERT_HEADER = env_str("MDM_CLIENT_CERT_HEADER")
+# The request header in which the TLS proxy passes the client's address (serve.sh's nginx:
+# X-Real-Ip), for logs and the audit; unset, the address the server sees (the proxy's). Same
+# rule: only for a proxy that always sets it.
+MDM_REAL_IP_HEADER = env_str("MDM_REAL_IP_HEADER")
 
 # Device identity CA and the certificates it issues.
 MDM_CA_KEY_TYPE = env_str("MDM_CA_KEY_TYPE", "rsa")  # "rsa" (2048) or "ec" (P-256)
@@ -152,9 +177,12 @@ MDM_EXPIRY_WARNING_DAYS = [
     int(d) for d in env_list("MDM_EXPIRY_WARNING_DAYS", ["30", "14", "7", "1"])
 ]
 
-# PEM file with the server's TLS chain, put into enrollment profiles when it is private or
-# self-signed (devices must trust it before MDM connects).
-MDM_TLS_CHAIN_FILE = env_str("MDM_TLS_CHAIN_FILE")
+# The server's TLS chain (PEM, its certificate first) and key, e.g. from a public CA; the TLS
+# proxy serves them (scripts/serve.sh). Unset, with an https MDM_PUBLIC_URL, mdm_init makes a
+# server-TLS CA and a certificate for the host (certs/server_tls.py). A private chain's CA
+# certificates go into enrollment profiles. MDM_TLS_CHAIN_FILE is the former name.
+MDM_TLS_CERT_FILE = env_str("MDM_TLS_CERT_FILE") or env_str("MDM_TLS_CHAIN_FILE")
+MDM_TLS_KEY_FILE = env_str("MDM_TLS_KEY_FILE")
 # Organization shown in profiles.
 MDM_ORGANIZATION = env_str("MDM_ORGANIZATION", "MDM Portal")
 # PKCS#12 identities in enrollment profiles: "compat" (3DES/SHA-1, what every iOS/macOS opens;
@@ -164,6 +192,8 @@ MDM_PKCS12_ENCRYPTION = env_str("MDM_PKCS12_ENCRYPTION", "compat")
 # Largest device request bodies accepted; the server URL gets more room (app lists are big).
 MDM_CHECKIN_MAX_BYTES = env_int("MDM_CHECKIN_MAX_BYTES", 256 * 1024)
 MDM_CONNECT_MAX_BYTES = env_int("MDM_CONNECT_MAX_BYTES", 16 * 1024 * 1024)
+# Largest configuration profile the library takes (uploads; the TLS proxy's limit follows it).
+MDM_PROFILE_MAX_BYTES = env_int("MDM_PROFILE_MAX_BYTES", 8 * 1024 * 1024)
 
 # AccessRights assumed for a device enrolled without an enrollment record (all rights).
 MDM_DEFAULT_ACCESS_RIGHTS = env_int("MDM_DEFAULT_ACCESS_RIGHTS", 8191)

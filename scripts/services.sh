@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Throwaway PostgreSQL 15 + Redis on loopback, for the test suite and
-# production-like local runs. Idempotent: CI calls `scripts/services.sh start`
-# on every run, because nothing started by hand survives between runs.
+# PostgreSQL 15 + Redis on loopback. By default throwaway, for the test suite
+# (speed settings: no fsync, no Redis persistence); with MDM_SERVICES_DURABLE=1
+# durable, for scripts/serve.sh (the servers' safe defaults, passwords).
+# Idempotent: CI calls `scripts/services.sh start` on every run, because nothing
+# started by hand survives between runs.
 #
 # Usage: scripts/services.sh [start|stop|status|env]
 #   start   (default) install what is missing, initialise, start, and wait until
@@ -12,16 +14,24 @@
 #             eval "$(scripts/services.sh env)"
 #
 # Environment:
-#   MDM_SERVICES_DIR  data folder (default: <repo>/var/services)
-#   MDM_PG_PORT       PostgreSQL port (default: 55432)
-#   MDM_REDIS_PORT    Redis port (default: 56379)
+#   MDM_SERVICES_DIR      data folder (default: <repo>/var/services)
+#   MDM_PG_PORT           PostgreSQL port (default: 55432)
+#   MDM_REDIS_PORT        Redis port (default: 56379)
+#   MDM_SERVICES_DURABLE  1: durable mode. PostgreSQL keeps its safe defaults
+#                         (fsync, synchronous_commit, full_page_writes on), Redis
+#                         persists every write (appendonly, appendfsync always),
+#                         both get a generated password (files pg-password and
+#                         redis-password, mode 0600), the role mdm cannot create
+#                         databases, and Redis runs as the `redis` user when run
+#                         as root. The default (unset or 0) is the test mode.
 #
 # Layout under the data folder:
 #   pg/ (cluster), pg.log, pg-socket/ (unix socket), initdb.log
-#   redis/ (redis.conf, redis.pid, redis.log, dump.rdb)
+#   redis/ (redis.conf, redis.pid, redis.log, dump.rdb; appendonlydir/ if durable)
 # When run as root and the postgres user cannot traverse the data folder's
 # path (e.g. the repo lives under /root, mode 0700), the PostgreSQL part
-# (pg/, pg.log, pg-socket/) lives in /var/lib/mdm-portal-services instead.
+# (pg/, pg.log, pg-socket/) lives in /var/lib/mdm-portal-services instead
+# (/var/lib/mdm-portal-durable-<port> in durable mode).
 set -euo pipefail
 
 SCRIPT_PATH=$(readlink -f -- "${BASH_SOURCE[0]}")
@@ -31,10 +41,21 @@ DIR=${MDM_SERVICES_DIR:-$REPO/var/services}
 PG_PORT=${MDM_PG_PORT:-55432}
 REDIS_PORT=${MDM_REDIS_PORT:-56379}
 REDIS_DIR=$DIR/redis
-PG_FALLBACK_BASE=/var/lib/mdm-portal-services
+case ${MDM_SERVICES_DURABLE:-0} in
+1 | true | yes) DURABLE=1 ;;
+0 | false | no | "") DURABLE=0 ;;
+*) printf '[services] ERROR: MDM_SERVICES_DURABLE must be 1 or 0\n' >&2 && exit 2 ;;
+esac
+if ((DURABLE)); then
+    PG_FALLBACK_BASE=/var/lib/mdm-portal-durable-$PG_PORT
+else
+    PG_FALLBACK_BASE=/var/lib/mdm-portal-services
+fi
 
-DATABASE_URL="postgres://mdm:mdm@127.0.0.1:$PG_PORT/mdm"
-REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
+# Test mode: the fixed password mdm (throwaway data on loopback). Durable mode:
+# generated passwords, kept beside the data (see service_password).
+PG_PASSWORD=mdm
+REDIS_PASSWORD=
 
 READY_TIMEOUT=30   # seconds to wait for each service to accept connections
 APT_LOCK_WAIT=60   # seconds to wait for another apt/dpkg run to release its lock
@@ -76,6 +97,24 @@ show_log_tail() { # show_log_tail FILE: last lines of a service log, to stderr
 }
 
 # ---------------------------------------------------------------- helpers
+
+service_password() { # service_password NAME: the durable mode's password for NAME, made once
+    local file=$DIR/$1-password
+    if [[ ! -s $file ]]; then
+        mkdir -p -- "$DIR"
+        (umask 077 && od -An -tx1 -N24 /dev/urandom | tr -d ' \n' >"$file.tmp" && mv -- "$file.tmp" "$file")
+    fi
+    cat -- "$file"
+}
+
+urls() { # set DATABASE_URL and REDIS_URL (reading or making the durable passwords)
+    if ((DURABLE)); then
+        PG_PASSWORD=$(service_password pg)
+        REDIS_PASSWORD=$(service_password redis)
+    fi
+    DATABASE_URL="postgres://mdm:$PG_PASSWORD@127.0.0.1:$PG_PORT/mdm"
+    REDIS_URL="redis://${REDIS_PASSWORD:+:$REDIS_PASSWORD@}127.0.0.1:$REDIS_PORT/0"
+}
 
 # PostgreSQL refuses to run as root, so as root its tools run as `postgres`.
 # cd / first: postgres may not be allowed into the caller's cwd (e.g. /root).
@@ -223,9 +262,12 @@ pg_init_if_needed() {
     locale -a 2>/dev/null | grep -qiE '^c\.utf-?8$' && locale=C.UTF-8
     log "initialising PostgreSQL cluster in $PGDATA_DIR"
     # Superuser `postgres` may log in without a password only over the private
-    # unix socket; TCP (127.0.0.1 only) requires a password (mdm/mdm).
+    # unix socket; TCP (127.0.0.1 only) requires a password (mdm/mdm, or the
+    # generated one in durable mode). --no-sync only for throwaway data.
+    local nosync=(--no-sync)
+    ((DURABLE)) && nosync=()
     if ! as_pg "$INITDB" -D "$PGDATA_DIR" -U postgres --encoding=UTF8 --locale="$locale" \
-        --auth-local=trust --auth-host=scram-sha-256 --no-sync >"$PG_BASE/initdb.log" 2>&1; then
+        --auth-local=trust --auth-host=scram-sha-256 "${nosync[@]}" >"$PG_BASE/initdb.log" 2>&1; then
         show_log_tail "$PG_BASE/initdb.log"
         die "initdb failed"
     fi
@@ -234,16 +276,20 @@ pg_init_if_needed() {
 }
 
 pg_write_conf() {
-    # fsync/synchronous_commit/full_page_writes off: throwaway data, speed wins.
+    # Test mode: fsync/synchronous_commit/full_page_writes off (throwaway data,
+    # speed wins). Durable mode: the same three set back to the server's safe
+    # defaults explicitly, so that a cluster once run in test mode is safe again.
+    local safety=off
+    ((DURABLE)) && safety=on
     as_pg tee "$PGDATA_DIR/mdm-services.conf" >/dev/null <<EOF
 # Generated by scripts/services.sh on every start; edits are overwritten.
 listen_addresses = '127.0.0.1'
 port = $PG_PORT
 unix_socket_directories = '$PG_SOCKDIR'
 max_connections = 200
-fsync = off
-synchronous_commit = off
-full_page_writes = off
+fsync = $safety
+synchronous_commit = $safety
+full_page_writes = $safety
 EOF
 }
 
@@ -268,12 +314,15 @@ pg_ready() { # something accepts PostgreSQL connections on 127.0.0.1:PORT
     fi
 }
 
-pg_bootstrap() { # role mdm/mdm (LOGIN, CREATEDB: tests create test_mdm) owning database mdm
+pg_bootstrap() { # role mdm owning database mdm (test mode: CREATEDB, tests create test_mdm)
+    local createdb=CREATEDB
+    ((DURABLE)) && createdb=NOCREATEDB
+    # The password is hex (durable) or "mdm": nothing to quote.
     if ! as_pg "$PSQL" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCKDIR" -p "$PG_PORT" \
-        -U postgres -d postgres >/dev/null <<'SQL'; then
-SELECT 'CREATE ROLE mdm' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'mdm')\gexec
-ALTER ROLE mdm WITH LOGIN CREATEDB PASSWORD 'mdm';
-SELECT 'CREATE DATABASE mdm OWNER mdm' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'mdm')\gexec
+        -U postgres -d postgres >/dev/null <<SQL; then
+SELECT 'CREATE ROLE mdm' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'mdm')\\gexec
+ALTER ROLE mdm WITH LOGIN $createdb PASSWORD '$PG_PASSWORD';
+SELECT 'CREATE DATABASE mdm OWNER mdm' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'mdm')\\gexec
 SQL
         die "could not create role/database mdm"
     fi
@@ -334,7 +383,35 @@ pg_stop() {
 
 # ---------------------------------------------------------------- Redis
 
-redis_cli() { timeout 5 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@" 2>/dev/null; }
+redis_cli() { # REDISCLI_AUTH: the durable password, without showing it in the process list
+    if [[ -n $REDIS_PASSWORD ]]; then
+        REDISCLI_AUTH=$REDIS_PASSWORD timeout 5 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@" 2>/dev/null
+    else
+        timeout 5 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@" 2>/dev/null
+    fi
+}
+
+REDIS_USER= # durable mode as root: redis-server runs as this user
+as_redis() {
+    if [[ -n $REDIS_USER ]]; then
+        setpriv --reuid="$REDIS_USER" --regid="$REDIS_USER" --init-groups -- "$@"
+    else
+        "$@"
+    fi
+}
+
+redis_prepare_dir() {
+    mkdir -p -- "$REDIS_DIR"
+    if ((DURABLE && EUID == 0)); then
+        id redis >/dev/null 2>&1 ||
+            useradd --system --user-group --home-dir /var/lib/redis --shell /usr/sbin/nologin redis ||
+            die "the redis system user is missing and could not be created"
+        REDIS_USER=redis
+        chown -R redis:redis "$REDIS_DIR"
+    fi
+    # Durable data (and the password in redis.conf) is the server's only.
+    if ((DURABLE)); then chmod 700 "$REDIS_DIR"; fi
+}
 
 redis_ready() { have_redis && [[ $(redis_cli ping) == PONG ]]; }
 
@@ -355,14 +432,25 @@ redis_ours() { # the Redis answering on our port works in our directory
 }
 
 redis_start() {
-    mkdir -p -- "$REDIS_DIR"
+    redis_prepare_dir
     if redis_ready; then
         redis_ours || die "port $REDIS_PORT already has a Redis server that this script did not start; stop it or set MDM_REDIS_PORT"
         log "Redis already running (pid $(redis_pid || echo '?'), 127.0.0.1:$REDIS_PORT)"
         return 0
     fi
-    # Persistence off (save "", appendonly no): the data is throwaway.
-    cat >"$REDIS_DIR/redis.conf" <<EOF
+    # Test mode: persistence off (save "", appendonly no), the data is throwaway.
+    # Durable mode: every write reaches the append-only file before Redis answers
+    # (appendfsync always), so a power cut loses no queued task; RDB snapshots
+    # as the server's defaults; a password.
+    local persistence='save ""
+appendonly no'
+    if ((DURABLE)); then
+        persistence="save 3600 1 300 100 60 10000
+appendonly yes
+appendfsync always
+requirepass $REDIS_PASSWORD"
+    fi
+    (umask 077 && cat >"$REDIS_DIR/redis.conf") <<EOF
 # Generated by scripts/services.sh on every start; edits are overwritten.
 bind 127.0.0.1
 protected-mode yes
@@ -373,13 +461,13 @@ pidfile "$REDIS_DIR/redis.pid"
 logfile "$REDIS_DIR/redis.log"
 dir "$REDIS_DIR"
 dbfilename dump.rdb
-save ""
-appendonly no
+$persistence
 EOF
+    [[ -z $REDIS_USER ]] || chown "$REDIS_USER:" "$REDIS_DIR/redis.conf"
     log "starting Redis on 127.0.0.1:$REDIS_PORT (dir: $REDIS_DIR)"
     local out
     # 9>&- : the daemon must not inherit (and keep) our lock descriptor.
-    out=$(redis-server "$REDIS_DIR/redis.conf" 2>&1 9>&-) || {
+    out=$(as_redis redis-server "$REDIS_DIR/redis.conf" 2>&1 9>&-) || {
         printf '%s\n' "$out" >&2
         show_log_tail "$REDIS_DIR/redis.log"
         die "redis-server failed to start"
@@ -396,7 +484,10 @@ redis_stop() {
     pid=$(redis_pid) || pid=
     if redis_ready && redis_ours; then
         log "stopping Redis${pid:+ (pid $pid)}"
-        redis_cli shutdown nosave >/dev/null || true
+        # Durable: SHUTDOWN SAVE flushes the append-only file and snapshots.
+        local how=nosave
+        ((DURABLE)) && how=save
+        redis_cli shutdown "$how" >/dev/null || true
     elif [[ -n $pid ]]; then
         log "stopping Redis (pid $pid, not answering)"
         kill -TERM "$pid" 2>/dev/null || true
@@ -484,6 +575,7 @@ cmd_env() {
     fi
 }
 
+urls
 case $CMD in
 start) cmd_start ;;
 stop) cmd_stop ;;

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, one command: lint, then every test against the real PostgreSQL and Redis
-# (started by scripts/services.sh), then again on the embedded default (SQLite, no Redis).
-# Under CI=true the PostgreSQL and Redis tests must run: if the services cannot start, or a test
-# that needs them would be skipped, the run fails. Extra arguments go to pytest.
+# (started by scripts/services.sh), with the production stack's test (tests/test_production.py:
+# scripts/serve.sh for real, on its own ports), then again on the embedded default (SQLite, no
+# Redis, no production test). Under CI=true the PostgreSQL, Redis and production tests must run:
+# if the services cannot start, or such a test would be skipped, the run fails. Extra arguments
+# go to pytest.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -37,4 +39,5 @@ else
 fi
 
 echo "==> tests on the embedded default (SQLite, no Redis)"
-env -u DATABASE_URL -u REDIS_URL python -m pytest -p no:cacheprovider -m "not postgres and not redis" "$@"
+env -u DATABASE_URL -u REDIS_URL python -m pytest -p no:cacheprovider \
+  -m "not postgres and not redis and not production" "$@"

@@ -1,4 +1,6 @@
+import glob
 import os
+import shutil
 
 import pytest
 from django.conf import settings
@@ -12,8 +14,28 @@ from tests.simulator import SimulatedDevice, client_sender, make_csr, make_key
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
+def production_unavailable() -> str:
+    """Why scripts/serve.sh cannot run the production stack here ("" when it can): as root it
+    installs what is missing; otherwise nginx, PostgreSQL and Redis must be installed."""
+    if not os.path.exists("/proc/self/stat"):
+        return "needs Linux (/proc)"
+    if os.geteuid() == 0:
+        return ""
+    tools = {
+        "nginx": shutil.which("nginx") or os.path.exists("/usr/sbin/nginx"),
+        "PostgreSQL": shutil.which("initdb") or glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        "Redis": shutil.which("redis-server"),
+        "setsid/flock (util-linux)": shutil.which("setsid") and shutil.which("flock"),
+    }
+    missing = [name for name, found in tools.items() if not found]
+    if missing:
+        return f"needs {', '.join(missing)} (or root, to install them) for scripts/serve.sh"
+    return ""
+
+
 def pytest_runtest_setup(item):
-    """PostgreSQL and Redis tests run for real; under CI=true they may never be skipped."""
+    """PostgreSQL, Redis and production tests run for real; under CI=true they may never be
+    skipped."""
     if item.get_closest_marker("postgres") and not settings.DATABASES["default"]["ENGINE"].endswith(
         "postgresql"
     ):
@@ -25,6 +47,10 @@ def pytest_runtest_setup(item):
         reason = "needs Redis: run scripts/services.sh and set REDIS_URL"
         if IN_CI:
             pytest.fail("CI=true but " + reason, pytrace=False)
+        pytest.skip(reason)
+    if item.get_closest_marker("production") and (reason := production_unavailable()):
+        if IN_CI:
+            pytest.fail("CI=true but the production test " + reason, pytrace=False)
         pytest.skip(reason)
 
 

@@ -423,3 +423,26 @@ def sender_nonce_of(der: bytes) -> bytes:
 def transaction_id_of(der: bytes) -> str:
     signer_info = cms.ContentInfo.load(der)["content"]["signer_infos"][0]
     return _attributes(signer_info)[OID_TRANSACTION_ID].parse(core.PrintableString).native
+
+
+# ------------------------------------------------------------------ a device's enrollment
+
+
+def enroll_with_payload(get, post, scep: dict) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
+    """What a device does with an enrollment profile's SCEP payload: GetCACert, then PKCSReq
+    with its own key and the payload's challenge. `get(params)` and `post(params, body)` send
+    to the payload's URL, over any transport, and return (status, content type, body)."""
+    status, content_type, body = get({"operation": "GetCACert", "message": scep["Name"]})
+    assert status == 200, body
+    ca_cert, recipient = split_ca_certs(body, content_type)
+    key = make_key()
+    common_name = dict(item[0] for item in scep["Subject"])["CN"]
+    csr = make_scep_csr(key, common_name, scep["Challenge"])
+    signer = signer_for(key, csr)
+    status, _type, reply = post(
+        {"operation": "PKIOperation"}, build_pkcs_req(csr, signer, key, recipient)
+    )
+    assert status == 200, reply
+    pki_status, fail_info, certificate, _nonce, _tid = read_cert_rep(reply, signer, key, ca_cert)
+    assert (pki_status, fail_info) == (SUCCESS, None)
+    return certificate, key

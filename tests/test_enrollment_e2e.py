@@ -41,25 +41,22 @@ SECRET_WIFI = {
 
 
 def scep_enroll(client, scep: dict):
-    """What the device does with the profile's SCEP payload: GetCACert, then PKCSReq."""
-    url = scep["URL"].split("://", 1)[1].split("/", 1)[1]  # the path, for the test client
-    answer = client.get(f"/{url}", {"operation": "GetCACert", "message": scep["Name"]})
-    assert answer.status_code == 200
-    ca_cert, recipient = scep_client.split_ca_certs(answer.content, answer["Content-Type"])
-    key = scep_client.make_key()
-    common_name = dict(item[0] for item in scep["Subject"])["CN"]
-    csr = scep_client.make_scep_csr(key, common_name, scep["Challenge"])
-    signer = scep_client.signer_for(key, csr)
-    request = scep_client.build_pkcs_req(csr, signer, key, recipient)
-    reply = client.post(
-        f"/{url}?operation=PKIOperation", request, content_type="application/x-pki-message"
-    )
-    assert reply.status_code == 200, reply.content
-    status, fail_info, certificate, _nonce, _tid = scep_client.read_cert_rep(
-        reply.content, signer, key, ca_cert
-    )
-    assert (status, fail_info) == (scep_client.SUCCESS, None)
-    return certificate, key
+    """The device's SCEP exchange through Django's test client."""
+    path = "/" + scep["URL"].split("://", 1)[1].split("/", 1)[1]  # the path, for the client
+
+    def get(params):
+        answer = client.get(path, params)
+        return answer.status_code, answer["Content-Type"], answer.content
+
+    def post(params, body):
+        answer = client.post(
+            f"{path}?operation={params['operation']}",
+            body,
+            content_type="application/x-pki-message",
+        )
+        return answer.status_code, answer["Content-Type"], answer.content
+
+    return scep_client.enroll_with_payload(get, post, scep)
 
 
 def test_enrollment_link_to_encrypted_profile(client, ca, send, tmp_path):

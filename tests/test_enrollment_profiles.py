@@ -39,7 +39,7 @@ PUBLIC_URL = "https://mdm.example.org"
 def public_url(settings):
     settings.MDM_PUBLIC_URL = PUBLIC_URL
     settings.MDM_ORGANIZATION = "Example Org"
-    settings.MDM_TLS_CHAIN_FILE = ""
+    settings.MDM_TLS_CERT_FILE = ""
 
 
 @pytest.fixture
@@ -202,7 +202,7 @@ def test_tls_chain_payloads_when_the_setting_points_to_a_pem_file(enrollment, se
     chain.write_bytes(
         b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (leaf, mid, root))
     )
-    settings.MDM_TLS_CHAIN_FILE = str(chain)
+    settings.MDM_TLS_CERT_FILE = str(chain)
     profile = build_enrollment_profile(enrollment)
     types = [p["PayloadType"] for p in profile["PayloadContent"]]
     assert types == [
@@ -223,13 +223,13 @@ def test_a_self_signed_server_certificate_is_trusted_as_a_root(enrollment, setti
     server = _certificate("mdm.example.org", "mdm.example.org", key, key, ca=False)
     chain = tmp_path / "server.pem"
     chain.write_bytes(server.public_bytes(serialization.Encoding.PEM))
-    settings.MDM_TLS_CHAIN_FILE = str(chain)
+    settings.MDM_TLS_CERT_FILE = str(chain)
     roots = payloads_by_type(build_enrollment_profile(enrollment))["com.apple.security.root"]
     assert x509.load_der_x509_certificate(roots[1]["PayloadContent"]) == server
 
 
 def test_an_unreadable_tls_chain_file_gives_no_profile(client, enrollment, settings, tmp_path):
-    settings.MDM_TLS_CHAIN_FILE = str(tmp_path / "missing.pem")
+    settings.MDM_TLS_CERT_FILE = str(tmp_path / "missing.pem")
     with pytest.raises(EnrollmentUnavailable) as raised:
         build_enrollment_profile(enrollment)
     assert raised.value.reason == EnrollmentUnavailable.MISCONFIGURED

@@ -190,21 +190,21 @@ def test_tls_chain_file_lists_each_certificate(ca, settings, tmp_path):
     chain.write_bytes(
         _chain_certificate("mdm.example.com", at(12.5)) + _chain_certificate("Example CA", at(900))
     )
-    settings.MDM_TLS_CHAIN_FILE = str(chain)
+    settings.MDM_TLS_CERT_FILE = str(chain)
     tls = by_kind(certificate_inventory(now=NOW), "tls")
     assert [(e["subject"], e["days_left"], e["severity"]) for e in tls] == [
         ("CN=mdm.example.com", 12, "warning"),
         ("CN=Example CA", 900, "ok"),
     ]
 
-    settings.MDM_TLS_CHAIN_FILE = str(tmp_path / "missing.pem")
+    settings.MDM_TLS_CERT_FILE = str(tmp_path / "missing.pem")
     (broken,) = by_kind(certificate_inventory(now=NOW), "tls")
     assert broken["severity"] == "error"
     assert "missing.pem" in broken["error"]
 
 
 def test_no_tls_entry_without_the_setting(ca, settings):
-    settings.MDM_TLS_CHAIN_FILE = None
+    settings.MDM_TLS_CERT_FILE = None
     assert by_kind(certificate_inventory(now=NOW), "tls") == []
 
 

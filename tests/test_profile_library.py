@@ -76,6 +76,15 @@ def test_invalid_profiles_are_refused_saying_what_is_wrong(db, broken, problem):
     assert problem in str(excinfo.value)
 
 
+def test_a_profile_over_the_size_limit_is_refused(db, settings):
+    data = plistlib.dumps(profile())
+    settings.MDM_PROFILE_MAX_BYTES = len(data) - 1
+    with pytest.raises(LibraryError, match="over the"):
+        upload_profile(data)
+    settings.MDM_PROFILE_MAX_BYTES = len(data)
+    assert upload_profile(data).identifier == "com.example.vpn"
+
+
 def test_assign_to_a_device_queues_a_signed_install_profile(enrolled):
     only_library_commands(enrolled)
     stored = upload_profile(plistlib.dumps(profile()))

@@ -7,13 +7,16 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from certs.ca import PROFILE_SIGNING, ensure_ca, ensure_server_identity
+from certs.server_tls import chain_file, ensure_server_tls, public_host
 from mdm_portal.audit import audit
 from mdm_portal.encryption import EncryptedBinaryField
 
 
 class Command(BaseCommand):
     help = (
-        "Create the portal's key material once: the device-identity CA (idempotent). "
+        "Create the portal's key material once: the device-identity CA, the profile-signing "
+        "identity and, for an https MDM_PUBLIC_URL without MDM_TLS_CERT_FILE, a server-TLS CA "
+        "and a certificate for its host, renewed when close to expiry (idempotent). "
         "Optionally create a demo admin, or re-encrypt every stored secret with the newest "
         "MDM_SECRETS_KEY."
     )
@@ -37,11 +40,25 @@ class Command(BaseCommand):
         self.stdout.write(f"  sha256 {ca.sha256}, valid until {ca.not_after:%Y-%m-%d}")
         signing = ensure_server_identity(PROFILE_SIGNING)
         self.stdout.write(f"profile-signing certificate valid until {signing.not_after:%Y-%m-%d}")
+        self._server_tls()
         self.stdout.write(f"data folder: {settings.DATA_DIR}")
         if options["demo_admin"]:
             self._demo_admin(options["demo_admin"])
         if options["rotate_secrets"]:
             self.stdout.write(f"re-encrypted {self._rotate_secrets()} secret(s)")
+
+    def _server_tls(self) -> None:
+        state, identity = ensure_server_tls(actor="mdm_init")
+        if state == "file":
+            self.stdout.write(f"server TLS certificate: MDM_TLS_CERT_FILE ({chain_file()})")
+        elif state == "http":
+            self.stdout.write("server TLS certificate: none (MDM_PUBLIC_URL is not https)")
+        else:
+            self.stdout.write(
+                f"server TLS certificate for {public_host()} {state}, valid until "
+                f"{identity.not_after:%Y-%m-%d}, from the portal's own server-TLS CA "
+                "(private: enrollment profiles carry it; `mdm_tls show`)"
+            )
 
     def _demo_admin(self, username: str) -> None:
         users = get_user_model()

@@ -1,0 +1,502 @@
+"""The production stack for real: `scripts/serve.sh start` brings up PostgreSQL and Redis
+(durable), nginx (TLS, optional client certificates), gunicorn, a Celery worker and beat. A
+simulated device downloads its enrollment profile over HTTPS, gets its identity by SCEP through
+nginx, checks in with that identity as its TLS client certificate and no Mdm-Signature, is
+woken by the worker through an APNs stand-in and runs a command. Through nginx, a client that
+sends the certificate header itself, a self-signed certificate and another device's certificate
+get 403 and change nothing, oversized bodies 413. A second start is harmless; stop leaves no
+process behind.
+
+The stack runs in a folder of its own, on free ports, with a clean environment, so it collides
+neither with the test services (scripts/services.sh) nor with a developer's running stack.
+"""
+
+import json
+import os
+import plistlib
+import shlex
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from certs.cms import signed_content
+from tests import scep_client
+from tests.apns_fixtures import shared_pki
+from tests.apns_standin import APNsStandIn
+from tests.simulator import CHECKIN_CT, Response, SimulatedDevice, escaped_pem, make_key, rfc9440
+
+pytestmark = pytest.mark.production
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVE_USER = "mdm"
+# What may not leak from the caller (the test suite runs on the test services' DATABASE_URL).
+PORTAL_SETTINGS = ("MDM_", "DJANGO_", "DATABASE_URL", "REDIS_URL", "SECRET_KEY", "ALLOWED_HOSTS")
+PORTAL_SETTINGS += ("CSRF_TRUSTED_ORIGINS", "LOG_LEVEL", "DB_CONN_MAX_AGE")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def readable_by_others(path: Path) -> bool:
+    """Whether an unprivileged user can read `path` (and traverse every parent)."""
+    probe = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]
+    check = probe + ["test", "-r", str(path), "-a", "-x", str(path)]
+    return os.geteuid() != 0 or subprocess.run(check, capture_output=True).returncode == 0
+
+
+def pem(data) -> bytes:
+    return data.public_bytes(serialization.Encoding.PEM)
+
+
+@dataclass
+class Stack:
+    repo: Path
+    folder: Path
+    port: int
+    env: dict[str, str]
+    apns: APNsStandIn
+    exports: dict[str, str] = field(default_factory=dict)
+    trust_pem: str = ""  # the server-TLS CA, from the enrollment profile's trust payload
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def serve(self, command: str, timeout: float = 900) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(self.repo / "scripts/serve.sh"), command],
+            cwd=self.repo,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def manage(self, *args: str) -> str:
+        """`.venv/bin/python manage.py ...` with `eval "$(scripts/serve.sh env)"`, as the README."""
+        env = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", **self.exports}
+        result = subprocess.run(
+            [str(self.repo / ".venv/bin/python"), "manage.py", *args],
+            cwd=self.repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def client(self, certificate=None, key=None, verify=True) -> httpx.Client:
+        """A client of the portal: verifying its chain against the profile's TLS CA, and
+        presenting `certificate` as its TLS client certificate."""
+        if verify:
+            context = ssl.create_default_context(cadata=self.trust_pem)
+        else:
+            context = ssl.create_default_context()
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        if certificate is not None:
+            folder = Path(tempfile.mkdtemp(dir=self.folder))
+            (folder / "cert.pem").write_bytes(pem(certificate))
+            (folder / "key.pem").write_bytes(
+                key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+            )
+            context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+        return httpx.Client(base_url=self.url, verify=context, timeout=30)
+
+    def device(self, certificate, key, **kwargs) -> SimulatedDevice:
+        """A device that proves who it is by its TLS client certificate only."""
+        http = self.client(certificate, key)
+
+        def send(path: str, body: bytes, headers: dict[str, str]) -> Response:
+            answer = http.put(path, content=body, headers=headers)
+            return Response(answer.status_code, answer.content)
+
+        return SimulatedDevice(send=send, certificate=certificate, key=key, auth=None, **kwargs)
+
+
+def clean_environment(**settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(PORTAL_SETTINGS)}
+    env.pop("PYTHONPATH", None)
+    return {**env, **settings}
+
+
+@pytest.fixture(scope="module")
+def stack():
+    folder = Path(tempfile.mkdtemp(prefix="mdm-serve-test-"))
+    folder.chmod(0o755)  # the service user and postgres traverse it
+    repo = ROOT
+    if not readable_by_others(ROOT) or not readable_by_others(ROOT / "scripts"):
+        # E.g. a clone under /root: the service user could not read it. A copy it can read.
+        repo = folder / "repo"
+        shutil.copytree(
+            ROOT, repo, ignore=shutil.ignore_patterns(".git", ".venv", "var", "__pycache__")
+        )
+    # Where .venv's Python is not the service user's to run (pyenv under /root), serve.sh
+    # makes the service a venv of its own: kept in the repository's var/ from run to run.
+    venv_cache = repo / "var" / "serve-test-venv"
+    venv_cache.parent.mkdir(exist_ok=True)
+    if not readable_by_others(venv_cache.parent):
+        venv_cache = folder / "venv"
+    apns = APNsStandIn(folder / "apns", pki=shared_pki()).start()
+    apns_ca = folder / "apns-ca.pem"  # the worker, running as the service user, reads it
+    shutil.copyfile(apns.ca_file, apns_ca)
+    apns_ca.chmod(0o644)
+    port = free_port()
+    env = clean_environment(
+        MDM_SERVE_DIR=str(folder / "production"),
+        MDM_HTTPS_PORT=str(port),
+        MDM_SERVE_PG_PORT=str(free_port()),
+        MDM_SERVE_REDIS_PORT=str(free_port()),
+        MDM_PUBLIC_URL=f"https://127.0.0.1:{port}",
+        MDM_WEB_WORKERS="2",
+        MDM_CELERY_WORKERS="1",
+        MDM_APNS_URL=apns.url,
+        MDM_APNS_CA_FILE=str(apns_ca),
+        MDM_PUSH_COALESCE_SECONDS="1",
+        MDM_SERVE_VENV=str(venv_cache),
+    )
+    stack = Stack(repo=repo, folder=folder, port=port, env=env, apns=apns)
+    started = time.monotonic()
+    try:
+        result = stack.serve("start")
+        print(f"serve.sh start took {time.monotonic() - started:.1f}s")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"Portal:            https://127.0.0.1:{port}/" in result.stdout
+        assert "Admin login:       admin / " in result.stdout
+        exports = stack.serve("env")
+        assert exports.returncode == 0, exports.stderr
+        for line in exports.stdout.splitlines():
+            name, _, value = line.removeprefix("export ").partition("=")
+            stack.exports[name] = shlex.split(value)[0] if value else ""
+        yield stack
+    finally:
+        stopping = time.monotonic()
+        stopped = stack.serve("stop", timeout=300)
+        print(stopped.stdout, stopped.stderr, f"stop took {time.monotonic() - stopping:.1f}s")
+        apns.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def pids_of_stack(stack: Stack) -> set[int]:
+    """Every live process of the stack: each component's session (master and workers) and
+    PostgreSQL's and Redis's processes, found from the pid files and /proc."""
+    production = Path(stack.env["MDM_SERVE_DIR"])
+    sessions, roots = set(), set()
+    for pid_file in (production / "run").glob("*.pid"):
+        if pid_file.name in ("nginx.pid", "gunicorn.pid", "worker.pid", "beat.pid"):
+            sessions.add(int(pid_file.read_text().split()[0]))
+    for pid_file in (
+        production / "services/pg/postmaster.pid",
+        production / "services/redis/redis.pid",
+    ):
+        if pid_file.exists():
+            roots.add(int(pid_file.read_text().split()[0]))
+    found = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        state, ppid, session = fields[0], int(fields[1]), int(fields[3])
+        if state == "Z":
+            continue  # exited, waiting to be reaped by init
+        pid = int(proc.name)
+        if session in sessions or pid in roots or ppid in roots or str(production) in cmdline:
+            found.add(pid)
+    return found
+
+
+def owner(pid: int) -> str:
+    import pwd
+
+    return pwd.getpwuid(os.stat(f"/proc/{pid}").st_uid).pw_name
+
+
+# -- the stack -------------------------------------------------------------------------------
+
+
+def test_durable_services_and_an_unprivileged_service_user(stack):
+    import psycopg
+    import redis
+
+    with psycopg.connect(stack.exports["DATABASE_URL"]) as connection:
+        for name in ("fsync", "synchronous_commit", "full_page_writes"):
+            assert connection.execute(f"SHOW {name}").fetchone()[0] == "on"
+    broker = redis.Redis.from_url(stack.exports["REDIS_URL"])
+    assert broker.config_get("appendonly") == {"appendonly": "yes"}
+    assert broker.config_get("appendfsync") == {"appendfsync": "always"}
+    broker.close()
+
+    production = Path(stack.env["MDM_SERVE_DIR"])
+    key = production / "tls/key.pem"
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    if os.geteuid() == 0:
+        assert key.owner() == SERVE_USER
+        for name in ("gunicorn", "worker", "beat"):
+            pid = int((production / f"run/{name}.pid").read_text().split()[0])
+            assert owner(pid) == SERVE_USER, name
+        for folder in ("data", "tls"):
+            assert oct((production / folder).stat().st_mode & 0o777) == "0o700"
+
+
+# -- a device enrolls over HTTPS and runs a command ------------------------------------------
+
+
+def download_profile(stack: Stack, token: str) -> dict:
+    """What a person does in Safari: open the link (accepting the private certificate the
+    first time) and download the profile; the profile then gives the device the TLS CA."""
+    with stack.client(verify=False) as browser:
+        page = browser.get(f"/enroll/{token}/")
+        assert page.status_code == 200
+        assert page.headers["strict-transport-security"].startswith("max-age=")
+        assert page.headers["x-frame-options"] == "DENY"
+        assert page.headers["x-content-type-options"] == "nosniff"
+        download = browser.get(f"/enroll/{token}/profile")
+    assert download.status_code == 200
+    assert download.headers["content-type"] == "application/x-apple-aspen-config"
+    return plistlib.loads(signed_content(download.content))
+
+
+def scep_enroll(stack: Stack, scep: dict):
+    assert scep["URL"] == f"{stack.url}/scep"
+    with stack.client() as http:
+
+        def get(params):
+            answer = http.get("/scep", params=params)
+            return answer.status_code, answer.headers["content-type"], answer.content
+
+        def post(params, body):
+            answer = http.post("/scep", params=params, content=body)
+            return answer.status_code, answer.headers["content-type"], answer.content
+
+        return scep_client.enroll_with_payload(get, post, scep)
+
+
+def wait_for(condition, what: str, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.25)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def device_json(stack: Stack, udid: str) -> dict:
+    return json.loads(stack.manage("mdm_device", udid))
+
+
+@pytest.fixture(scope="module")
+def enrollment(stack):
+    certificate_pem, key_pem = shared_pki().issue_push_certificate()
+    (stack.folder / "push.pem").write_bytes(certificate_pem)
+    (stack.folder / "push-key.pem").write_bytes(key_pem)
+    stack.manage(
+        "mdm_pushcert",
+        "import",
+        "--cert",
+        str(stack.folder / "push.pem"),
+        "--key",
+        str(stack.folder / "push-key.pem"),
+    )
+    out = stack.manage("mdm_enrollment", "create", "--name", "Phones")
+    link = next(word for word in out.split() if "/enroll/" in word)
+    assert link.startswith(f"{stack.url}/enroll/")
+    token = link.rstrip("/").rsplit("/", 1)[-1]
+    profile = download_profile(stack, token)
+    payloads = profile["PayloadContent"]
+    roots = [p for p in payloads if p["PayloadType"] == "com.apple.security.root"]
+    assert len(roots) == 2  # the device-identity CA and the server-TLS CA
+    tls_ca = x509.load_der_x509_certificate(roots[1]["PayloadContent"])
+    stack.trust_pem = pem(tls_ca).decode()
+    return token, profile
+
+
+@pytest.fixture(scope="module")
+def device(stack, enrollment):
+    _token, profile = enrollment
+    payloads = {p["PayloadType"]: p for p in profile["PayloadContent"]}
+    mdm = payloads["com.apple.mdm"]
+    assert mdm["SignMessage"] is False  # the TLS client certificate identifies the device
+    assert mdm["ServerURL"] == f"{stack.url}/mdm/connect"
+    certificate, key = scep_enroll(stack, payloads["com.apple.security.scep"]["PayloadContent"])
+    sim = stack.device(certificate, key, topic=mdm["Topic"])
+    sim.enroll()
+    return sim
+
+
+def test_a_device_enrolls_over_https_with_its_tls_client_certificate(stack, device):
+    state = device_json(stack, device.udid)
+    assert state["state"] == "enrolled"
+    # The worker pushed it (the first TokenUpdate queued the initial inventory).
+    wait_for(lambda: stack.apns.requests, "the worker's push to the APNs stand-in")
+    push = stack.apns.requests[0]
+    assert push.path == f"/3/device/{device.token.hex()}"
+    assert json.loads(push.body) == {"mdm": device.push_magic}
+
+    # The command loop: what was queued, then a command queued with mdm_enqueue.
+    queued = stack.manage(
+        "mdm_enqueue",
+        device.udid,
+        "DeviceInformation",
+        "--json",
+        json.dumps({"Queries": ["DeviceName"]}),
+    )
+    command_uuid = queued.split()[-1]
+    answer = device.idle()
+    for _ in range(20):
+        assert answer.status == 200, answer.body
+        command = answer.plist()
+        if command["CommandUUID"] == command_uuid:
+            break
+        answer = device.report(command["CommandUUID"])
+    else:
+        pytest.fail("the queued command never came")
+    done = device.report(command_uuid, QueryResponses={"DeviceName": "Over TLS"})
+    assert (done.status, done.body) == (200, b"")
+    assert device_json(stack, device.udid)["name"] == "Over TLS"
+
+
+# -- refusals through nginx ----------------------------------------------------------------
+
+
+def test_a_client_sending_the_certificate_header_itself_gets_403(stack, device):
+    before = device_json(stack, device.udid)
+    forged = {
+        "X-Ssl-Client-Cert": escaped_pem(device.certificate),
+        "x-ssl-client-cert": escaped_pem(device.certificate),
+        "Client-Cert": rfc9440(device.certificate),
+        "X-Forwarded-Client-Cert": escaped_pem(device.certificate),
+    }
+    with stack.client() as http:  # no TLS client certificate
+        for name, value in forged.items():
+            for message, path in (
+                (
+                    {"MessageType": "Authenticate", "UDID": "SPOOFED-" + name, "Topic": "x"},
+                    "/mdm/checkin",
+                ),
+                (
+                    {
+                        "MessageType": "TokenUpdate",
+                        "UDID": device.udid,
+                        "Topic": device.topic,
+                        "Token": b"forged-token",
+                        "PushMagic": "FORGED",
+                    },
+                    "/mdm/checkin",
+                ),
+                ({"UDID": device.udid, "Status": "Idle"}, "/mdm/connect"),
+            ):
+                headers = {"Content-Type": CHECKIN_CT, name: value}
+                answer = http.put(path, content=plistlib.dumps(message), headers=headers)
+                assert answer.status_code == 403, (name, path, answer.text)
+        # A header name with underscores never passes either (nginx drops it).
+        answer = http.put(
+            "/mdm/connect",
+            content=plistlib.dumps({"UDID": device.udid, "Status": "Idle"}),
+            headers={"X_Ssl_Client_Cert": quote(pem(device.certificate).decode(), safe="")},
+        )
+        assert answer.status_code == 403
+    after = device_json(stack, device.udid)
+    assert after == before
+    devices = stack.manage("mdm_device", "--list")
+    assert "SPOOFED" not in devices
+
+
+def test_self_signed_and_other_devices_certificates_get_403(stack, enrollment, device):
+    # A certificate our CA never issued: the handshake succeeds, the portal refuses.
+    key = make_key()
+    stranger = scep_client.self_signed(key, device.certificate.subject)
+    intruder = stack.device(stranger, key, udid=device.udid)
+    assert intruder.idle().status == 403
+    assert stack.device(stranger, key).authenticate().status == 403
+
+    # Another device's identity, for this device's UDID.
+    token, _profile = enrollment
+    other_profile = download_profile(stack, token)
+    scep = next(
+        p for p in other_profile["PayloadContent"] if p["PayloadType"] == "com.apple.security.scep"
+    )
+    certificate, other_key = scep_enroll(stack, scep["PayloadContent"])
+    other = stack.device(certificate, other_key, topic=device.topic)
+    other.enroll()
+    before = device_json(stack, device.udid)
+    impostor = stack.device(certificate, other_key, udid=device.udid, topic=device.topic)
+    assert impostor.idle().status == 403
+    assert impostor.token_update().status == 403
+    assert device_json(stack, device.udid) == before
+    assert device.idle().status == 200  # the device itself still gets through
+
+
+def test_oversized_bodies_get_413(stack, device):
+    limits = {"/mdm/checkin": 256 * 1024, "/mdm/connect": 16 * 1024 * 1024, "/scep": 64 * 1024}
+    with stack.client(device.certificate, device.key) as http:
+        for path, limit in limits.items():
+            params = {"operation": "PKIOperation"} if path == "/scep" else None
+            method = "POST" if path == "/scep" else "PUT"
+            answer = http.request(method, path, params=params, content=b"\0" * (limit + 1))
+            assert answer.status_code == 413, path
+        # At the limit the portal gets it (and refuses the nonsense body as such).
+        answer = http.put("/mdm/checkin", content=b"\0" * limits["/mdm/checkin"])
+        assert answer.status_code == 400
+
+
+# -- start twice, stop -----------------------------------------------------------------------
+
+
+def component_pids(stack: Stack) -> dict[str, str]:
+    run = Path(stack.env["MDM_SERVE_DIR"]) / "run"
+    return {
+        name: (run / f"{name}.pid").read_text() for name in ("nginx", "gunicorn", "worker", "beat")
+    }
+
+
+def test_starting_twice_is_harmless(stack, device):
+    before = component_pids(stack)
+    again = stack.serve("start")
+    assert again.returncode == 0, again.stderr
+    assert "already runs: keeping its settings" in again.stderr
+    assert component_pids(stack) == before
+    assert stack.serve("status").returncode == 0
+    assert device.idle().status == 200
+
+
+def test_stop_leaves_no_process_behind(stack):
+    running = pids_of_stack(stack)
+    assert len(running) >= 10  # nginx, gunicorn and Celery masters and workers, PostgreSQL, Redis
+    stopped = stack.serve("stop", timeout=300)
+    assert stopped.returncode == 0, stopped.stderr
+    assert pids_of_stack(stack) == set()
+    left = [pid for pid in running if Path(f"/proc/{pid}").exists() and _not_zombie(pid)]
+    assert left == []
+    run = Path(stack.env["MDM_SERVE_DIR"]) / "run"
+    assert sorted(p.name for p in run.iterdir() if p.suffix in (".pid", ".sock")) == []
+    assert stack.serve("status").returncode != 0
+
+
+def _not_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
