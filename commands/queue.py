@@ -17,9 +17,11 @@ from django.db import connection, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from devices.activity import mark_seen
 from devices.inventory import InventoryError, apply_result, json_safe
 from devices.models import Device
 from mdm_portal.audit import audit
+from mdm_portal.roles import ADMIN, has_role
 
 from .catalog import (
     DELIVERED_WHEN_SENT,
@@ -113,6 +115,7 @@ def enqueue(
     reason: str = "",
     drop_disallowed_queries: bool = False,
     options: dict | None = None,
+    address: str | None = None,
 ) -> Command:
     """Queue one command for one or many devices, in one transaction and a few bulk statements.
 
@@ -120,11 +123,13 @@ def enqueue(
     AccessRights, the command's own rules) unless `raw`, which only an administrator may use
     and which still enforces AccessRights and safety rules. Raises EnqueueError naming the
     problem; then nothing is queued. `user` is the staff member queuing it (None for an operator
-    at the server's shell, or the system). `options` carries per-command choices (hooks.py).
+    at the server's shell, or the system), `address` the client address they acted from.
+    `options` carries per-command choices (hooks.py).
     Call it inside the caller's transaction to record more about the command atomically.
     """
     command = build_command(request_type, payload)
-    is_admin = user.is_superuser if user is not None else True
+    # The server's shell (a management command, a sweep) acts with an administrator's rights.
+    is_admin = has_role(user, ADMIN) if user is not None else True
     if raw and not is_admin:
         raise EnqueueError("only an administrator may queue a raw command")
     with transaction.atomic():
@@ -165,7 +170,13 @@ def enqueue(
         details = {"request_type": request_type, "devices": len(recipients), "raw": raw}
         if reason:
             details["reason"] = reason
-        audit("command.enqueued", actor=user or queued_by, target=stored.uuid, **details)
+        audit(
+            "command.enqueued",
+            actor=user or queued_by,
+            target=stored.uuid,
+            address=address,
+            **details,
+        )
     return stored
 
 
@@ -312,7 +323,6 @@ def process_report(device_id: int, report: dict, poll_started: datetime) -> byte
             QueuedCommand.objects.filter(pk=row.pk).update(
                 status=Status.SENT, sent_at=now, sent_count=F("sent_count") + 1
             )
-        device.last_seen_at = now
-        device.inactive_since = None  # active again as soon as it polls
-        device.save(update_fields=["awaiting_idle_after_not_now", "last_seen_at", "inactive_since"])
+        seen = mark_seen(device, now)  # active again as soon as it polls
+        device.save(update_fields=["awaiting_idle_after_not_now", *seen])
     return body

@@ -100,6 +100,23 @@ class Device(models.Model):
         return self.state == self.State.ENROLLED
 
 
+class DailyActivity(models.Model):
+    """A device that sent at least one request on `day` (UTC): one row per device and day, written
+    by its first request of the day, for the dashboard's check-ins chart."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["device", "day"], name="one_activity_per_day")
+        ]
+        indexes = [models.Index(fields=["day"], name="activity_by_day")]
+
+    def __str__(self) -> str:
+        return f"device {self.device_id} on {self.day}"
+
+
 class CertificateBinding(models.Model):
     """An identity certificate our CA issued, bound to the device it identifies.
 

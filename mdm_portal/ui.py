@@ -1,0 +1,128 @@
+"""The staff UI's own pages: the dashboard and the audit log (the other pages live in their
+apps' ui.py). Views are thin: they gather what the apps' functions return and render it."""
+
+import django_filters
+import django_tables2 as tables
+from django import forms
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.dispatch import receiver
+from django.shortcuts import render
+from django_tables2.paginators import LazyPaginator
+
+from certs.expiry import certificate_inventory
+from commands.stats import failed_pushes, queue_counts
+from devices.activity import daily_checkins, os_version_counts
+from devices.sweeps import device_counts
+
+from .audit import audit, client_address
+from .charts import bar_chart, hbar_chart
+from .models import Alert, AuditEntry
+from .roles import VIEWER, role_required
+
+PAGE_SIZE = 50
+DATE = forms.DateInput(attrs={"type": "date"})
+
+
+@role_required(VIEWER)
+def dashboard(request):
+    counts = device_counts()
+    checkins = daily_checkins(30)
+    inventory = certificate_inventory()
+    certificates = [e for e in inventory if e["kind"] != "device-identity"]
+    identities_due = [
+        e for e in inventory if e["kind"] == "device-identity" and e["severity"] != "ok"
+    ]
+    push_failures, latest_failures = failed_pushes()
+    context = {
+        "title": "Dashboard",
+        "counts": counts,
+        "queue": queue_counts(),
+        "push_failures": push_failures,
+        "latest_push_failures": latest_failures,
+        "expiring": [e for e in certificates if e["severity"] != "ok"],
+        "identities_due": len(identities_due),
+        "alerts": Alert.objects.filter(resolved_at__isnull=True).order_by("-created_at")[:10],
+        "checkins_chart": bar_chart(
+            [(day.strftime("%d %b"), n) for day, n in checkins],
+            title="Devices that checked in, per day (last 30 days)",
+            label_every=5,
+        ),
+        "os_chart": hbar_chart(os_version_counts(), title="Managed devices by OS version"),
+    }
+    return render(request, "mdm_portal/dashboard.html", context)
+
+
+# --- the audit log ------------------------------------------------------------------------------
+
+
+class AuditFilter(django_filters.FilterSet):
+    actor = django_filters.CharFilter(label="Person or actor", lookup_expr="icontains")
+    action = django_filters.CharFilter(label="Action", lookup_expr="istartswith")
+    target = django_filters.CharFilter(label="Target", lookup_expr="icontains")
+    since = django_filters.DateFilter(
+        field_name="created_at", lookup_expr="date__gte", label="From", widget=DATE
+    )
+    until = django_filters.DateFilter(
+        field_name="created_at", lookup_expr="date__lte", label="Until", widget=DATE
+    )
+
+    class Meta:
+        model = AuditEntry
+        fields = ["actor", "action", "target", "since", "until"]
+
+
+class AuditTable(tables.Table):
+    created_at = tables.DateTimeColumn(verbose_name="When", format="Y-m-d H:i:s")
+    details = tables.Column(verbose_name="Details", orderable=False)
+
+    class Meta:
+        model = AuditEntry
+        fields = ("created_at", "actor", "action", "target", "address", "details")
+        order_by = "-created_at"
+
+    def render_details(self, value):
+        return ", ".join(f"{key}={item}" for key, item in sorted(value.items())) or "—"
+
+
+@role_required(VIEWER)
+def audit_log(request):
+    entries = AuditFilter(request.GET, queryset=AuditEntry.objects.all())
+    table = AuditTable(entries.qs)
+    table.paginate(
+        paginator_class=LazyPaginator, page=request.GET.get("page", 1), per_page=PAGE_SIZE
+    )
+    return render(
+        request,
+        "mdm_portal/audit.html",
+        {"title": "Audit log", "filter": entries, "table": table},
+    )
+
+
+# --- logins are audited, with the address they came from ----------------------------------------
+
+
+@receiver(user_logged_in, dispatch_uid="mdm_portal.audit-login")
+def _logged_in(sender, request, user, **kwargs):
+    audit("user.logged_in", actor=user, target=user.get_username(), address=client_address(request))
+
+
+@receiver(user_logged_out, dispatch_uid="mdm_portal.audit-logout")
+def _logged_out(sender, request, user, **kwargs):
+    if user is not None:
+        audit(
+            "user.logged_out",
+            actor=user,
+            target=user.get_username(),
+            address=client_address(request),
+        )
+
+
+@receiver(user_login_failed, dispatch_uid="mdm_portal.audit-login-failed")
+def _login_failed(sender, credentials, request=None, **kwargs):
+    # The username tried, never the password.
+    audit(
+        "user.login_failed",
+        actor="anonymous",
+        target=str(credentials.get("username", ""))[:150],
+        address=client_address(request) if request is not None else None,
+    )
