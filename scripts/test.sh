@@ -10,13 +10,13 @@ cd "$ROOT"
 # shellcheck source=scripts/bootstrap.sh
 source "$ROOT/scripts/bootstrap.sh"
 
-echo "==> SCEP clients for the interoperability tests (certmonger, scep)"
+echo "==> programs the tests drive (certmonger and scep for SCEP, chromium for the browser tests)"
 if ! scripts/test-tools.sh; then
   if [ "${CI:-}" = "true" ]; then
-    echo "CI=true and the SCEP clients could not be installed: failing" >&2
+    echo "CI=true and the test programs could not be installed: failing" >&2
     exit 1
   fi
-  echo "warning: SCEP clients unavailable; the interoperability tests will be skipped" >&2
+  echo "warning: test programs unavailable; the SCEP interop and browser tests will be skipped" >&2
 fi
 
 echo "==> lint (ruff, and the layering between the apps: lint-imports)"

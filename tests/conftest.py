@@ -73,3 +73,48 @@ def enrolled(device) -> SimulatedDevice:
 @pytest.fixture
 def vendor() -> str:
     return connection.vendor
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # root in a container
+    "--disable-gpu",
+    "--disable-background-networking",  # this machine has no network beyond loopback
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's chromium driven by Playwright. Under CI=true a missing browser fails."""
+    import shutil
+
+    if not shutil.which(CHROMIUM):
+        reason = "needs Debian's chromium: run scripts/test-tools.sh"
+        if IN_CI:
+            pytest.fail("CI=true but " + reason, pytrace=False)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+ARTIFACTS = settings.BASE_DIR / "var" / "test-artifacts"
+
+
+@pytest.fixture
+def browser_page(chromium, live_server):
+    """A fresh page (laptop size) against the live test server; screenshots go to ARTIFACTS."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    context = chromium.new_context(
+        viewport={"width": 1366, "height": 900}, base_url=live_server.url
+    )
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
