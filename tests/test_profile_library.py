@@ -3,6 +3,7 @@
 import plistlib
 
 import pytest
+from django.utils import timezone
 
 from certs.cms import sign, signed_content
 from commands.models import Command, QueuedCommand, Status
@@ -139,7 +140,7 @@ def test_unassign_queues_remove_profile_where_it_is_installed(enrolled):
     InstalledProfile.objects.create(
         device=device, identifier=stored.identifier, uuid=stored.uuid, reported_at=device.created_at
     )
-    assert unassign(stored, device=device, by="alice") == 1
+    assert unassign(stored, device=device, by="alice") == (1, 0)
     remove = Command.objects.get(request_type="RemoveProfile")
     assert remove.command_dict() == {
         "RequestType": "RemoveProfile",
@@ -163,8 +164,38 @@ def test_a_device_keeps_a_profile_its_group_still_assigns(enrolled):
     InstalledProfile.objects.create(
         device=device, identifier=stored.identifier, uuid=stored.uuid, reported_at=device.created_at
     )
-    assert unassign(stored, device=device, by="alice") == 0
+    assert unassign(stored, device=device, by="alice") == (0, 0)
     assert not Command.objects.filter(request_type="RemoveProfile").exists()
+
+
+def test_a_device_whose_push_token_is_invalid_is_skipped_not_a_refusal(make_device):
+    sims = [make_device() for _ in range(2)]
+    for sim in sims:
+        sim.enroll()
+        only_library_commands(sim)
+    group = DeviceGroup.objects.create(name="Field")
+    Device.objects.filter(udid__in=[s.udid for s in sims]).update(group=group)
+    Device.objects.filter(udid=sims[0].udid).update(token_invalid_at=timezone.now())
+    stored = upload_profile(plistlib.dumps(profile()))
+    assert assign(stored, group=group, by="alice") == (1, 1)
+    assert [
+        r.device.udid for r in Command.objects.get(request_type="InstallProfile").rows.all()
+    ] == [sims[1].udid]
+    for device in Device.objects.filter(group=group):
+        InstalledProfile.objects.create(
+            device=device,
+            identifier=stored.identifier,
+            uuid=stored.uuid,
+            reported_at=timezone.now(),
+        )
+    assert unassign(stored, group=group, by="alice") == (1, 1)
+
+
+def test_a_profile_too_large_is_refused_before_it_is_read(db):
+    from enrollment.library import MAX_PROFILE_BYTES
+
+    with pytest.raises(LibraryError, match="at most"):
+        upload_profile(b" " * (MAX_PROFILE_BYTES + 1))
 
 
 def test_uploading_a_new_version_replaces_it_in_the_library(ca):

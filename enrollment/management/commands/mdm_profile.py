@@ -66,13 +66,18 @@ class Command(BaseCommand):
         self.stdout.write(f"assigned; InstallProfile queued for {queued} device(s)")
         if skipped:
             self.stdout.write(
-                f"{skipped} device(s) skipped: enrolled without the right to install profiles"
+                f"{skipped} device(s) skipped: enrolled without the right to install profiles, "
+                "or push token invalid"
             )
 
     def _unassign(self, options):
         profile = self._profile(options["profile"])
-        removed = unassign(profile, **self._target(options), by=ACTOR)
+        removed, skipped = unassign(profile, **self._target(options), by=ACTOR)
         self.stdout.write(f"unassigned; RemoveProfile queued for {removed} device(s)")
+        if skipped:
+            self.stdout.write(
+                f"{skipped} device(s) skipped: no right to remove profiles, or push token invalid"
+            )
 
     def _list(self, options):
         for profile in Profile.objects.order_by("identifier"):
