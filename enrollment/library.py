@@ -168,20 +168,10 @@ def install_where_missing(
     are skipped, not refused: the assignment stays and applies when they can take it (their
     next ProfileList reconciles them).
     """
-    lacking = _lacking(profile, devices)
-    allowed = _can_receive(lacking)
-    count = allowed.count()
-    skipped = lacking.count() - count
-    if count:
-        _enqueue_for_profile(
-            profile,
-            allowed,
-            "InstallProfile",
-            {"Payload": bytes(profile.payload)},
-            by=by,
-            address=address,
-        )
-    return count, skipped
+    payload = {"Payload": bytes(profile.payload)}
+    return _queue_where_possible(
+        profile, _lacking(profile, devices), "InstallProfile", payload, by=by, address=address
+    )
 
 
 def withdraw(
@@ -197,19 +187,22 @@ def withdraw(
     pending_installs(profile).filter(device__in=losing).update(
         status=Status.CANCELED, answered_at=timezone.now()
     )
-    having = losing.filter(pk__in=has_it)
-    to_remove = _can_receive(having)
-    count = to_remove.count()
-    skipped = having.count() - count
+    payload = {"Identifier": profile.identifier}
+    return _queue_where_possible(
+        profile, losing.filter(pk__in=has_it), "RemoveProfile", payload, by=by, address=address
+    )
+
+
+def _queue_where_possible(
+    profile: Profile, devices: QuerySet, request_type: str, payload: dict, *, by, address
+) -> tuple[int, int]:
+    """Queue the command for the devices of `devices` that can take it now; count the others.
+    Returns (queued, skipped)."""
+    able = _can_receive(devices)
+    count = able.count()
+    skipped = devices.count() - count
     if count:
-        _enqueue_for_profile(
-            profile,
-            to_remove,
-            "RemoveProfile",
-            {"Identifier": profile.identifier},
-            by=by,
-            address=address,
-        )
+        _enqueue_for_profile(profile, able, request_type, payload, by=by, address=address)
     return count, skipped
 
 
@@ -241,8 +234,16 @@ def _target(device: Device | None, group: DeviceGroup | None) -> dict:
     return {"device": device} if device is not None else {"group": group}
 
 
-def _target_name(device: Device | None, group: DeviceGroup | None) -> str:
-    return f"device {device.udid}" if device is not None else f"group {group.name}"
+def _audit_assignment(action, profile, device, group, by, address, queued, skipped) -> None:
+    audit(
+        action,
+        actor=by,
+        target=profile.identifier,
+        address=address,
+        to=f"device {device.udid}" if device is not None else f"group {group.name}",
+        queued=queued,
+        skipped=skipped,
+    )
 
 
 def assign(
@@ -265,15 +266,7 @@ def assign(
             else Device.objects.filter(group=group, state=Device.State.ENROLLED)
         )
         queued, skipped = install_where_missing(profile, members, by=by, address=address)
-        audit(
-            "profile.assigned",
-            actor=by,
-            target=profile.identifier,
-            address=address,
-            to=_target_name(device, group),
-            queued=queued,
-            skipped=skipped,
-        )
+        _audit_assignment("profile.assigned", profile, device, group, by, address, queued, skipped)
     return queued, skipped
 
 
@@ -294,14 +287,8 @@ def unassign(
             raise LibraryError(f"{profile.identifier} is not assigned to {device or group}")
         members = Device.objects.filter(pk=device.pk) if device is not None else group.devices.all()
         queued, skipped = withdraw(profile, members, by=by, address=address)
-        audit(
-            "profile.unassigned",
-            actor=by,
-            target=profile.identifier,
-            address=address,
-            to=_target_name(device, group),
-            queued=queued,
-            skipped=skipped,
+        _audit_assignment(
+            "profile.unassigned", profile, device, group, by, address, queued, skipped
         )
     return queued, skipped
 

@@ -9,7 +9,7 @@ group at most, so joining a group leaves the previous one, with the same consequ
 Membership itself is `devices.groups.set_group`; this module adds what the library needs.
 """
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from django.db import transaction
 from django.db.models import QuerySet
@@ -71,18 +71,7 @@ def add_to_group(
     profiles where missing and removing those of their old group that nothing else keeps."""
     with transaction.atomic():
         change = _regroup(devices, group, by=by, address=address)
-        audit(
-            "group.devices_added",
-            actor=by,
-            target=group.name,
-            address=address,
-            devices=_udids(devices),
-            moved=change.moved,
-            from_other_groups=change.from_other_groups,
-            installs=change.installs,
-            removals=change.removals,
-            skipped=change.skipped,
-        )
+        _audit_change("group.devices_added", group, _udids(devices), change, by, address)
     return change
 
 
@@ -95,16 +84,7 @@ def remove_from_group(
     with transaction.atomic():
         udids = _udids(members)
         change = _regroup(members, None, by=by, address=address)
-        audit(
-            "group.devices_removed",
-            actor=by,
-            target=group.name,
-            address=address,
-            devices=udids,
-            moved=change.moved,
-            removals=change.removals,
-            skipped=change.skipped,
-        )
+        _audit_change("group.devices_removed", group, udids, change, by, address)
     return change
 
 
@@ -139,6 +119,11 @@ def delete_group(group: DeviceGroup, *, by, address: str | None = None) -> Membe
             skipped=change.skipped,
         )
     return change
+
+
+def _audit_change(action: str, group, udids: list[str], change: MembershipChange, by, address):
+    """The membership change, with what it queued (the counts of MembershipChange)."""
+    audit(action, actor=by, target=group.name, address=address, devices=udids, **asdict(change))
 
 
 def _udids(devices: QuerySet, limit: int = 100) -> list[str]:

@@ -88,13 +88,19 @@ def test_assign_to_a_device_queues_a_signed_install_profile(enrolled):
     assert assign(stored, device=device, by="alice") == (0, 0)  # already on its way
 
 
-def test_group_assignment_reaches_only_members_that_lack_it(make_device):
-    sims = [make_device() for _ in range(3)]
+def enrolled_group(make_device, name: str, size: int):
+    """A group of `size` enrolled simulated devices, with nothing queued for them yet."""
+    sims = [make_device() for _ in range(size)]
     for sim in sims:
         sim.enroll()
         only_library_commands(sim)
-    group = DeviceGroup.objects.create(name="Sales")
+    group = DeviceGroup.objects.create(name=name)
     Device.objects.filter(udid__in=[s.udid for s in sims]).update(group=group)
+    return group, sims
+
+
+def test_group_assignment_reaches_only_members_that_lack_it(make_device):
+    group, sims = enrolled_group(make_device, "Sales", 3)
     stored = upload_profile(plistlib.dumps(profile()))
     # The first already has it installed (its ProfileList said so).
     has_it = Device.objects.get(udid=sims[0].udid)
@@ -169,12 +175,7 @@ def test_a_device_keeps_a_profile_its_group_still_assigns(enrolled):
 
 
 def test_a_device_whose_push_token_is_invalid_is_skipped_not_a_refusal(make_device):
-    sims = [make_device() for _ in range(2)]
-    for sim in sims:
-        sim.enroll()
-        only_library_commands(sim)
-    group = DeviceGroup.objects.create(name="Field")
-    Device.objects.filter(udid__in=[s.udid for s in sims]).update(group=group)
+    group, sims = enrolled_group(make_device, "Field", 2)
     Device.objects.filter(udid=sims[0].udid).update(token_invalid_at=timezone.now())
     stored = upload_profile(plistlib.dumps(profile()))
     assert assign(stored, group=group, by="alice") == (1, 1)
