@@ -102,8 +102,9 @@ def readable_payloads(profile: dict) -> list[Payload]:
 
 
 def profile_settings(profile: dict) -> list[Entry]:
-    """The profile's own top-level keys other than its payloads and headline."""
-    skip = {*HEADLINE_KEYS, "PayloadContent"}
+    """The profile's own top-level keys other than its payloads and what the library keeps
+    (headline, description, version)."""
+    skip = {*HEADLINE_KEYS, "PayloadContent", "PayloadDescription", "PayloadVersion"}
     return [entry(key, value) for key, value in profile.items() if key not in skip]
 
 
