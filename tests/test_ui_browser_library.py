@@ -150,6 +150,11 @@ def test_an_operator_manages_profiles_enrollments_and_groups(
     shot(page, "profile")
     page.goto("/profiles/")
     shot(page, "profiles")
+    page.goto(f"/profiles/{profile.pk}/")
+    page.get_by_role("link", name="Delete…").click()
+    page.get_by_text("This cannot be done now").wait_for()  # it is still assigned
+    assert page.get_by_role("button", name="Delete the profile").count() == 0
+    shot(page, "profile-delete-refused")
 
     # Create an enrollment link and see its QR code.
     page.goto("/enrollments/")
@@ -197,6 +202,10 @@ def test_an_operator_manages_profiles_enrollments_and_groups(
     page.get_by_text("1 device(s) removed from Sales").wait_for()
     assert Device.objects.filter(group__name="Sales").count() == 5
     shot(page, "group")
+    page.get_by_role("link", name="Delete…").click()
+    page.get_by_text("Its 5 device(s) stay enrolled, in no group.").wait_for()
+    shot(page, "group-delete-confirm")
+    page.go_back()
 
     # The same pages at tablet width.
     page.set_viewport_size({"width": 768, "height": 1024})

@@ -2,8 +2,15 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from devices.models import Device, DeviceGroup, InstalledProfile
-from enrollment.library import LibraryError, assign, assigned_devices, unassign, upload_profile
+from devices.models import Device, DeviceGroup
+from enrollment.library import (
+    LibraryError,
+    assign,
+    assigned_devices,
+    installed_version,
+    unassign,
+    upload_profile,
+)
 from enrollment.models import Profile
 
 ACTOR = "mdm_profile"
@@ -82,9 +89,7 @@ class Command(BaseCommand):
     def _list(self, options):
         for profile in Profile.objects.order_by("identifier"):
             wanted = assigned_devices(profile).count()
-            installed = InstalledProfile.objects.filter(
-                identifier=profile.identifier, uuid=profile.uuid
-            ).count()
+            installed = installed_version(profile).count()
             self.stdout.write(
                 f"{profile.pk:>4} {profile.identifier}  v{profile.version}  "
                 f"assigned to {wanted} device(s), installed on {installed}  ({profile.name})"
