@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
@@ -194,7 +195,7 @@ def load_private_key(
                     ) from None
                 key = loader(data, password=None)  # the password was for another file
             break
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
             error = error or exc
     else:
         raise PushCertError(f"cannot read the private key (wrong password?): {error}", field=field)
@@ -209,7 +210,7 @@ def load_certificates(data: bytes, *, field: str = "certificate") -> list[x509.C
         if b"-----BEGIN" in data:
             return x509.load_pem_x509_certificates(data)
         return [x509.load_der_x509_certificate(data)]
-    except ValueError as exc:
+    except (ValueError, UnsupportedAlgorithm) as exc:
         raise PushCertError(f"cannot read the certificate: {exc}", field=field) from exc
 
 
@@ -225,7 +226,7 @@ def load_pkcs12(data: bytes, password: str | bytes | None = None):
     """The certificate and key of a PKCS#12 file (the key may be absent)."""
     try:
         key, certificate, extra = pkcs12.load_key_and_certificates(data, _password_bytes(password))
-    except ValueError as exc:
+    except (ValueError, UnsupportedAlgorithm) as exc:
         raise PushCertError(
             "cannot open the PKCS#12 file: wrong password, or not a PKCS#12 file",
             field="password",

@@ -19,7 +19,7 @@ import datetime as dt
 import plistlib
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
@@ -115,7 +115,7 @@ def _load_csr(data: bytes | str) -> x509.CertificateSigningRequest:
             csr = x509.load_pem_x509_csr(data)
         else:
             csr = x509.load_der_x509_csr(data)
-    except ValueError as exc:
+    except (ValueError, UnsupportedAlgorithm) as exc:
         raise PushCertError(f"cannot read the CSR: {exc}", field="csr") from exc
     if not csr.is_signature_valid:
         raise PushCertError("the CSR's own signature does not verify", field="csr")

@@ -599,3 +599,54 @@ def test_mdm_pushcert_import_refuses_a_key_beside_a_pkcs12(tmp_path, pki):
     key.write_bytes(key_pem_)
     with pytest.raises(CommandError, match="PKCS#12 file alone"):
         call_command("mdm_pushcert", "import", "--p12", str(p12), "--key", str(key))
+
+
+GARBAGE = [
+    b"\x00\x01\x02 not a file of any kind",
+    b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n",
+    b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n",
+]
+
+
+@pytest.mark.parametrize("garbage", GARBAGE)
+def test_garbage_in_any_file_is_a_400_never_a_500(staff, ca, pki, vendor, garbage):
+    certificate_pem, key_pem_ = pki.issue_push_certificate()
+    vendor_cert, vendor_key = vendor
+    request = pushcert_csr.create_push_csr()
+    admin = staff[ADMIN]
+    imports = {
+        "p12": {"pkcs12": None, "password": "pw"},
+        "pem": {"certificate": certificate_pem, "key": key_pem_, "password": "pw"},
+        "apple": {"certificate": None},
+    }
+    for source, fields in imports.items():
+        for name in (field for field in fields if field != "password"):
+            data = {
+                key: (upload(key, garbage if key == name else item) if key != "password" else item)
+                for key, item in fields.items()
+            }
+            response = post_import(admin, source, **data)
+            assert response.status_code == 400, (source, name)
+    good = {
+        "request": request.pk,
+        "vendor_cert": cert_pem(vendor_cert),
+        "vendor_key": key_pem(vendor_key),
+        "chain": cert_pem(vendor_cert),
+    }
+    for name in ("csr", "vendor_cert", "vendor_key", "chain"):
+        fields = {**good, name: garbage}
+        if name == "csr":
+            fields.pop("request")
+        data = {
+            f"sign-{key}": upload(key, value) if isinstance(value, bytes) else value
+            for key, value in fields.items()
+        }
+        response = admin.post("/certificates/push/sign/", {**data, "sign-digest": "sha256"})
+        assert response.status_code == 400, name
+    assert not PushCertificate.objects.exists()
+
+
+def test_the_pages_before_mdm_init(staff):
+    html = staff[VIEWER].get("/certificates/").text
+    assert "No CA yet" in html and "No push certificate yet" in html
+    assert staff[ADMIN].get("/certificates/push/").status_code == 200
