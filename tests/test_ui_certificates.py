@@ -650,3 +650,11 @@ def test_the_pages_before_mdm_init(staff):
     html = staff[VIEWER].get("/certificates/").text
     assert "No CA yet" in html and "No push certificate yet" in html
     assert staff[ADMIN].get("/certificates/push/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["identity-sort=-device", "identity-sort=serial", "identity-page=9", "identity-page=x"],
+)
+def test_the_identity_table_sorts_and_pages_without_errors(staff, ca, query):
+    assert staff[VIEWER].get(f"/certificates/?{query}").status_code == 200
