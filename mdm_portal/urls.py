@@ -28,6 +28,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", ui.dashboard, name="dashboard"),
+    path("certificates/", include("certs.ui_urls")),
     path("audit/", ui.audit_log, name="audit"),
     path("", include("enrollment.ui_urls")),  # /profiles/, /enrollments/, /groups/
     path("admin/", admin.site.urls),
