@@ -14,7 +14,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from commands.catalog import INSTALL_PROFILES
-from commands.models import PENDING_STATUSES, QueuedCommand, Status
+from commands.models import PENDING_STATUSES, Command, QueuedCommand, Status
 from commands.queue import enqueue
 from devices.models import Device, DeviceGroup, InstalledProfile
 from mdm_portal.audit import audit
@@ -125,12 +125,34 @@ def install_where_missing(profile: Profile, devices: QuerySet, *, by: str) -> tu
 
 
 def _enqueue_for_profile(
-    profile: Profile, devices: QuerySet, request_type: str, payload: dict, *, by: str
-) -> None:
+    profile: Profile,
+    devices: QuerySet,
+    request_type: str,
+    payload: dict,
+    *,
+    by: str,
+    user=None,
+    address: str | None = None,
+) -> Command:
     """Queue a command for `profile` and remember which profile it is for (one transaction)."""
     with transaction.atomic():
-        command = enqueue(devices, request_type, payload, queued_by=by)
+        command = enqueue(devices, request_type, payload, queued_by=by, user=user, address=address)
         ProfileCommand.objects.create(command=command, identifier=profile.identifier)
+    return command
+
+
+def install_now(profile: Profile, devices, *, user=None, address: str | None = None) -> Command:
+    """Queue the profile's InstallProfile for `devices` now, assigned or not (the command form).
+
+    Recorded as the profile's command like an assignment's, so the library sees it pending.
+    It does not assign: a profile only assigned comes back when it goes missing. Raises
+    EnqueueError as enqueue does.
+    """
+    by = user.get_username() if user is not None else "system"
+    payload = {"Payload": bytes(profile.payload)}
+    return _enqueue_for_profile(
+        profile, devices, "InstallProfile", payload, by=by, user=user, address=address
+    )
 
 
 def _target(device: Device | None, group: DeviceGroup | None) -> dict:
