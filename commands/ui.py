@@ -11,18 +11,17 @@ from urllib.parse import urlencode
 
 import django_filters
 import django_tables2 as tables
-from django import forms
 from django.contrib import messages
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
-from django_tables2.paginators import LazyPaginator
 
 from devices.models import DeviceGroup
 from enrollment.forms import InstallProfileForm
 from mdm_portal.audit import client_address
+from mdm_portal.listing import CreatedBetween, paginate
 from mdm_portal.roles import ADMIN, OPERATOR, VIEWER, has_role, role_required
 
 from .catalog import DEFINITIONS
@@ -33,8 +32,6 @@ from .progress import LABELS, STATUS_ORDER, device_rows, progress_of
 from .queue import cancel_queued
 from .targets import TargetError, resolve_targets
 
-PAGE_SIZE = 50
-DATE = forms.DateInput(attrs={"type": "date"})
 POLL_SECONDS = 3
 
 FORMS: dict[str, type[CommandForm]] = {**COMMON_FORMS, "InstallProfile": InstallProfileForm}
@@ -142,19 +139,13 @@ def new_command(request):
 # --- every command ------------------------------------------------------------------------------
 
 
-class CommandFilter(django_filters.FilterSet):
+class CommandFilter(CreatedBetween):
     request_type = django_filters.ChoiceFilter(
         label="RequestType",
         choices=[(name, name) for name in sorted(DEFINITIONS)],
         empty_label="any",
     )
     queued_by = django_filters.CharFilter(label="Who", lookup_expr="icontains")
-    since = django_filters.DateFilter(
-        field_name="created_at", lookup_expr="date__gte", label="From", widget=DATE
-    )
-    until = django_filters.DateFilter(
-        field_name="created_at", lookup_expr="date__lte", label="Until", widget=DATE
-    )
 
     class Meta:
         model = Command
@@ -189,19 +180,13 @@ class CommandTable(tables.Table):
         return progress_bar(self.progress[record.pk])
 
 
-def _paginate(table, request) -> None:
-    table.paginate(
-        paginator_class=LazyPaginator, page=request.GET.get("page", 1), per_page=PAGE_SIZE
-    )
-
-
 @role_required(VIEWER)
 def command_list(request):
     """Every command, newest first, each with its devices counted per status (two GROUP BY
     queries for the page); the table refreshes itself while a command on it is waiting."""
     commands = CommandFilter(request.GET, queryset=Command.objects.all())
     table = CommandTable(commands.qs)
-    _paginate(table, request)
+    paginate(table, request)
     page = list(table.page.object_list)
     table.progress = progress_of(record for record in (row.record for row in page))
     waiting = any(progress.waiting for progress in table.progress.values())
@@ -273,7 +258,7 @@ def command_detail(request, uuid: str):
     status = request.GET.get("status", "")
     status = status if status in Status.values else ""
     table = DeviceRowTable(device_rows(command, status), request=request)
-    _paginate(table, request)
+    paginate(table, request)
     context = {
         "title": f"{command.request_type} {command.uuid}",
         "command": command,
