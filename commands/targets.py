@@ -13,7 +13,7 @@ from django.db.models import QuerySet
 from django.http import QueryDict
 
 from devices.models import Device, DeviceGroup
-from devices.selection import SEEN, SelectionError, devices_matching
+from devices.selection import FILTER_KEYS, SEEN, SelectionError, devices_matching
 
 from .queue import queueable
 
@@ -62,7 +62,8 @@ def _plural(count: int) -> str:
 def describe_filter(params: QueryDict) -> str:
     """A filter of the device list in words: "state enrolled, seen in the last 24 hours"."""
     parts = []
-    for key, value in params.items():
+    for key in FILTER_KEYS:  # what else a device list's querystring holds (sort, page) is not one
+        value = params.get(key, "")
         if not value:
             continue
         if key == "seen":

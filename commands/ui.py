@@ -125,7 +125,6 @@ def new_command(request):
         chooser=_chooser(request.user, query),
         catalog=sorted(DEFINITIONS),
         groups=DeviceGroup.objects.order_by("name")[:500],
-        has_common_form=request_type in FORMS,
         advanced_offered=request_type in FORMS and request_type not in OWN_FORM_ONLY,
         raw_offered=has_role(request.user, ADMIN) and request_type != "EraseDevice",
         target_params=[
@@ -187,8 +186,7 @@ def command_list(request):
     commands = CommandFilter(request.GET, queryset=Command.objects.all())
     table = CommandTable(commands.qs)
     paginate(table, request)
-    page = list(table.page.object_list)
-    table.progress = progress_of(record for record in (row.record for row in page))
+    table.progress = progress_of(row.record for row in table.page.object_list)
     waiting = any(progress.waiting for progress in table.progress.values())
     context = {"title": "Commands", "filter": commands, "table": table, "waiting": waiting}
     template = "commands/_list_live.html" if request.htmx else "commands/list.html"
@@ -257,7 +255,7 @@ def command_detail(request, uuid: str):
     progress = progress_of([command])[command.pk]
     status = request.GET.get("status", "")
     status = status if status in Status.values else ""
-    table = DeviceRowTable(device_rows(command, status), request=request)
+    table = DeviceRowTable(device_rows(command, status))
     paginate(table, request)
     context = {
         "title": f"{command.request_type} {command.uuid}",
@@ -267,7 +265,7 @@ def command_detail(request, uuid: str):
         "status": status,
         "statuses": [(s.value, LABELS[s], progress.counts.get(s, 0)) for s in STATUS_ORDER],
         "poll_seconds": POLL_SECONDS,
-        "live_url": request.get_full_path(),
+        "live_url": f"/commands/{command.uuid}/?{request.GET.urlencode()}",
     }
     context["can_cancel"] = has_role(request.user, OPERATOR)
     if request.htmx:

@@ -1,8 +1,9 @@
-"""What the staff pages' lists share: filtering by when an entry was made, and paging without a
-COUNT(*) over the whole table (django-tables2's LazyPaginator)."""
+"""What the staff pages' lists share: filtering by when an entry was made, and ordering and
+paging a table from the request without a COUNT(*) over the whole table."""
 
 import django_filters
 from django import forms
+from django.core.paginator import EmptyPage, PageNotAnInteger
 from django_tables2.paginators import LazyPaginator
 
 PAGE_SIZE = 50
@@ -21,7 +22,16 @@ class CreatedBetween(django_filters.FilterSet):
 
 
 def paginate(table, request, per_page: int = PAGE_SIZE) -> None:
-    """Page `table` by the request's `page`, counting no more rows than the page needs."""
-    table.paginate(
-        paginator_class=LazyPaginator, page=request.GET.get("page", 1), per_page=per_page
-    )
+    """Order `table` by the request's `sort` (its headers' links) and show its `page`.
+
+    django-tables2's LazyPaginator reads one row more than the page instead of counting them
+    all (RequestConfig would page with Django's Paginator, which counts). A page that is not a
+    number, or past the end, shows the first.
+    """
+    sort = request.GET.getlist(table.prefixed_order_by_field)
+    if sort:
+        table.order_by = sort
+    try:
+        table.paginate(LazyPaginator, page=request.GET.get("page", 1), per_page=per_page)
+    except (PageNotAnInteger, EmptyPage):
+        table.paginate(LazyPaginator, page=1, per_page=per_page)

@@ -247,3 +247,22 @@ def test_the_command_pages_need_login_and_a_role(client, staff, fleet):
         assert staff[None].get(path).status_code == 403
     assert client.post(f"/commands/{command.uuid}/cancel/", {"confirm": "yes"}).status_code == 302
     assert staff["viewer"].get("/commands/NOT-A-COMMAND/").status_code == 404
+
+
+def test_lists_sort_and_page_from_the_request_and_survive_bad_pages(staff, fleet):
+    devices = Device.objects.filter(udid__in=["IPHONE-ANN", "IPHONE-BOB", "MAC-CAROL"])
+    lock = enqueue(devices, "DeviceLock", queued_by="tests")
+    enqueue(devices, "ProfileList", queued_by="tests")
+    _statuses(lock, Status.ERROR, Status.ACKNOWLEDGED, Status.QUEUED)
+    viewer = staff["viewer"]
+    by_type = viewer.get("/commands/?sort=request_type").text
+    assert by_type.index(">DeviceLock</a>") < by_type.index(">ProfileList</a>")
+    assert viewer.get("/commands/?sort=-request_type").text.index(">ProfileList</a>") < (
+        viewer.get("/commands/?sort=-request_type").text.index(">DeviceLock</a>")
+    )
+    by_status = viewer.get(f"/commands/{lock.uuid}/?sort=row_status").text
+    assert by_status.index("badge acknowledged") < by_status.index("badge error")
+    for path in ("/commands/?page=abc", "/commands/?page=99", f"/commands/{lock.uuid}/?page=x"):
+        assert viewer.get(path).status_code == 200, path
+    live = viewer.get(f"/commands/{lock.uuid}/?status=queued", headers={"HX-Request": "true"})
+    assert f'hx-get="/commands/{lock.uuid}/?status=queued"' in live.text
