@@ -79,6 +79,8 @@ def test_a_filter_targets_every_managed_device_it_matches(staff, fleet):
         "IPHONE-ANN",
         "IPHONE-BOB",
     }
+    nothing = staff["operator"].get("/commands/new/?type=DeviceLock&filter=platform%3DtvOS").text
+    assert "No device to send it to" in nothing and "Send DeviceLock" not in nothing
     bad = staff["operator"].get("/commands/new/?type=DeviceLock&filter=seen%3Dyesterday")
     assert "the device filter is not valid" in bad.text and 'name="Message"' not in bad.text
 

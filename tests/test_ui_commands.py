@@ -238,15 +238,19 @@ def test_settings_builds_one_item_of_the_chosen_kind(staff, fleet):
 
 def test_install_profile_comes_from_the_library_and_is_linked_to_it(staff, fleet, ca):
     stored = upload_profile(plistlib.dumps(profile()), uploaded_by="tests")
-    page = staff["operator"].get(url(fleet["ann"], type="InstallProfile")).text
-    assert "Office VPN" in page
-    response = staff["operator"].post(
-        url(fleet["ann"], type="InstallProfile"), {"profile": stored.pk}
-    )
+    operator = staff["operator"]
+    operator.defaults["REMOTE_ADDR"] = ADDRESS
+    assert "Office VPN" in operator.get(url(fleet["ann"], type="InstallProfile")).text
+    response = operator.post(url(fleet["ann"], type="InstallProfile"), {"profile": stored.pk})
     command = Command.objects.get(request_type="InstallProfile")
     assert response.status_code == 302
     assert ProfileCommand.objects.get(command=command).identifier == "com.example.vpn"
     assert command.queued_by == "operator-user"
+    assert sent(command)["Payload"][:1] == b"\x30"  # signed by the portal: CMS SignedData (DER)
+    entry = AuditEntry.objects.get(action="command.enqueued", target=command.uuid)
+    assert (entry.actor, entry.address) == ("operator-user", ADDRESS)
+    empty = operator.post(url(fleet["ann"], type="InstallProfile"), {})
+    assert empty.status_code == 400 and field_error(empty, "profile")
 
 
 def test_remove_profile_offers_what_the_devices_report_installed(staff, fleet):
