@@ -170,6 +170,7 @@ class CommandTable(tables.Table):
         model = Command
         fields = ("created_at", "request_type", "queued_by", "device_count", "progress")
         order_by = "-created_at"
+        empty_text = "No command matches."
 
     def render_request_type(self, value, record):
         raw = format_html(' <span class="badge warning">raw</span>') if record.raw else ""
@@ -220,6 +221,7 @@ class DeviceRowTable(tables.Table):
 
     class Meta:
         attrs = {"class": "devices"}
+        empty_text = "No device in this state."
 
     def render_name(self, value, record):
         return format_html('<a href="/devices/{}/">{}</a>', record["udid"], value or record["udid"])
