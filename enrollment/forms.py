@@ -31,7 +31,7 @@ class InstallProfileForm(CommandForm):
 
     def enqueue(self, *, user, address):
         return install_now(
-            self.cleaned_data["profile"], self.targets.devices, user=user, address=address
+            self.cleaned_data["profile"], self.targets.devices, by=user, address=address
         )
 
     def field_for_key(self, key: str | None) -> str | None:
