@@ -1,40 +1,28 @@
 """Commands and results as a person reads them: plist values as indented JSON, data as its
-size, and secrets never: a key that holds a PIN, a passcode, a password, a token or a code
-that unlocks something is shown masked, in payloads and results alike.
+size, and secrets never: text or data under a key that holds a secret (mdm_portal.masking: a
+PIN, a passcode, a password, a token, a code that unlocks something) is shown masked, in
+payloads and results alike.
 """
 
 import json
 from datetime import date, datetime
 from typing import Any
 
+from mdm_portal.masking import MASKED, is_secret_key
+
 from .history import ENVELOPE_KEYS
 
-MASK = "•••••• (hidden)"
-# Key-name endings of secrets (case ignored): EraseDevice/DeviceLock PIN, UnlockToken,
-# NewPassword, passwordHash, ActivationLockBypassCode, RedemptionCode, FileVault recovery keys.
-SECRET_ENDINGS = (
-    "pin",
-    "passcode",
-    "password",
-    "token",
-    "secret",
-    "hash",
-    "bypasscode",
-    "redemptioncode",
-    "recoverykey",
-    "productkey",
-)
 
-
-def is_secret(key: str) -> bool:
-    return key.lower().endswith(SECRET_ENDINGS)
+def _secret(key: str, value: Any) -> bool:
+    """Masked: a non-empty value under a secret key, all of it, but for booleans and numbers."""
+    return is_secret_key(key) and not isinstance(value, bool | int | float) and bool(value)
 
 
 def readable(value: Any) -> Any:
     """`value` (plist types) as JSON-safe data with secrets masked and data as its size."""
     if isinstance(value, dict):
         return {
-            str(key): MASK if is_secret(str(key)) and not isinstance(item, bool) else readable(item)
+            str(key): MASKED if _secret(str(key), item) else readable(item)
             for key, item in value.items()
         }
     if isinstance(value, list | tuple):

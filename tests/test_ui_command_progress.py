@@ -268,3 +268,31 @@ def test_lists_sort_and_page_from_the_request_and_survive_bad_pages(staff, fleet
         assert viewer.get(path).status_code == 200, path
     live = viewer.get(f"/commands/{lock.uuid}/?status=queued", headers={"HX-Request": "true"})
     assert f'hx-get="/commands/{lock.uuid}/?status=queued"' in live.text
+
+
+def test_one_rule_masks_secrets_in_commands_results_and_profiles():
+    from commands.display import readable
+    from enrollment.payloads import entry
+    from mdm_portal.masking import MASKED
+
+    shown = readable(
+        {
+            "PIN": "123456",
+            "UnlockToken": b"\x00\x01",
+            "AutoSetupAdminAccounts": [{"shortName": "it", "passwordHash": b"salted"}],
+            "ActivationLockBypassCode": "ABCD-EFGH",
+            "PINRequiredForDeviceLock": True,
+            "Message": "Call IT",
+            "Payload": b"x" * 2048,
+        }
+    )
+    assert shown == {
+        "PIN": MASKED,
+        "UnlockToken": MASKED,
+        "AutoSetupAdminAccounts": [{"shortName": "it", "passwordHash": MASKED}],
+        "ActivationLockBypassCode": MASKED,
+        "PINRequiredForDeviceLock": True,
+        "Message": "Call IT",
+        "Payload": "<data, 2,048 bytes>",
+    }
+    assert entry("PIN", "123456").text == MASKED  # a profile's key, by the same rule
