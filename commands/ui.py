@@ -2,7 +2,7 @@
 (/commands/), and one command (/commands/<uuid>/) whose progress updates while you watch.
 
 Views are thin: targets come from commands.targets, forms from commands.forms (InstallProfile's
-from enrollment.forms), queuing and canceling from commands.queue, progress from
+from enrollment.command_forms), queuing and canceling from commands.queue, progress from
 commands.progress; what a role may send is commands.forms.required_role.
 """
 
@@ -19,7 +19,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from devices.models import DeviceGroup
-from enrollment.forms import InstallProfileForm
+from enrollment.command_forms import InstallProfileForm
 from mdm_portal.audit import client_address
 from mdm_portal.listing import CreatedBetween, paginate
 from mdm_portal.roles import ADMIN, OPERATOR, VIEWER, has_role, role_required
