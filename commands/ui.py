@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 
 from devices.models import DeviceGroup
 from enrollment.command_forms import InstallProfileForm
+from enrollment.models import Profile
 from mdm_portal.audit import client_address
 from mdm_portal.listing import CreatedBetween, paginate
 from mdm_portal.roles import ADMIN, OPERATOR, VIEWER, has_role, role_required
@@ -242,11 +243,14 @@ class DeviceRowTable(tables.Table):
         )
 
 
-def _profile_identifier(command: Command) -> str:
+def _library_profile(command: Command) -> dict | None:
+    """The library profile an InstallProfile or RemoveProfile was queued for, if any."""
     try:
-        return command.profile_link.identifier
+        identifier = command.profile_link.identifier
     except ObjectDoesNotExist:
-        return ""
+        return None
+    profile = Profile.objects.filter(identifier=identifier).only("pk").first()
+    return {"identifier": identifier, "url": f"/profiles/{profile.pk}/" if profile else ""}
 
 
 @role_required(VIEWER)
@@ -274,7 +278,7 @@ def command_detail(request, uuid: str):
         return render(request, "commands/_live.html", context)
     context.update(
         payload=command_text(command.command_dict()),
-        profile_identifier=_profile_identifier(command),
+        library_profile=_library_profile(command),
     )
     return render(request, "commands/detail.html", context)
 

@@ -249,6 +249,8 @@ def test_install_profile_comes_from_the_library_and_is_linked_to_it(staff, fleet
     assert sent(command)["Payload"][:1] == b"\x30"  # signed by the portal: CMS SignedData (DER)
     entry = AuditEntry.objects.get(action="command.enqueued", target=command.uuid)
     assert (entry.actor, entry.address) == ("operator-user", ADDRESS)
+    page = operator.get(response["Location"]).text
+    assert f'<a href="/profiles/{stored.pk}/">com.example.vpn</a>' in page
     empty = operator.post(url(fleet["ann"], type="InstallProfile"), {})
     assert empty.status_code == 400 and field_error(empty, "profile")
 
