@@ -7,7 +7,7 @@ from devices.summary import iso
 from .models import ArchivedCommand, QueuedCommand
 
 # Keys of every answer: the rest is what the command returned.
-_ENVELOPE = {"Status", "UDID", "CommandUUID", "ErrorChain", "EnrollmentID"}
+ENVELOPE_KEYS = {"Status", "UDID", "CommandUUID", "ErrorChain", "EnrollmentID"}
 
 
 def _answer(row) -> dict | None:
@@ -15,7 +15,7 @@ def _answer(row) -> dict | None:
     result = row.result_dict() if getattr(row, "result", None) else None
     if not result:
         return None
-    return json_safe({k: v for k, v in result.items() if k not in _ENVELOPE}) or None
+    return json_safe({k: v for k, v in result.items() if k not in ENVELOPE_KEYS}) or None
 
 
 def _history_entry(row, archived: bool) -> dict:

@@ -3,11 +3,9 @@ apps' ui.py). Views are thin: they gather what the apps' functions return and re
 
 import django_filters
 import django_tables2 as tables
-from django import forms
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 from django.shortcuts import render
-from django_tables2.paginators import LazyPaginator
 
 from certs.expiry import certificate_inventory, warning_days
 from commands.stats import failed_pushes, queue_counts
@@ -17,11 +15,9 @@ from devices.sweeps import device_counts
 
 from .audit import audit, client_address
 from .charts import bar_chart, hbar_chart
+from .listing import CreatedBetween, paginate
 from .models import Alert, AuditEntry
 from .roles import VIEWER, role_required
-
-PAGE_SIZE = 50
-DATE = forms.DateInput(attrs={"type": "date"})
 
 
 @role_required(VIEWER)
@@ -54,16 +50,10 @@ def dashboard(request):
 # --- the audit log ------------------------------------------------------------------------------
 
 
-class AuditFilter(django_filters.FilterSet):
+class AuditFilter(CreatedBetween):
     actor = django_filters.CharFilter(label="Person or actor", lookup_expr="icontains")
     action = django_filters.CharFilter(label="Action", lookup_expr="istartswith")
     target = django_filters.CharFilter(label="Target", lookup_expr="icontains")
-    since = django_filters.DateFilter(
-        field_name="created_at", lookup_expr="date__gte", label="From", widget=DATE
-    )
-    until = django_filters.DateFilter(
-        field_name="created_at", lookup_expr="date__lte", label="Until", widget=DATE
-    )
 
     class Meta:
         model = AuditEntry
@@ -87,9 +77,7 @@ class AuditTable(tables.Table):
 def audit_log(request):
     entries = AuditFilter(request.GET, queryset=AuditEntry.objects.all())
     table = AuditTable(entries.qs)
-    table.paginate(
-        paginator_class=LazyPaginator, page=request.GET.get("page", 1), per_page=PAGE_SIZE
-    )
+    paginate(table, request)
     return render(
         request,
         "mdm_portal/audit.html",

@@ -30,6 +30,7 @@ urlpatterns = [
     path("", ui.dashboard, name="dashboard"),
     path("certificates/", include("certs.ui_urls")),
     path("audit/", ui.audit_log, name="audit"),
+    path("", include("commands.ui_urls")),
     path("", include("enrollment.ui_urls")),  # /profiles/, /enrollments/, /groups/
     path("admin/", admin.site.urls),
 ]

@@ -20,6 +20,7 @@ from .device_queries import QUERY_RIGHTS
 from .hooks import HOOKS, Draft, Hook, Recipient, register_hook
 
 __all__ = [
+    "ADMIN_ONLY",
     "DEFINITIONS",
     "HOOKS",
     "CatalogError",
@@ -106,6 +107,10 @@ NEVER_NOT_NOW = frozenset(
 
 # Keys only the server supplies, at delivery (hooks.py): validated as present, never queued.
 SERVER_SUPPLIED_KEYS: dict[str, dict[str, object]] = {"ClearPasscode": {"UnlockToken": b"\0"}}
+
+# Commands only an administrator may queue (their hooks refuse anyone else; a raw command is
+# an administrator's anyway): the UI offers them to administrators only.
+ADMIN_ONLY = frozenset({"ClearPasscode", "EraseDevice"})
 
 # Commands that count as done once delivered: the device may never be able to answer.
 DELIVERED_WHEN_SENT = frozenset({"EraseDevice"})
