@@ -29,6 +29,12 @@ def pytest_runtest_setup(item):
         pytest.skip(reason)
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Staff users are made in many tests: a slow (secure) hasher would cost ~1.7 s each."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def ca(db):
     authority, _ = ensure_ca(actor="tests")
