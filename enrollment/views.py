@@ -14,7 +14,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from commands.catalog import ALL_RIGHTS
+from commands.catalog import ALL_RIGHTS, rights_in_words
 
 from .mobileconfig import EnrollmentUnavailable, check_available, enrollment_profile_bytes
 from .models import Enrollment
@@ -22,23 +22,6 @@ from .models import Enrollment
 log = logging.getLogger(__name__)
 
 PROFILE_CONTENT_TYPE = "application/x-apple-aspen-config"
-
-# What each AccessRights bit lets the organization do, in plain words (seed, MDM payload).
-RIGHTS_IN_WORDS: list[tuple[int, str]] = [
-    (1, "see which configuration profiles are installed"),
-    (2, "install and remove configuration profiles (settings such as Wi-Fi, VPN or e-mail)"),
-    (4, "lock the device and remove its passcode"),
-    (8, "erase the device: everything on it is deleted"),
-    (16, "read device information such as its model, capacity and serial number"),
-    (32, "read network information such as its phone number, SIM and network addresses"),
-    (64, "see which app provisioning profiles are installed"),
-    (128, "install and remove app provisioning profiles"),
-    (256, "see which apps are installed"),
-    (512, "see which restrictions apply to the device"),
-    (1024, "check its security settings, such as whether a passcode is set"),
-    (2048, "change device settings, such as its name or data roaming"),
-    (4096, "install, manage and remove apps"),
-]
 
 # (title, explanation, status) of every page that is not the enrollment page.
 PAGES: dict[str, tuple[str, str, int]] = {
@@ -78,10 +61,6 @@ PAGES: dict[str, tuple[str, str, int]] = {
         503,
     ),
 }
-
-
-def rights_in_words(access_rights: int) -> list[str]:
-    return [words for bit, words in RIGHTS_IN_WORDS if access_rights & bit]
 
 
 def profile_filename(name: str) -> str:

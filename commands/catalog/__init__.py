@@ -65,6 +65,36 @@ RIGHT_NAMES: dict[str, int] = {
     "AllowAppInstallation": APP_MANAGEMENT,
 }
 
+# What each AccessRights bit lets the organization do, in plain words (seed, MDM payload): for
+# the people who enroll a device and the staff who read its rights.
+RIGHTS_IN_WORDS: list[tuple[int, str]] = [
+    (INSPECT_PROFILES, "see which configuration profiles are installed"),
+    (
+        INSTALL_PROFILES,
+        "install and remove configuration profiles (settings such as Wi-Fi, VPN or e-mail)",
+    ),
+    (LOCK_AND_PASSCODE, "lock the device and remove its passcode"),
+    (ERASE, "erase the device: everything on it is deleted"),
+    (DEVICE_INFORMATION, "read device information such as its model, capacity and serial number"),
+    (
+        NETWORK_INFORMATION,
+        "read network information such as its phone number, SIM and network addresses",
+    ),
+    (INSPECT_PROVISIONING_PROFILES, "see which app provisioning profiles are installed"),
+    (INSTALL_PROVISIONING_PROFILES, "install and remove app provisioning profiles"),
+    (INSPECT_APPLICATIONS, "see which apps are installed"),
+    (RESTRICTIONS_QUERIES, "see which restrictions apply to the device"),
+    (SECURITY_QUERIES, "check its security settings, such as whether a passcode is set"),
+    (SETTINGS, "change device settings, such as its name or data roaming"),
+    (APP_MANAGEMENT, "install, manage and remove apps"),
+]
+
+
+def rights_in_words(access_rights: int) -> list[str]:
+    """What `access_rights` allows, one phrase per bit set."""
+    return [words for bit, words in RIGHTS_IN_WORDS if access_rights & bit]
+
+
 # Commands the device is guaranteed to execute: they never answer NotNow (seed, Error Handling).
 NEVER_NOT_NOW = frozenset(
     {
@@ -199,6 +229,17 @@ def _check_rights(request_type: str, command: dict | None, recipients: list[Reci
             f"{request_type} needs AccessRights {needed}, which {len(udids)} device(s) "
             "were not enrolled with: " + ", ".join(udids[:5])
         )
+
+
+def unavailable_reason(request_type: str, recipient: Recipient) -> str | None:
+    """Why the catalog would refuse `request_type` for this device before any key is looked
+    at (platform, OS version, AccessRights), or None: what a page uses to offer a command."""
+    try:
+        _check_platforms(get_definition(request_type), [recipient])
+        _check_rights(request_type, None, [recipient])
+    except CatalogError as exc:
+        return str(exc)
+    return None
 
 
 def prepare(draft: Draft, *, raw: bool = False) -> dict:
