@@ -168,24 +168,54 @@ def unassign(
         if not deleted:
             raise LibraryError(f"{profile.identifier} is not assigned to {device or group}")
         members = Device.objects.filter(pk=device.pk) if device is not None else group.devices.all()
-        still = assigned_devices(profile)
-        has_it = InstalledProfile.objects.filter(identifier=profile.identifier).values("device")
-        pending = QueuedCommand.objects.filter(
-            request_type="InstallProfile",
-            status__in=PENDING_STATUSES,
-            command__profile_link__identifier=profile.identifier,
-        )
-        losing = members.filter(state=Device.State.ENROLLED).exclude(pk__in=still.values("pk"))
-        # Whatever install is still waiting for them is no longer wanted.
-        pending.filter(device__in=losing).update(status=Status.CANCELED, answered_at=timezone.now())
-        to_remove = losing.filter(pk__in=has_it)
-        count = to_remove.count()
-        if count:
-            _enqueue_for_profile(
-                profile, to_remove, "RemoveProfile", {"Identifier": profile.identifier}, by=by
-            )
+        count = remove_where_unwanted(profile, members, by=by)
         audit("profile.unassigned", actor=by, target=profile.identifier, to=str(device or group))
     return count
+
+
+def remove_where_unwanted(profile: Profile, members: QuerySet, *, by: str) -> int:
+    """Of `members`, the managed devices the profile is no longer assigned to lose it: their
+    waiting installs are canceled and those that have it get one RemoveProfile. Returns how
+    many RemoveProfile went out."""
+    still = assigned_devices(profile)
+    has_it = InstalledProfile.objects.filter(identifier=profile.identifier).values("device")
+    pending = QueuedCommand.objects.filter(
+        request_type="InstallProfile",
+        status__in=PENDING_STATUSES,
+        command__profile_link__identifier=profile.identifier,
+    )
+    losing = members.filter(state=Device.State.ENROLLED).exclude(pk__in=still.values("pk"))
+    # Whatever install is still waiting for them is no longer wanted.
+    pending.filter(device__in=losing).update(status=Status.CANCELED, answered_at=timezone.now())
+    to_remove = losing.filter(pk__in=has_it)
+    count = to_remove.count()
+    if count:
+        _enqueue_for_profile(
+            profile, to_remove, "RemoveProfile", {"Identifier": profile.identifier}, by=by
+        )
+    return count
+
+
+_BATCH = 1000  # device ids per query: SQLite and PostgreSQL limit a query's parameters
+
+
+def follow_group_change(group: DeviceGroup | None, moved: dict[int, int | None], *, by: str):
+    """Devices moved into `group` (None: out of any group; `moved` maps each to the group it
+    left) get the new group's profiles where missing and lose the old groups' profiles that
+    nothing else assigns them. Answers devices.signals.group_membership_changed."""
+    if group is not None:
+        members = Device.objects.filter(group=group, state=Device.State.ENROLLED)
+        for profile in Profile.objects.filter(assignments__group=group).distinct():
+            install_where_missing(profile, members, by=by)
+    left: dict[int, list[int]] = {}
+    for pk, previous in moved.items():
+        if previous is not None:
+            left.setdefault(previous, []).append(pk)
+    for previous, ids in left.items():
+        for profile in Profile.objects.filter(assignments__group_id=previous).distinct():
+            for start in range(0, len(ids), _BATCH):
+                batch = Device.objects.filter(pk__in=ids[start : start + _BATCH])
+                remove_where_unwanted(profile, batch, by=by)
 
 
 def reconcile_device(device: Device) -> int:
