@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from certs.views import scep
 from commands.views import connect
@@ -29,5 +29,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", ui.dashboard, name="dashboard"),
     path("audit/", ui.audit_log, name="audit"),
+    path("", include("devices.ui_urls")),
     path("admin/", admin.site.urls),
 ]
