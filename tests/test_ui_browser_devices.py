@@ -1,0 +1,106 @@
+"""The device pages in real headless Chromium: log in, search the list, open a device that
+enrolled and answered its inventory over HTTP, read its inventory and history; screenshots of
+both pages at laptop and tablet widths go to the test artifacts folder."""
+
+import httpx
+import pytest
+
+from certs.ca import ensure_ca
+from tests.conftest import ARTIFACTS, new_identity
+from tests.device_ui_support import MAC, answer_everything, enroll_with_inventory, make_fleet
+from tests.simulator import Response, SimulatedDevice
+from tests.ui_support import PASSWORD, make_user
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def http_device(live_server):
+    """A simulated device that talks to the live server over HTTP, signing its messages."""
+    ensure_ca(actor="tests")
+    client = httpx.Client(base_url=live_server.url, timeout=10)
+
+    def send(path: str, body: bytes, headers: dict[str, str]) -> Response:
+        response = client.put(path, content=body, headers=headers)
+        return Response(response.status_code, response.content)
+
+    def make(**kwargs) -> SimulatedDevice:
+        certificate, key, _ = new_identity()
+        return SimulatedDevice(send=send, certificate=certificate, key=key, **kwargs)
+
+    yield make
+    client.close()
+
+
+def log_in(page, username: str) -> None:
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/")
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+def test_find_a_device_open_it_and_read_its_inventory(browser_page, http_device):
+    page = browser_page
+    make_fleet(60)
+    iphone = http_device()
+    device = enroll_with_inventory(iphone)
+    mac = http_device()
+    enroll_with_inventory(mac, MAC)
+    # A command that failed, so the history shows an ErrorChain.
+    from commands.queue import enqueue
+
+    enqueue(
+        device, "Settings", {"Settings": [{"Item": "DeviceName", "DeviceName": "Ana's iPhone"}]}
+    )
+    answer_everything(iphone, fail={"Settings"})
+    make_user("olivia", "operator")
+
+    log_in(page, "olivia")
+    page.get_by_role("link", name="Devices", exact=True).click()
+    page.wait_for_url("**/devices/")
+    assert page.locator("table.devices tbody tr").count() == 50  # one page of 62
+    assert page.get_by_role("link", name="Next →").is_visible()
+    shot(page, "devices-list.png")
+
+    # Search as you type (htmx swaps the results and keeps the URL in step).
+    page.get_by_label("Search").fill("F17ZK3P9Q1")
+    page.wait_for_function("document.querySelectorAll('table.devices tbody tr').length === 1")
+    assert "q=F17ZK3P9Q1" in page.url
+    row = page.locator("table.devices tbody tr")
+    assert "Ana's iPhone" in row.inner_text()
+    row.locator("input[type=checkbox]").check()
+    assert page.get_by_text("1 device selected").is_visible()
+    shot(page, "devices-list-search.png")
+
+    row.get_by_role("link", name="Ana's iPhone").click()
+    page.wait_for_url(f"**/devices/{device.udid}/")
+    assert page.get_by_role("heading", name="Ana's iPhone", level=1).is_visible()
+    profiles = page.locator("#profiles")
+    assert "Office Wi-Fi" in profiles.inner_text() and "Staff VPN" in profiles.inner_text()
+    assert "Microsoft Outlook" in page.locator("#apps").inner_text()
+    assert "allowScreenShot" in page.locator("#restrictions").inner_text()
+    assert "PasscodePresent" in page.locator("#security").inner_text()
+    history = page.locator("#history")
+    assert "The device is not supervised. (MCMDMErrorDomain 12021)" in history.inner_text()
+    row = history.locator("tr", has_text="SecurityInfo")
+    row.locator("summary", has_text="Result").click()  # a readable result opens in place
+    assert row.locator("dt", has_text="FirewallEnabled").is_visible()
+    assert page.get_by_role("link", name="Lock…").is_visible()
+    assert page.get_by_role("link", name="Erase…").count() == 0  # an operator, not an admin
+    shot(page, "device-page.png")
+    page.screenshot(path=str(ARTIFACTS / "device-page-top.png"))
+
+    page.set_viewport_size({"width": 820, "height": 1180})  # a tablet, portrait
+    shot(page, "device-page-tablet.png")
+    page.locator("#history").screenshot(path=str(ARTIFACTS / "device-history-tablet.png"))
+    assert page.evaluate("document.documentElement.scrollWidth") <= 820
+    page.goto("/devices/")
+    shot(page, "devices-list-tablet.png")
+    page.screenshot(path=str(ARTIFACTS / "devices-list-tablet-top.png"))
+    # Nothing is wider than a tablet: the tables scroll inside their frames, not the page.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 820
