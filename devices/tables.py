@@ -7,6 +7,7 @@ sort has an index (migration 0010) so a page is a short index scan at any fleet 
 import django_tables2 as tables
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
+from django_tables2.data import TableQuerysetData
 
 from mdm_portal.templatetags.readable import ago
 
@@ -55,6 +56,22 @@ def state_badges(device: Device) -> str:
     if device.lost_mode:
         badges.append(mark_safe('<span class="badge warning">lost mode</span>'))
     return format_html(" ".join(["{}"] * len(badges)), *badges)
+
+
+class KeysFirstData(TableQuerysetData):
+    """Table data that reads a deep page in two steps: the page's primary keys first, from the
+    sort's index alone (each sort index ends with the key), then only those rows.
+
+    With OFFSET the database would otherwise fetch every skipped row in full: page 1,000 of a
+    100,000-device list read 50,000 rows to show 50. The first page keeps the single query.
+    """
+
+    def __getitem__(self, key):
+        if not isinstance(key, slice) or not key.start:
+            return super().__getitem__(key)
+        ids = list(self.data.values_list("pk", flat=True)[key])
+        rows = {row.pk: row for row in self.data.filter(pk__in=ids).order_by()}
+        return [rows[pk] for pk in ids if pk in rows]
 
 
 class DeviceTable(tables.Table):

@@ -40,7 +40,7 @@ from .selection import (
     filter_querystring,
     read_filter,
 )
-from .tables import LIST_FIELDS, DeviceTable, ago, state_badges
+from .tables import LIST_FIELDS, DeviceTable, KeysFirstData, ago, state_badges
 
 PAGE_SIZE = 50
 HISTORY_STEP = 20
@@ -134,7 +134,7 @@ class ActionForm(forms.Form):
 
 def _table(request, queryset):
     table = DeviceTable(
-        queryset.select_related("group").only(*LIST_FIELDS),
+        KeysFirstData(queryset.select_related("group").only(*LIST_FIELDS)),
         selectable=has_role(request.user, OPERATOR),
     )
     RequestConfig(
