@@ -276,6 +276,30 @@ def _device(udid: str) -> Device:
     return device
 
 
+def _recipient(device: Device) -> Recipient:
+    return Recipient(
+        id=device.pk,
+        udid=device.udid,
+        access_rights=device.access_rights,
+        platform=device.platform,
+        os_version=device.os_version,
+        lost_mode=device.lost_mode,
+        has_unlock_token=device.has_unlock_token,
+    )
+
+
+def _refresh_links(request, device: Device, sections: list[dict]) -> list[dict]:
+    """Each inventory section's "Refresh" link, or why the device cannot be asked for it (a
+    Mac has no Restrictions query; an enrollment may not allow it)."""
+    may_send = has_role(request.user, OPERATOR) and device.state == Device.State.ENROLLED
+    recipient = _recipient(device)
+    for section in sections:
+        section["unavailable"] = unavailable_reason(section["kind"], recipient)
+        if may_send and not section["unavailable"]:
+            section["refresh_url"] = command_url(section["kind"], devices=[device.udid])
+    return sections
+
+
 def _commands(request, device: Device) -> dict:
     """The command links a person may use on this device, and why others are not offered."""
     if not has_role(request.user, OPERATOR):
@@ -285,15 +309,7 @@ def _commands(request, device: Device) -> dict:
             "offered": [],
             "note": "Commands can be sent once the device is enrolled (after its TokenUpdate).",
         }
-    recipient = Recipient(
-        id=device.pk,
-        udid=device.udid,
-        access_rights=device.access_rights,
-        platform=device.platform,
-        os_version=device.os_version,
-        lost_mode=device.lost_mode,
-        has_unlock_token=device.has_unlock_token,
-    )
+    recipient = _recipient(device)
     offered = []
     for request_type, label, role in COMMON_COMMANDS:
         if not has_role(request.user, role):
@@ -354,7 +370,7 @@ def device_detail(request, udid: str):
             "identity_days_left": (identity.not_after - timezone.now()).days if identity else None,
             "rights": rights_in_words(device.access_rights),
             "last_push": PushAttempt.objects.filter(device=device).order_by("-created_at").first(),
-            "inventory": inventory_sections(device),
+            "inventory": _refresh_links(request, device, inventory_sections(device)),
             "commands": _commands(request, device),
             "state_badges": state_badges(device),
             "last_seen": ago(device.last_seen_at),

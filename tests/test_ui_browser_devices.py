@@ -77,6 +77,12 @@ def test_find_a_device_open_it_and_read_its_inventory(browser_page, http_device)
     assert page.get_by_text("1 device selected").is_visible()
     shot(page, "devices-list-search.png")
 
+    page.get_by_role("link", name="Select every device that matches this filter").click()
+    assert page.get_by_text("All 1 device that matches this filter is selected.").is_visible()
+    shot(page, "devices-list-all-selected.png")
+    page.get_by_role("link", name="Clear the selection").click()
+    row = page.locator("table.devices tbody tr")
+
     row.get_by_role("link", name="Ana's iPhone").click()
     page.wait_for_url(f"**/devices/{device.udid}/")
     assert page.get_by_role("heading", name="Ana's iPhone", level=1).is_visible()
@@ -104,3 +110,24 @@ def test_find_a_device_open_it_and_read_its_inventory(browser_page, http_device)
     page.screenshot(path=str(ARTIFACTS / "devices-list-tablet-top.png"))
     # Nothing is wider than a tablet: the tables scroll inside their frames, not the page.
     assert page.evaluate("document.documentElement.scrollWidth") <= 820
+
+
+def test_an_admin_sees_erase_and_why_a_mac_is_not_offered_some_commands(browser_page, http_device):
+    page = browser_page
+    mac = http_device()
+    device = enroll_with_inventory(mac, MAC)
+    make_user("adam", "admin")
+    log_in(page, "adam")
+    page.goto("/devices/?platform=macOS")
+    page.get_by_role("link", name="Design MacBook Pro").click()
+    page.wait_for_url(f"**/devices/{device.udid}/")
+    page.keyboard.press("Tab")  # usable from the keyboard: the skip link comes first
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    commands = page.locator("#commands")
+    assert commands.get_by_role("link", name="Erase…").is_visible()
+    assert commands.get_by_role("link", name="Lock…").is_visible()
+    commands.get_by_text("Why some commands are greyed out").click()
+    reasons = commands.locator("details.refused").inner_text()
+    assert "EnableLostMode is not supported on macOS" in reasons
+    assert "ClearPasscode is not supported on macOS" in reasons
+    shot(page, "device-page-mac-admin.png")

@@ -106,6 +106,12 @@ def test_the_inventory_is_shown_readably_with_when_it_was_reported(staff, iphone
     assert 'id="information"' in html and 'id="restrictions"' in html
 
 
+def test_the_page_takes_a_handful_of_queries(staff, iphone, django_assert_max_num_queries):
+    _sim, device = iphone
+    with django_assert_max_num_queries(20):
+        page(staff[ADMIN], device)
+
+
 def test_a_device_that_reported_nothing_says_so(staff, enrolled):
     device = Device.objects.get(udid=enrolled.udid)
     text = text_of(page(staff[VIEWER], device))
@@ -211,6 +217,9 @@ def test_lost_mode_offers_disable_and_refused_commands_say_why(staff, make_devic
     html = page(staff[ADMIN], enroll_with_inventory(mac, MAC))
     assert "Restrictions is not supported on macOS" in html
     assert "EnableLostMode is not supported on macOS" in html
+    # Its inventory says so too, and offers no refresh that would be refused.
+    assert "not available: Restrictions is not supported on macOS" in html
+    assert "Restrictions" not in command_links(html)
 
 
 def test_a_pending_device_is_offered_no_command(staff, device):
