@@ -35,6 +35,8 @@ from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+from bench.fleet import insert_devices  # noqa: E402
+
 PAGES = [
     ("page 1 (by name)", "/devices/"),
     ("deep page (1000 of 2000)", "/devices/?page=1000"),
@@ -98,24 +100,8 @@ def fill(count: int) -> None:
         "push_magic": "md5(n::text)",
         "token_invalid_at": "(CASE WHEN mod(n, 100) = 42 THEN %s ELSE NULL END)",
     }
-    columns, values, params = [], [], []
-    for field in Device._meta.concrete_fields:
-        if field.primary_key:
-            continue
-        columns.append(field.column)
-        if field.attname in generated:
-            values.append(generated[field.attname])
-            params += [now] * generated[field.attname].count("%s")
-        else:
-            values.append("%s")
-            value = field.get_default() if field.has_default() or not field.null else None
-            params.append(now if field.name == "created_at" else value)
-    sql = (
-        f"INSERT INTO {Device._meta.db_table} ({', '.join(columns)}) "  # noqa: S608
-        f"SELECT {', '.join(values)} FROM generate_series(1, %s) AS n"
-    )
+    insert_devices(count, generated, now)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, count])
         # What the inactivity sweep would have marked.
         cursor.execute(
             f"UPDATE {Device._meta.db_table} SET inactive_since = %s "  # noqa: S608

@@ -5,13 +5,10 @@ apps, certificates, restrictions), and a fleet of plain rows fills the list."""
 import datetime as dt
 import uuid
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from django.utils import timezone
 
 from devices.models import Device, DeviceGroup
+from tests.test_inventory import make_certificate
 
 UNLOCK_TOKEN = b"unlock-token-\x8f\x01secret-4be2"
 BOOTSTRAP_TOKEN = b"bootstrap-token-\x9a\x02secret-77c1"
@@ -39,20 +36,7 @@ MAC = {
 
 
 def certificate_der(common_name: str, days_left: int) -> bytes:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    not_after = dt.datetime.now(dt.UTC) + dt.timedelta(days=days_left)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_after - dt.timedelta(days=730))
-        .not_valid_after(not_after)
-        .sign(key, hashes.SHA256())
-    )
-    return certificate.public_bytes(serialization.Encoding.DER)
+    return make_certificate(common_name, dt.datetime.now(dt.UTC) + dt.timedelta(days=days_left))
 
 
 def answers(identity: dict) -> dict[str, dict]:
