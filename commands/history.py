@@ -2,13 +2,13 @@
 
 from devices.inventory import json_safe
 from devices.models import Device
-from devices.redaction import redacted
 from devices.summary import iso
+from mdm_portal.masking import masked
 
 from .models import ArchivedCommand, QueuedCommand
 
 # Keys of every answer: the rest is what the command returned.
-_ENVELOPE = {"Status", "UDID", "CommandUUID", "ErrorChain", "EnrollmentID"}
+ENVELOPE_KEYS = {"Status", "UDID", "CommandUUID", "ErrorChain", "EnrollmentID"}
 
 
 def _answer(row) -> dict | None:
@@ -16,7 +16,7 @@ def _answer(row) -> dict | None:
     result = row.result_dict() if getattr(row, "result", None) else None
     if not result:
         return None
-    return json_safe({k: v for k, v in result.items() if k not in _ENVELOPE}) or None
+    return json_safe({k: v for k, v in result.items() if k not in ENVELOPE_KEYS}) or None
 
 
 def _history_entry(row, archived: bool) -> dict:
@@ -38,7 +38,7 @@ def _history_entry(row, archived: bool) -> dict:
 
 def recent_commands(device: Device, limit: int, *, redact: bool = False) -> list[dict]:
     """The device's latest commands: the live queue first, then the archive. With `redact`,
-    the secrets some answers carry are hidden (devices.redaction): for what people read."""
+    the secrets some answers carry are masked (mdm_portal.masking): for what people read."""
     live = (
         QueuedCommand.objects.filter(device=device)
         .select_related("command")
@@ -57,5 +57,5 @@ def recent_commands(device: Device, limit: int, *, redact: bool = False) -> list
     if redact:
         for entry in history:
             if entry.get("result"):
-                entry["result"] = redacted(entry["result"])
+                entry["result"] = masked(entry["result"])
     return history

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from devices.activity import mark_seen
@@ -46,7 +46,20 @@ log = logging.getLogger("mdm.queue")
 
 
 class EnqueueError(ValueError):
-    """A command that cannot be queued; the message says why. Nothing was queued."""
+    """A command that cannot be queued; the message says why. Nothing was queued.
+
+    `key` is the path of the payload key the message names (from the catalog), or None.
+    """
+
+    def __init__(self, message: str, *, key: str | None = None):
+        super().__init__(message)
+        self.key = key
+
+
+# The devices enqueue accepts: managed, with a push token APNs has not declared invalid.
+QUEUEABLE = Q(state=Device.State.ENROLLED, token_invalid_at__isnull=True)
+# How many UDIDs an enqueue's audit entry names (the command's page lists every device).
+AUDITED_UDIDS = 20
 
 
 def _as_queryset(devices) -> QuerySet:
@@ -147,7 +160,7 @@ def enqueue(
         try:
             command = prepare(draft, raw=raw)
         except CatalogError as exc:
-            raise EnqueueError(str(exc)) from None
+            raise EnqueueError(str(exc), key=exc.key) from None
         try:
             # XML, as the device will receive it (binary plists accept values XML cannot carry).
             encoded = plistlib.dumps(command)
@@ -167,7 +180,12 @@ def enqueue(
         if fanned_out != len(recipients):  # a device changed between the check and the insert
             raise EnqueueError("the device selection changed while queuing; nothing queued")
         request_push(managed)
-        details = {"request_type": request_type, "devices": len(recipients), "raw": raw}
+        details = {
+            "request_type": request_type,
+            "devices": len(recipients),
+            "udids": [recipient.udid for recipient in recipients[:AUDITED_UDIDS]],
+            "raw": raw,
+        }
         if reason:
             details["reason"] = reason
         audit(
@@ -212,6 +230,38 @@ def request_push(devices: QuerySet) -> None:
             log.warning("push not scheduled now (the periodic run will send it): %s", exc)
 
     transaction.on_commit(trigger)
+
+
+def queueable(devices: QuerySet) -> QuerySet:
+    """The devices of `devices` that enqueue accepts (a bulk selection leaves the others out)."""
+    return devices.filter(QUEUEABLE)
+
+
+# What "cancel what is still queued" cancels: rows the device does not have. A SENT row stays,
+# since the device has the command (it answers it, or the expiry sweep ends it); a NOT_NOW row
+# is cancelable because after NotNow the device keeps no copy.
+CANCELABLE_STATUSES = (Status.QUEUED, Status.NOT_NOW)
+
+
+def cancel_queued(command: Command, *, by=None, address: str | None = None) -> int:
+    """Cancel the rows of `command` not yet delivered (queued, or held after NotNow). Audited.
+
+    Returns how many were canceled; the rows stay in the history as canceled. A row a device
+    poll is delivering at this very moment is sent all the same, and then shows as sent.
+    """
+    with transaction.atomic():
+        count = QueuedCommand.objects.filter(
+            command=command, status__in=CANCELABLE_STATUSES
+        ).update(status=Status.CANCELED, answered_at=timezone.now())
+        audit(
+            "command.canceled",
+            actor=by or "system",
+            target=command.uuid,
+            address=address,
+            request_type=command.request_type,
+            canceled=count,
+        )
+    return count
 
 
 def cancel_pending(device: Device, reason: str) -> int:

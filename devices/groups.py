@@ -1,69 +1,131 @@
-"""Group membership: a device belongs to one group at most (Device.group).
+"""Device groups as such: names, and finding the devices a person lists by UDID or serial.
 
-Adding devices to a group moves them out of the group they were in. Each change is one UPDATE
-whatever the number of devices, audited with who, from where and which devices, and announced
-(`devices.signals.group_membership_changed`) so the profile library can install the new
-group's profiles and remove those of the old one that nothing else keeps.
+A device is in at most one group (Device.group). What a group's membership means for the
+profile library (its profiles installed on joining, removed on leaving) is enrollment's
+business: `enrollment.membership` moves devices between groups; this module knows no profile.
 """
 
-from django.db import transaction
+import re
+
+from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 
 from mdm_portal.audit import audit
 
 from .models import Device, DeviceGroup
-from .signals import group_membership_changed
 
-AUDITED_UDIDS = 50  # the audit entry names this many devices, and counts them all
-_BATCH = 1000
-
-
-def add_to_group(
-    group: DeviceGroup, devices: QuerySet, *, actor, address: str | None = None
-) -> int:
-    """Put `devices` in `group`; returns how many were moved (those already in it are not)."""
-    return _move(devices.exclude(group=group), group, actor=actor, address=address)
+NAME_MAX = DeviceGroup._meta.get_field("name").max_length
+# How many UDIDs or serial numbers one request may list.
+MAX_REFERENCES = 2000
+_SEPARATORS = re.compile(r"[\s,;]+")
 
 
-def remove_from_group(
-    group: DeviceGroup, devices: QuerySet, *, actor, address: str | None = None
-) -> int:
-    """Take those of `devices` that are in `group` out of it; returns how many."""
-    return _move(devices.filter(group=group), None, actor=actor, address=address)
+class GroupError(ValueError):
+    """The group change is refused; the message says why and nothing was changed."""
 
 
-def _move(devices: QuerySet, group: DeviceGroup | None, *, actor, address: str | None) -> int:
-    with transaction.atomic():
-        rows = list(
-            Device.objects.select_for_update()
-            .filter(pk__in=devices.values("pk"))
-            .order_by("pk")
-            .values_list("pk", "udid", "group_id")
-        )
-        if not rows:
-            return 0
-        moved = {pk: previous for pk, _udid, previous in rows}
-        ids = list(moved)
-        for start in range(0, len(ids), _BATCH):  # SQLite limits the parameters of a query
-            Device.objects.filter(pk__in=ids[start : start + _BATCH]).update(group=group)
-        group_membership_changed.send(Device, group=group, moved=moved, by=_name(actor))
-        udids = [udid for _pk, udid, _previous in rows]
-        audit(
-            "group.devices_added" if group is not None else "group.devices_removed",
-            actor=actor,
-            target=group.name if group is not None else _names(set(moved.values())),
-            address=address,
-            count=len(rows),
-            devices=udids[:AUDITED_UDIDS],
-        )
-    return len(rows)
+def clean_group_name(name: str) -> str:
+    """The name stripped, or GroupError when it is empty or too long."""
+    name = (name or "").strip()
+    if not name:
+        raise GroupError("a group needs a name")
+    if len(name) > NAME_MAX:
+        raise GroupError(f"a group name has at most {NAME_MAX} characters")
+    return name
 
 
-def _name(actor) -> str:
-    return actor.get_username() if hasattr(actor, "get_username") else str(actor)
+def _name_taken(name: str, exclude: int | None = None) -> bool:
+    others = DeviceGroup.objects.filter(name__iexact=name)
+    if exclude is not None:
+        others = others.exclude(pk=exclude)
+    return others.exists()
 
 
-def _names(group_ids: set[int | None]) -> str:
-    return ", ".join(
-        DeviceGroup.objects.filter(pk__in=group_ids).order_by("name").values_list("name", flat=True)
+def create_group(name: str, *, description: str = "", by, address: str | None = None):
+    """A new group, audited; GroupError if the name is empty, too long or taken."""
+    name = clean_group_name(name)
+    if _name_taken(name):
+        raise GroupError(f"a group named {name!r} already exists")
+    try:
+        with transaction.atomic():
+            group = DeviceGroup.objects.create(name=name, description=description.strip())
+            audit("group.created", actor=by, target=group.name, address=address)
+    except IntegrityError:  # created meanwhile by someone else
+        raise GroupError(f"a group named {name!r} already exists") from None
+    return group
+
+
+def get_or_create_group(name: str, *, by, address: str | None = None) -> tuple[DeviceGroup, bool]:
+    """The group named `name` (any case), created and audited if there is none."""
+    name = clean_group_name(name)
+    existing = DeviceGroup.objects.filter(name__iexact=name).first()
+    if existing is not None:
+        return existing, False
+    return create_group(name, by=by, address=address), True
+
+
+def rename_group(
+    group: DeviceGroup, name: str, *, description: str | None = None, by, address=None
+) -> None:
+    """Rename the group (and change its description when given), audited."""
+    name = clean_group_name(name)
+    if _name_taken(name, exclude=group.pk):
+        raise GroupError(f"a group named {name!r} already exists")
+    old = group.name
+    group.name = name
+    fields = ["name"]
+    if description is not None:
+        group.description = description.strip()
+        fields.append("description")
+    try:
+        with transaction.atomic():
+            group.save(update_fields=fields)
+            audit("group.renamed", actor=by, target=group.name, address=address, old_name=old)
+    except IntegrityError:
+        group.name = old
+        raise GroupError(f"a group named {name!r} already exists") from None
+
+
+def parse_references(text: str) -> list[str]:
+    """The UDIDs or serial numbers in `text` (one per line, or separated by spaces, commas or
+    semicolons), in order, without repeats."""
+    references = list(dict.fromkeys(part for part in _SEPARATORS.split(text or "") if part))
+    if len(references) > MAX_REFERENCES:
+        raise GroupError(f"list at most {MAX_REFERENCES} devices at once")
+    return references
+
+
+def find_devices(text: str) -> QuerySet:
+    """The devices `text` names by UDID or serial number (serials in any case).
+
+    Every name must match a device: GroupError lists those that match none, so a typo never
+    goes unnoticed. A serial number shared by several device records matches them all.
+    """
+    references = parse_references(text)
+    if not references:
+        raise GroupError("list at least one UDID or serial number")
+    serials = {reference.upper() for reference in references}
+    matched = Device.objects.filter(udid__in=references) | Device.objects.filter(
+        serial_number__in=serials
     )
+    found_udids, found_serials = set(), set()
+    for udid, serial in matched.values_list("udid", "serial_number"):
+        found_udids.add(udid)
+        found_serials.add(serial.upper())
+    unknown = [r for r in references if r not in found_udids and r.upper() not in found_serials]
+    if unknown:
+        shown = ", ".join(unknown[:10]) + (
+            f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+        )
+        raise GroupError(f"no device has this UDID or serial number: {shown}")
+    return Device.objects.filter(pk__in=matched.values("pk"))
+
+
+def set_group(devices: QuerySet, group: DeviceGroup | None) -> int:
+    """Put `devices` in `group` (None: in no group), one UPDATE. Returns how many moved.
+
+    Plain membership: callers that must keep the profile library consistent go through
+    enrollment.membership.
+    """
+    moving = devices.exclude(group=group) if group is not None else devices.exclude(group=None)
+    return moving.update(group=group)

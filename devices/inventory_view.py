@@ -1,10 +1,11 @@
 """A device's inventory as the sections of its page: the latest answer of each query command,
-with when it was reported, secrets hidden (devices.redaction), lists as rows."""
+with when it was reported, secrets masked (mdm_portal.masking), lists as rows."""
 
 from django.utils import timezone
 
+from mdm_portal.masking import masked
+
 from .models import Device, InventoryReport
-from .redaction import redacted
 
 Kind = InventoryReport.Kind
 
@@ -71,7 +72,7 @@ def inventory_sections(device: Device) -> list[dict]:
         report = reports.get(kind)
         if report is None and kind not in ALWAYS:
             continue
-        data = redacted(report.data) if report is not None else None
+        data = masked(report.data) if report is not None else None
         if kind == Kind.DEVICE_INFORMATION and isinstance(data, dict):
             data = dict(sorted(data.items()))
         section = {

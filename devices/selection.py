@@ -33,13 +33,15 @@ PLATFORMS = ("iOS", "macOS", "tvOS", "visionOS", "watchOS")
 FILTER_KEYS = ("q", "state", "group", "platform", "os_version", "seen")
 STALE_DAYS = 7
 
-SEEN_CHOICES = [
-    ("24h", "Seen in the last 24 hours"),
-    ("7d", "Seen in the last 7 days"),
-    ("stale", f"Not seen for {STALE_DAYS}+ days"),
-    ("inactive", "Marked inactive"),
-    ("token_invalid", "Push token invalid"),
-]
+# Each `seen` value in words (the command form describes a filter with them).
+SEEN = {
+    "24h": "seen in the last 24 hours",
+    "7d": "seen in the last 7 days",
+    "stale": f"not seen for {STALE_DAYS} days or more",
+    "inactive": "inactive",
+    "token_invalid": "push token invalid",
+}
+SEEN_CHOICES = [(value, words[0].upper() + words[1:]) for value, words in SEEN.items()]
 STATE_CHOICES = [
     (Device.State.ENROLLED, "Enrolled"),
     (Device.State.PENDING, "Pending"),
@@ -49,13 +51,12 @@ NO_GROUP = "none"
 
 
 class SelectionError(ValueError):
-    """A filter that cannot be read; `errors` maps each bad key to its messages."""
+    """A filter that cannot be read; `errors` maps each bad key to its messages, each of which
+    names its key."""
 
     def __init__(self, errors: dict[str, list[str]]):
         self.errors = errors
-        super().__init__(
-            "; ".join(f"{key}: {' '.join(messages)}" for key, messages in errors.items())
-        )
+        super().__init__("; ".join(" ".join(messages) for messages in errors.values()))
 
 
 class GroupFilter(django_filters.Filter):
@@ -190,8 +191,20 @@ def devices_matching(data, queryset: QuerySet | None = None) -> QuerySet:
     """
     selection = read_filter(data, queryset if queryset is not None else Device.objects.all())
     if selection.is_bound and not selection.is_valid():
-        raise SelectionError({key: list(messages) for key, messages in selection.errors.items()})
+        raise SelectionError({key: [_refusal(selection, key)] for key in selection.errors})
     return selection.qs
+
+
+def _refusal(selection: DeviceFilter, key: str) -> str:
+    """Why `key`'s value was refused, naming what it may be (for the command line and forms
+    that name a filter in text: the list shows the form's own errors by its fields)."""
+    value = selection.data.get(key, "")
+    if key == "group":
+        return f"group must be a group id or {NO_GROUP!r}, and {value!r} names no group"
+    choices = [str(choice) for choice, _label in selection.form.fields[key].choices if choice]
+    if choices:
+        return f"{key} must be one of {', '.join(choices)}, not {value!r}"
+    return " ".join(selection.errors[key])
 
 
 def filter_querystring(data) -> str:

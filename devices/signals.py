@@ -1,5 +1,5 @@
-"""What devices announces to the layers above, which answer; all inside the sender's
-transaction, so a receiver that raises undoes the whole change.
+"""What the check-in announces to the layers above, which answer; all inside the check-in's
+transaction, so a receiver that raises undoes the whole message.
 
 - `device_authenticating(device, certificate)`: an Authenticate, before the device is saved;
   receivers may set what the enrollment decides (AccessRights, group). enrollment answers.
@@ -10,11 +10,6 @@ transaction, so a receiver that raises undoes the whole change.
   to. commands queues the initial inventory.
 - `device_checked_out(device)`: CheckOut: the device is no longer managed. commands cancels
   what is still queued.
-- `group_membership_changed(group, moved, by)`: devices were moved into `group` (None: out of
-  any group) by `by` (a name); `moved` maps each moved device's pk to the pk of the group it
-  left (or None).
-  Sent by devices.groups inside its transaction; enrollment keeps the profile library's
-  group assignments true for them.
 """
 
 from django.dispatch import Signal
@@ -23,4 +18,3 @@ device_authenticating = Signal()
 device_authenticated = Signal()
 device_enrolled = Signal()
 device_checked_out = Signal()
-group_membership_changed = Signal()

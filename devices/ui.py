@@ -2,9 +2,10 @@
 CSV export) and a device's page (`/devices/<udid>/`: identity, state, inventory, command
 history, the commands a person may send).
 
-Views are thin: the filter is devices.selection's, group changes devices.groups', the history
-commands.history's, what a device may be sent the catalog's; commands themselves are queued by
-the command form (`/commands/new/`), which the selection is handed to.
+Views are thin: the filter is devices.selection's, group changes enrollment.membership's (the
+profile library follows the group), the history commands.history's, what a device may be sent
+the catalog's; commands themselves are queued by the command form (`/commands/new/`), which
+the selection is handed to.
 """
 
 import csv
@@ -21,15 +22,16 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django_tables2 import RequestConfig
 from django_tables2.paginators import LazyPaginator
 
-from commands.catalog import Recipient, rights_in_words, unavailable_reason
+from commands.catalog import Recipient, unavailable_reason
 from commands.history import recent_commands
 from commands.models import PushAttempt
 from enrollment.links import device_enrollment
+from enrollment.membership import add_to_group
+from enrollment.views import rights_in_words
 from mdm_portal.audit import client_address
 from mdm_portal.roles import ADMIN, OPERATOR, VIEWER, has_role, role_required
 
 from .export import csv_rows
-from .groups import add_to_group
 from .identities import current_identity
 from .inventory_view import inventory_sections
 from .models import Device, DeviceGroup
@@ -174,6 +176,20 @@ def _list_context(request, query, *, action_form=None) -> tuple[dict, int]:
     return context, status
 
 
+def _added_message(change, group: DeviceGroup) -> str:
+    """What adding to a group did, in words (enrollment.membership's MembershipChange)."""
+    words = f"{change.moved} device(s) added to the group {group.name}"
+    queued = [
+        f"{count} {what}"
+        for count, what in (
+            (change.installs, "profile install(s)"),
+            (change.removals, "removal(s)"),
+        )
+        if count
+    ]
+    return words + (f"; {' and '.join(queued)} queued." if queued else ".")
+
+
 def _with(query, **changes) -> str:
     """`query` url-encoded with `changes` (None removes a key)."""
     query = query.copy()
@@ -216,10 +232,8 @@ def _act(request):
             if data["action"] == "command":
                 return HttpResponseRedirect(command_url(data["type"] or None, **scope))
             group = data["group"]
-            count = add_to_group(
-                group, devices, actor=request.user, address=client_address(request)
-            )
-            messages.success(request, f"{count} device(s) added to the group {group.name}.")
+            change = add_to_group(group, devices, by=request.user, address=client_address(request))
+            messages.success(request, _added_message(change, group))
             query = request.GET.copy()
             query.pop("select", None)
             return HttpResponseRedirect("/devices/" + (f"?{query.urlencode()}" if query else ""))

@@ -1,15 +1,9 @@
 """How enrollment answers what the layers below announce, connected by EnrollmentConfig.ready:
-a certificate our CA issued (certs.signals), a device that authenticates and devices that
-change group (devices.signals)."""
+a certificate our CA issued (certs.signals) and a device that authenticates (devices.signals)."""
 
 from certs.signals import certificate_issued
-from devices.signals import (
-    device_authenticated,
-    device_authenticating,
-    group_membership_changed,
-)
+from devices.signals import device_authenticated, device_authenticating
 
-from .library import follow_group_change
 from .links import challenge_link, enrollment_of, link_certificate, record_device_enrollment
 
 
@@ -39,13 +33,7 @@ def remember_enrollment(sender, device, certificate, **kwargs) -> None:
         record_device_enrollment(device, enrollment)
 
 
-def follow_group(sender, group, moved, by, **kwargs) -> None:
-    """The profiles of a device's group follow it: installed on joining, removed on leaving."""
-    follow_group_change(group, moved, by=by)
-
-
 def connect() -> None:
     certificate_issued.connect(link_issued_certificate, dispatch_uid="enrollment.link-issued")
     device_authenticating.connect(apply_enrollment, dispatch_uid="enrollment.apply")
     device_authenticated.connect(remember_enrollment, dispatch_uid="enrollment.remember")
-    group_membership_changed.connect(follow_group, dispatch_uid="enrollment.follow-group")

@@ -14,7 +14,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from commands.catalog import ALL_RIGHTS, rights_in_words
+from commands.catalog import ACCESS_RIGHTS_IN_WORDS, ALL_RIGHTS
 
 from .mobileconfig import EnrollmentUnavailable, check_available, enrollment_profile_bytes
 from .models import Enrollment
@@ -22,6 +22,7 @@ from .models import Enrollment
 log = logging.getLogger(__name__)
 
 PROFILE_CONTENT_TYPE = "application/x-apple-aspen-config"
+
 
 # (title, explanation, status) of every page that is not the enrollment page.
 PAGES: dict[str, tuple[str, str, int]] = {
@@ -63,13 +64,17 @@ PAGES: dict[str, tuple[str, str, int]] = {
 }
 
 
+def rights_in_words(access_rights: int) -> list[str]:
+    return [words for bit, words in ACCESS_RIGHTS_IN_WORDS if access_rights & bit]
+
+
 def profile_filename(name: str) -> str:
     """A safe ASCII file name for the enrollment's profile."""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:100] or "enrollment"
     return f"{stem}.mobileconfig"
 
 
-def _private(response: HttpResponse) -> HttpResponse:
+def keep_private(response: HttpResponse) -> HttpResponse:
     """The link is a secret and the profile a one-time credential: never cached or leaked."""
     response["Cache-Control"] = "no-store, private"
     response["Referrer-Policy"] = "no-referrer"
@@ -80,7 +85,7 @@ def _private(response: HttpResponse) -> HttpResponse:
 def _page(request, template: str, context: dict, status: int = 200) -> HttpResponse:
     context = {"organization": settings.MDM_ORGANIZATION, **context}
     body = render_to_string(template, context, request=request)
-    return _private(HttpResponse(body, status=status, content_type="text/html; charset=utf-8"))
+    return keep_private(HttpResponse(body, status=status, content_type="text/html; charset=utf-8"))
 
 
 def _unavailable(request, reason: str) -> HttpResponse:
@@ -148,4 +153,4 @@ def enroll_profile(request, token: str):
         return _unavailable(request, _reason(enrollment, exc))
     response = HttpResponse(signed, content_type=PROFILE_CONTENT_TYPE)
     response["Content-Disposition"] = f'attachment; filename="{profile_filename(enrollment.name)}"'
-    return _private(response)
+    return keep_private(response)

@@ -98,20 +98,14 @@ def chromium():
         pytest.skip(reason)
     from playwright.sync_api import sync_playwright
 
-    # Playwright's sync API runs an event loop in this thread, so Django would take every ORM
-    # call of a browser test (and the test database's setup) for one made from async code.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    # Playwright's sync API keeps an event loop running in the test thread for the rest of the
+    # session, which Django takes for an async context: every later ORM call (the tests' own,
+    # the database setup and flushes) is plain synchronous code all the same.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            yield browser
-            browser.close()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
 
 
 ARTIFACTS = settings.BASE_DIR / "var" / "test-artifacts"

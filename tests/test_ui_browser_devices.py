@@ -131,3 +131,6 @@ def test_an_admin_sees_erase_and_why_a_mac_is_not_offered_some_commands(browser_
     assert "EnableLostMode is not supported on macOS" in reasons
     assert "ClearPasscode is not supported on macOS" in reasons
     shot(page, "device-page-mac-admin.png")
+    commands.get_by_role("link", name="Lock…").click()  # on to the command form
+    page.wait_for_url("**/commands/new/?device=*&type=DeviceLock")
+    assert page.get_by_text("1 device: Design MacBook Pro").is_visible()

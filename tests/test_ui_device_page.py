@@ -242,3 +242,14 @@ def test_readable_values():
     assert error_text({"ErrorCode": 5, "ErrorDomain": "D", "LocalizedDescription": "Bad"}) == (
         "Bad (D 5)"
     )
+
+
+def test_every_command_link_opens_the_command_form(staff, iphone):
+    _sim, device = iphone
+    html = page(staff[ADMIN], device)
+    links = set(re.findall(r'href="(/commands/new/\?[^"]+)"', html))
+    assert len(links) == 17  # 16 commands (refresh links repeat some) and "Other command…"
+    for link in links:
+        response = staff[ADMIN].get(unescape(link))
+        assert response.status_code == 200, link
+        assert "1 device: Ana" in response.text, link

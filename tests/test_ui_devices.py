@@ -191,6 +191,12 @@ def test_a_filter_that_cannot_be_read_is_refused_never_widened(fleet, data, key)
     with pytest.raises(SelectionError) as refused:
         devices_matching(data)
     assert key in refused.value.errors
+    assert str(refused.value).startswith(f"{key} must be")  # what the command line prints
+
+
+def test_a_refused_filter_says_what_it_may_be():
+    with pytest.raises(SelectionError, match="state must be one of enrolled, pending, checked_out"):
+        devices_matching("state=lost")
 
 
 def test_filter_querystring_keeps_only_the_filter(fleet):
@@ -327,7 +333,8 @@ def test_bulk_add_to_group_moves_the_devices_and_is_audited(staff, fleet):
     entry = AuditEntry.objects.get(action="group.devices_added")
     assert entry.actor == "operator-user" and entry.address == "192.0.2.44"
     assert entry.target == "Lab"
-    assert entry.details == {"count": 1, "devices": ["UDID-ANA-0001"]}  # Ben was in it already
+    assert entry.details["devices"] == ["UDID-ANA-0001", "UDID-BEN-0002"]
+    assert entry.details["moved"] == 1  # Ben was in it already
     followed = staff[OPERATOR].get(response["Location"])
     assert "1 device(s) added to the group Lab." in followed.text
 
@@ -458,3 +465,52 @@ def test_every_device_with_no_filter_is_every_device(staff, fleet):
         "/devices/?select=all", {"action": "command", "scope": "matching", "filter": ""}
     )
     assert command["Location"] == "/commands/new/?filter="
+
+
+def test_adding_to_a_group_installs_the_groups_profiles(staff, enrolled):
+    import plistlib
+
+    from commands.models import QueuedCommand
+    from enrollment.library import assign, upload_profile
+
+    lab = DeviceGroup.objects.create(name="Lab")
+    wifi = {
+        "PayloadType": "Configuration",
+        "PayloadVersion": 1,
+        "PayloadIdentifier": "com.example.lab-wifi",
+        "PayloadUUID": "LAB-WIFI-1",
+        "PayloadContent": [
+            {
+                "PayloadType": "com.apple.wifi.managed",
+                "PayloadVersion": 1,
+                "PayloadIdentifier": "com.example.lab-wifi.1",
+                "PayloadUUID": "LAB-WIFI-1-1",
+            }
+        ],
+    }
+    assign(upload_profile(plistlib.dumps(wifi)), group=lab, by="alice")
+    response = staff[OPERATOR].post(
+        "/devices/", {"action": "group", "group": str(lab.pk), "device": [enrolled.udid]}
+    )
+    assert QueuedCommand.objects.filter(
+        device__udid=enrolled.udid, request_type="InstallProfile"
+    ).exists()
+    followed = staff[OPERATOR].get(response["Location"]).text
+    assert "1 device(s) added to the group Lab; 1 profile install(s) queued." in followed
+
+
+def test_the_command_form_names_what_the_list_selected(staff, fleet):
+    operator = staff[OPERATOR]
+    chosen = operator.post(
+        "/devices/",
+        {"action": "command", "type": "DeviceLock", "device": ["UDID-ANA-0001", "UDID-BEN-0002"]},
+        follow=True,
+    )
+    assert chosen.status_code == 200
+    assert "2 devices: Ana&#x27;s iPhone, Ben&#x27;s iPad" in chosen.text
+    matching = operator.post(
+        "/devices/?platform=iOS&select=all",
+        {"action": "command", "scope": "matching", "filter": "platform=iOS"},
+        follow=True,
+    )
+    assert "Every device matching platform iOS: 2 devices" in matching.text

@@ -20,6 +20,7 @@ from .device_queries import QUERY_RIGHTS
 from .hooks import HOOKS, Draft, Hook, Recipient, register_hook
 
 __all__ = [
+    "ADMIN_ONLY",
     "DEFINITIONS",
     "HOOKS",
     "CatalogError",
@@ -65,9 +66,9 @@ RIGHT_NAMES: dict[str, int] = {
     "AllowAppInstallation": APP_MANAGEMENT,
 }
 
-# What each AccessRights bit lets the organization do, in plain words (seed, MDM payload): for
-# the people who enroll a device and the staff who read its rights.
-RIGHTS_IN_WORDS: list[tuple[int, str]] = [
+# What each AccessRights bit lets the organization do, in plain words (seed, MDM payload): the
+# enrollment page tells device users, the staff UI labels its checkboxes with them.
+ACCESS_RIGHTS_IN_WORDS: list[tuple[int, str]] = [
     (INSPECT_PROFILES, "see which configuration profiles are installed"),
     (
         INSTALL_PROFILES,
@@ -89,12 +90,6 @@ RIGHTS_IN_WORDS: list[tuple[int, str]] = [
     (APP_MANAGEMENT, "install, manage and remove apps"),
 ]
 
-
-def rights_in_words(access_rights: int) -> list[str]:
-    """What `access_rights` allows, one phrase per bit set."""
-    return [words for bit, words in RIGHTS_IN_WORDS if access_rights & bit]
-
-
 # Commands the device is guaranteed to execute: they never answer NotNow (seed, Error Handling).
 NEVER_NOT_NOW = frozenset(
     {
@@ -112,6 +107,10 @@ NEVER_NOT_NOW = frozenset(
 
 # Keys only the server supplies, at delivery (hooks.py): validated as present, never queued.
 SERVER_SUPPLIED_KEYS: dict[str, dict[str, object]] = {"ClearPasscode": {"UnlockToken": b"\0"}}
+
+# Commands only an administrator may queue (their hooks refuse anyone else; a raw command is
+# an administrator's anyway): the UI offers them to administrators only.
+ADMIN_ONLY = frozenset({"ClearPasscode", "EraseDevice"})
 
 # Commands that count as done once delivered: the device may never be able to answer.
 DELIVERED_WHEN_SENT = frozenset({"EraseDevice"})

@@ -3,7 +3,8 @@
 The answers are JSON-safe data (devices.inventory.json_safe: data as base64, dates as ISO
 8601). Dictionaries become key/value lists, lists of like dictionaries become tables, other
 lists numbered lists, booleans Yes/No; nothing is dropped. `{{ value|as_json }}` is the raw
-view beside it. Secrets are the caller's business: pass data through devices.redaction first.
+view beside it. Secrets are the caller's business: pass data through mdm_portal.masking.masked
+first.
 """
 
 import datetime as dt
