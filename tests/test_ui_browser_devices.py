@@ -2,42 +2,13 @@
 enrolled and answered its inventory over HTTP, read its inventory and history; screenshots of
 both pages at laptop and tablet widths go to the test artifacts folder."""
 
-import httpx
 import pytest
 
-from certs.ca import ensure_ca
-from tests.conftest import ARTIFACTS, new_identity
+from tests.conftest import ARTIFACTS
 from tests.device_ui_support import MAC, answer_everything, enroll_with_inventory, make_fleet
-from tests.simulator import Response, SimulatedDevice
-from tests.ui_support import PASSWORD, make_user
+from tests.ui_support import log_in, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def http_device(live_server):
-    """A simulated device that talks to the live server over HTTP, signing its messages."""
-    ensure_ca(actor="tests")
-    client = httpx.Client(base_url=live_server.url, timeout=10)
-
-    def send(path: str, body: bytes, headers: dict[str, str]) -> Response:
-        response = client.put(path, content=body, headers=headers)
-        return Response(response.status_code, response.content)
-
-    def make(**kwargs) -> SimulatedDevice:
-        certificate, key, _ = new_identity()
-        return SimulatedDevice(send=send, certificate=certificate, key=key, **kwargs)
-
-    yield make
-    client.close()
-
-
-def log_in(page, username: str) -> None:
-    page.goto("/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url("**/")
 
 
 def shot(page, name: str) -> None:
