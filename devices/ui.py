@@ -19,8 +19,6 @@ from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
-from django_tables2 import RequestConfig
-from django_tables2.paginators import LazyPaginator
 
 from commands.catalog import Recipient, unavailable_reason
 from commands.history import recent_commands
@@ -29,6 +27,7 @@ from enrollment.links import device_enrollment
 from enrollment.membership import add_to_group
 from enrollment.views import rights_in_words
 from mdm_portal.audit import client_address
+from mdm_portal.listing import PAGE_SIZE, paginate
 from mdm_portal.roles import ADMIN, OPERATOR, VIEWER, has_role, role_required
 
 from .export import csv_rows
@@ -44,7 +43,6 @@ from .selection import (
 )
 from .tables import LIST_FIELDS, DeviceTable, KeysFirstData, ago, state_badges
 
-PAGE_SIZE = 50
 HISTORY_STEP = 20
 HISTORY_MAX = 500
 
@@ -139,9 +137,7 @@ def _table(request, queryset):
         KeysFirstData(queryset.select_related("group").only(*LIST_FIELDS)),
         selectable=has_role(request.user, OPERATOR),
     )
-    RequestConfig(
-        request, paginate={"paginator_class": LazyPaginator, "per_page": PAGE_SIZE}
-    ).configure(table)
+    paginate(table, request, per_page=PAGE_SIZE)
     if table.page is not None:  # LazyPaginator knows no total: say which rows these are
         table.first_row = (table.page.number - 1) * PAGE_SIZE + 1
         table.last_row = table.first_row + len(table.page.object_list) - 1
