@@ -32,5 +32,6 @@ urlpatterns = [
     path("audit/", ui.audit_log, name="audit"),
     path("", include("commands.ui_urls")),
     path("", include("enrollment.ui_urls")),  # /profiles/, /enrollments/, /groups/
+    path("", include("devices.ui_urls")),
     path("admin/", admin.site.urls),
 ]

@@ -128,3 +128,24 @@ def browser_page(chromium, live_server):
     page.set_default_timeout(10_000)
     yield page
     context.close()
+
+
+@pytest.fixture
+def http_device(live_server, ca):
+    """Simulated devices that speak to the live server over HTTP, signed with Mdm-Signature."""
+    import httpx
+
+    from tests.simulator import Response
+
+    client = httpx.Client(base_url=live_server.url, timeout=10)
+
+    def send(path: str, body: bytes, headers: dict[str, str]) -> Response:
+        answer = client.put(path, content=body, headers=headers)
+        return Response(answer.status_code, answer.content)
+
+    def make_sim(**fields) -> SimulatedDevice:
+        certificate, key, _ = new_identity()
+        return SimulatedDevice(send=send, certificate=certificate, key=key, **fields)
+
+    yield make_sim
+    client.close()
