@@ -3,11 +3,12 @@
 from devices.inventory import json_safe
 from devices.models import Device
 from devices.summary import iso
+from mdm_portal.masking import masked
 
 from .models import ArchivedCommand, QueuedCommand
 
 # Keys of every answer: the rest is what the command returned.
-_ENVELOPE = {"Status", "UDID", "CommandUUID", "ErrorChain", "EnrollmentID"}
+ENVELOPE_KEYS = {"Status", "UDID", "CommandUUID", "ErrorChain", "EnrollmentID"}
 
 
 def _answer(row) -> dict | None:
@@ -15,7 +16,7 @@ def _answer(row) -> dict | None:
     result = row.result_dict() if getattr(row, "result", None) else None
     if not result:
         return None
-    return json_safe({k: v for k, v in result.items() if k not in _ENVELOPE}) or None
+    return json_safe({k: v for k, v in result.items() if k not in ENVELOPE_KEYS}) or None
 
 
 def _history_entry(row, archived: bool) -> dict:
@@ -35,11 +36,13 @@ def _history_entry(row, archived: bool) -> dict:
     return entry
 
 
-def recent_commands(device: Device, limit: int) -> list[dict]:
-    """The device's latest commands: the live queue first, then the archive."""
+def recent_commands(device: Device, limit: int, *, redact: bool = False) -> list[dict]:
+    """The device's latest commands: the live queue first, then the archive. With `redact`,
+    the secrets some answers carry are masked (mdm_portal.masking): for what people read."""
     live = (
         QueuedCommand.objects.filter(device=device)
         .select_related("command")
+        .defer("command__payload")  # a profile can be megabytes; only its UUID is needed
         .order_by("-id")[:limit]
     )
     history = [_history_entry(row, archived=False) for row in live]
@@ -47,7 +50,12 @@ def recent_commands(device: Device, limit: int) -> list[dict]:
         archived = (
             ArchivedCommand.objects.filter(device=device)
             .select_related("command")
+            .defer("command__payload")
             .order_by("-answered_at")[: limit - len(history)]
         )
         history += [_history_entry(row, archived=True) for row in archived]
+    if redact:
+        for entry in history:
+            if entry.get("result"):
+                entry["result"] = masked(entry["result"])
     return history

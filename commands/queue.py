@@ -14,12 +14,14 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from devices.activity import mark_seen
 from devices.inventory import InventoryError, apply_result, json_safe
 from devices.models import Device
 from mdm_portal.audit import audit
+from mdm_portal.roles import ADMIN, has_role
 
 from .catalog import (
     DELIVERED_WHEN_SENT,
@@ -44,7 +46,20 @@ log = logging.getLogger("mdm.queue")
 
 
 class EnqueueError(ValueError):
-    """A command that cannot be queued; the message says why. Nothing was queued."""
+    """A command that cannot be queued; the message says why. Nothing was queued.
+
+    `key` is the path of the payload key the message names (from the catalog), or None.
+    """
+
+    def __init__(self, message: str, *, key: str | None = None):
+        super().__init__(message)
+        self.key = key
+
+
+# The devices enqueue accepts: managed, with a push token APNs has not declared invalid.
+QUEUEABLE = Q(state=Device.State.ENROLLED, token_invalid_at__isnull=True)
+# How many UDIDs an enqueue's audit entry names (the command's page lists every device).
+AUDITED_UDIDS = 20
 
 
 def _as_queryset(devices) -> QuerySet:
@@ -113,6 +128,7 @@ def enqueue(
     reason: str = "",
     drop_disallowed_queries: bool = False,
     options: dict | None = None,
+    address: str | None = None,
 ) -> Command:
     """Queue one command for one or many devices, in one transaction and a few bulk statements.
 
@@ -120,11 +136,13 @@ def enqueue(
     AccessRights, the command's own rules) unless `raw`, which only an administrator may use
     and which still enforces AccessRights and safety rules. Raises EnqueueError naming the
     problem; then nothing is queued. `user` is the staff member queuing it (None for an operator
-    at the server's shell, or the system). `options` carries per-command choices (hooks.py).
+    at the server's shell, or the system), `address` the client address they acted from.
+    `options` carries per-command choices (hooks.py).
     Call it inside the caller's transaction to record more about the command atomically.
     """
     command = build_command(request_type, payload)
-    is_admin = user.is_superuser if user is not None else True
+    # The server's shell (a management command, a sweep) acts with an administrator's rights.
+    is_admin = has_role(user, ADMIN) if user is not None else True
     if raw and not is_admin:
         raise EnqueueError("only an administrator may queue a raw command")
     with transaction.atomic():
@@ -142,7 +160,7 @@ def enqueue(
         try:
             command = prepare(draft, raw=raw)
         except CatalogError as exc:
-            raise EnqueueError(str(exc)) from None
+            raise EnqueueError(str(exc), key=exc.key) from None
         try:
             # XML, as the device will receive it (binary plists accept values XML cannot carry).
             encoded = plistlib.dumps(command)
@@ -162,10 +180,21 @@ def enqueue(
         if fanned_out != len(recipients):  # a device changed between the check and the insert
             raise EnqueueError("the device selection changed while queuing; nothing queued")
         request_push(managed)
-        details = {"request_type": request_type, "devices": len(recipients), "raw": raw}
+        details = {
+            "request_type": request_type,
+            "devices": len(recipients),
+            "udids": [recipient.udid for recipient in recipients[:AUDITED_UDIDS]],
+            "raw": raw,
+        }
         if reason:
             details["reason"] = reason
-        audit("command.enqueued", actor=user or queued_by, target=stored.uuid, **details)
+        audit(
+            "command.enqueued",
+            actor=user or queued_by,
+            target=stored.uuid,
+            address=address,
+            **details,
+        )
     return stored
 
 
@@ -201,6 +230,38 @@ def request_push(devices: QuerySet) -> None:
             log.warning("push not scheduled now (the periodic run will send it): %s", exc)
 
     transaction.on_commit(trigger)
+
+
+def queueable(devices: QuerySet) -> QuerySet:
+    """The devices of `devices` that enqueue accepts (a bulk selection leaves the others out)."""
+    return devices.filter(QUEUEABLE)
+
+
+# What "cancel what is still queued" cancels: rows the device does not have. A SENT row stays,
+# since the device has the command (it answers it, or the expiry sweep ends it); a NOT_NOW row
+# is cancelable because after NotNow the device keeps no copy.
+CANCELABLE_STATUSES = (Status.QUEUED, Status.NOT_NOW)
+
+
+def cancel_queued(command: Command, *, by=None, address: str | None = None) -> int:
+    """Cancel the rows of `command` not yet delivered (queued, or held after NotNow). Audited.
+
+    Returns how many were canceled; the rows stay in the history as canceled. A row a device
+    poll is delivering at this very moment is sent all the same, and then shows as sent.
+    """
+    with transaction.atomic():
+        count = QueuedCommand.objects.filter(
+            command=command, status__in=CANCELABLE_STATUSES
+        ).update(status=Status.CANCELED, answered_at=timezone.now())
+        audit(
+            "command.canceled",
+            actor=by or "system",
+            target=command.uuid,
+            address=address,
+            request_type=command.request_type,
+            canceled=count,
+        )
+    return count
 
 
 def cancel_pending(device: Device, reason: str) -> int:
@@ -312,7 +373,6 @@ def process_report(device_id: int, report: dict, poll_started: datetime) -> byte
             QueuedCommand.objects.filter(pk=row.pk).update(
                 status=Status.SENT, sent_at=now, sent_count=F("sent_count") + 1
             )
-        device.last_seen_at = now
-        device.inactive_since = None  # active again as soon as it polls
-        device.save(update_fields=["awaiting_idle_after_not_now", "last_seen_at", "inactive_since"])
+        seen = mark_seen(device, now)  # active again as soon as it polls
+        device.save(update_fields=["awaiting_idle_after_not_now", *seen])
     return body

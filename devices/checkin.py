@@ -16,6 +16,7 @@ from certs.models import IssuedCertificate
 from certs.pushcert import active_topic
 from mdm_portal.audit import audit
 
+from .activity import mark_seen, record_activity
 from .identities import bind, bound_device_id
 from .inventory import DEVICE_COLUMNS
 from .models import Device
@@ -146,6 +147,7 @@ def authenticate(message: dict, identity: DeviceIdentity, udid: str) -> Reply:
         device.enrollment_count += 1
         device.authenticated_at = now
         device.last_seen_at = now
+        device.inactive_since = None
         # Nothing of the earlier enrollment carries over: no pushes until the next TokenUpdate.
         device.enrolled_at = None
         device.checked_out_at = None
@@ -157,6 +159,7 @@ def authenticate(message: dict, identity: DeviceIdentity, udid: str) -> Reply:
         # The enrollment that led to the certificate decides AccessRights and group.
         device_authenticating.send(Device, device=device, certificate=record)
         device.save()
+        record_activity(device.pk, now.date())
         if bound_to is None:
             bind(record, device)
         device_authenticated.send(Device, device=device, certificate=record)
@@ -191,10 +194,9 @@ def token_update(message: dict, identity: DeviceIdentity, udid: str) -> Reply:
         device.awaiting_configuration = message.get("AwaitingConfiguration", False)
         device.state = Device.State.ENROLLED
         device.token_updated_at = now
-        device.last_seen_at = now
-        # A new token is reachable again; a device that checks in is not inactive.
+        mark_seen(device, now)
+        # A new token is reachable again.
         device.token_invalid_at = None
-        device.inactive_since = None
         if first:
             device.enrolled_at = now
         device.save()

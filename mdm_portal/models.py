@@ -13,6 +13,7 @@ class AuditEntry(models.Model):
     actor = models.CharField(max_length=150)
     action = models.CharField(max_length=80, db_index=True)
     target = models.CharField(max_length=255, blank=True)
+    address = models.GenericIPAddressField(null=True, blank=True)  # a person's client address
     details = models.JSONField(default=dict, blank=True)
 
     class Meta:

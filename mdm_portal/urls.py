@@ -1,18 +1,37 @@
 from django.contrib import admin
-from django.urls import path
-from django.views.generic import RedirectView
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
 
 from certs.views import scep
 from commands.views import connect
 from devices.views import checkin
 from enrollment.views import enroll_page, enroll_profile
 
+from . import ui
+
+
+def _superusers_only(request) -> bool:
+    """The Django admin is for superusers: staff work in the portal's own pages."""
+    return request.user.is_active and request.user.is_superuser
+
+
+admin.site.has_permission = _superusers_only
+
 urlpatterns = [
+    # Devices (fixed paths: MDM payload, SCEP payload, enrollment links).
     path("mdm/checkin", checkin, name="mdm-checkin"),
     path("mdm/connect", connect, name="mdm-connect"),
     path("scep", scep, name="scep"),
     path("enroll/<str:token>/", enroll_page, name="enroll-page"),
     path("enroll/<str:token>/profile", enroll_profile, name="enroll-profile"),
+    # Staff.
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", ui.dashboard, name="dashboard"),
+    path("certificates/", include("certs.ui_urls")),
+    path("audit/", ui.audit_log, name="audit"),
+    path("", include("commands.ui_urls")),
+    path("", include("enrollment.ui_urls")),  # /profiles/, /enrollments/, /groups/
+    path("", include("devices.ui_urls")),
     path("admin/", admin.site.urls),
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
 ]

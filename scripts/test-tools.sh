@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Third-party SCEP clients for the interoperability tests (tests/test_scep_interop.py):
-# Debian's `certmonger` (getcert, certmonger, scep-submit in /usr/lib/certmonger/) and `scep`
-# (micromdm's scepclient). Idempotent and quiet: installs only what is missing.
+# The outside programs the tests drive: the SCEP clients of the interoperability tests
+# (tests/test_scep_interop.py), Debian's `certmonger` (getcert, certmonger, scep-submit in
+# /usr/lib/certmonger/) and `scep` (micromdm's scepclient), and Debian's `chromium` for the
+# browser tests (Playwright, a pip dev dependency, drives it). Idempotent and quiet: installs
+# only what is missing.
 #
-# Usage: scripts/test-tools.sh        exit 0 once both clients are installed
+# Usage: scripts/test-tools.sh        exit 0 once all of them are installed
 #
 # Needs root (apt-get) when something is missing. Waits (bounded) while another
 # apt/dpkg run holds the lock, as scripts/services.sh does.
@@ -25,6 +27,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 declare -A WANT=(
     [certmonger]="/usr/bin/getcert /usr/sbin/certmonger scep-submit"
     [scep]="/usr/bin/scepclient"
+    [chromium]="/usr/bin/chromium" # the browser tests (Playwright drives Debian's chromium)
 )
 
 has_file() { # has_file PATH-or-helper-name

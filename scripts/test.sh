@@ -12,13 +12,13 @@ cd "$ROOT"
 # shellcheck source=scripts/bootstrap.sh
 source "$ROOT/scripts/bootstrap.sh"
 
-echo "==> SCEP clients for the interoperability tests (certmonger, scep)"
+echo "==> programs the tests drive (certmonger and scep for SCEP, chromium for the browser tests)"
 if ! scripts/test-tools.sh; then
   if [ "${CI:-}" = "true" ]; then
-    echo "CI=true and the SCEP clients could not be installed: failing" >&2
+    echo "CI=true and the test programs could not be installed: failing" >&2
     exit 1
   fi
-  echo "warning: SCEP clients unavailable; the interoperability tests will be skipped" >&2
+  echo "warning: test programs unavailable; the SCEP interop and browser tests will be skipped" >&2
 fi
 
 echo "==> lint (ruff, and the layering between the apps: lint-imports)"
@@ -27,10 +27,14 @@ ruff format --check .
 lint-imports --no-cache
 
 echo "==> services (PostgreSQL, Redis)"
+# The SQLite pass repeats what does not depend on the database server; the production stack
+# and the browser tests, which cost minutes, run once: in the first pass when it runs.
+once="not production"
 if scripts/services.sh start; then
   eval "$(scripts/services.sh env)"
   echo "==> tests on PostgreSQL + Redis"
   python -m pytest -p no:cacheprovider "$@"
+  once="not production and not browser"
 elif [ "${CI:-}" = "true" ]; then
   echo "CI=true and PostgreSQL/Redis could not be started: failing" >&2
   exit 1
@@ -40,4 +44,4 @@ fi
 
 echo "==> tests on the embedded default (SQLite, no Redis)"
 env -u DATABASE_URL -u REDIS_URL python -m pytest -p no:cacheprovider \
-  -m "not postgres and not redis and not production" "$@"
+  -m "not postgres and not redis and $once" "$@"

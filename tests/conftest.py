@@ -10,6 +10,7 @@ from django.test import Client
 from certs.ca import ensure_ca, issue_certificate
 from devices.identities import bind
 from tests.simulator import SimulatedDevice, client_sender, make_csr, make_key
+from tests.ui_support import staff  # noqa: F401 - a fixture: a client per role
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -52,6 +53,12 @@ def pytest_runtest_setup(item):
         if IN_CI:
             pytest.fail("CI=true but the production test " + reason, pytrace=False)
         pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Staff users are made in many tests: a slow (secure) hasher would cost ~1.7 s each."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
@@ -98,3 +105,73 @@ def enrolled(device) -> SimulatedDevice:
 @pytest.fixture
 def vendor() -> str:
     return connection.vendor
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # root in a container
+    "--disable-gpu",
+    "--disable-background-networking",  # this machine has no network beyond loopback
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's chromium driven by Playwright. Under CI=true a missing browser fails."""
+    import shutil
+
+    if not shutil.which(CHROMIUM):
+        reason = "needs Debian's chromium: run scripts/test-tools.sh"
+        if IN_CI:
+            pytest.fail("CI=true but " + reason, pytrace=False)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop running in the test thread for the rest of the
+    # session, which Django takes for an async context: every later ORM call (the tests' own,
+    # the database setup and flushes) is plain synchronous code all the same.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+ARTIFACTS = settings.BASE_DIR / "var" / "test-artifacts"
+
+
+@pytest.fixture
+def browser_page(chromium, live_server):
+    """A fresh page (laptop size) against the live test server; screenshots go to ARTIFACTS."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    context = chromium.new_context(
+        viewport={"width": 1366, "height": 900}, base_url=live_server.url
+    )
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def http_device(live_server, ca):
+    """Simulated devices that speak to the live server over HTTP, signed with Mdm-Signature."""
+    import httpx
+
+    from tests.simulator import Response
+
+    client = httpx.Client(base_url=live_server.url, timeout=10)
+
+    def send(path: str, body: bytes, headers: dict[str, str]) -> Response:
+        answer = client.put(path, content=body, headers=headers)
+        return Response(answer.status_code, answer.content)
+
+    def make_sim(**fields) -> SimulatedDevice:
+        certificate, key, _ = new_identity()
+        return SimulatedDevice(send=send, certificate=certificate, key=key, **fields)
+
+    yield make_sim
+    client.close()

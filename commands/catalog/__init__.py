@@ -20,6 +20,7 @@ from .device_queries import QUERY_RIGHTS
 from .hooks import HOOKS, Draft, Hook, Recipient, register_hook
 
 __all__ = [
+    "ADMIN_ONLY",
     "DEFINITIONS",
     "HOOKS",
     "CatalogError",
@@ -65,6 +66,30 @@ RIGHT_NAMES: dict[str, int] = {
     "AllowAppInstallation": APP_MANAGEMENT,
 }
 
+# What each AccessRights bit lets the organization do, in plain words (seed, MDM payload): the
+# enrollment page tells device users, the staff UI labels its checkboxes with them.
+ACCESS_RIGHTS_IN_WORDS: list[tuple[int, str]] = [
+    (INSPECT_PROFILES, "see which configuration profiles are installed"),
+    (
+        INSTALL_PROFILES,
+        "install and remove configuration profiles (settings such as Wi-Fi, VPN or e-mail)",
+    ),
+    (LOCK_AND_PASSCODE, "lock the device and remove its passcode"),
+    (ERASE, "erase the device: everything on it is deleted"),
+    (DEVICE_INFORMATION, "read device information such as its model, capacity and serial number"),
+    (
+        NETWORK_INFORMATION,
+        "read network information such as its phone number, SIM and network addresses",
+    ),
+    (INSPECT_PROVISIONING_PROFILES, "see which app provisioning profiles are installed"),
+    (INSTALL_PROVISIONING_PROFILES, "install and remove app provisioning profiles"),
+    (INSPECT_APPLICATIONS, "see which apps are installed"),
+    (RESTRICTIONS_QUERIES, "see which restrictions apply to the device"),
+    (SECURITY_QUERIES, "check its security settings, such as whether a passcode is set"),
+    (SETTINGS, "change device settings, such as its name or data roaming"),
+    (APP_MANAGEMENT, "install, manage and remove apps"),
+]
+
 # Commands the device is guaranteed to execute: they never answer NotNow (seed, Error Handling).
 NEVER_NOT_NOW = frozenset(
     {
@@ -82,6 +107,10 @@ NEVER_NOT_NOW = frozenset(
 
 # Keys only the server supplies, at delivery (hooks.py): validated as present, never queued.
 SERVER_SUPPLIED_KEYS: dict[str, dict[str, object]] = {"ClearPasscode": {"UnlockToken": b"\0"}}
+
+# Commands only an administrator may queue (their hooks refuse anyone else; a raw command is
+# an administrator's anyway): the UI offers them to administrators only.
+ADMIN_ONLY = frozenset({"ClearPasscode", "EraseDevice"})
 
 # Commands that count as done once delivered: the device may never be able to answer.
 DELIVERED_WHEN_SENT = frozenset({"EraseDevice"})
@@ -199,6 +228,17 @@ def _check_rights(request_type: str, command: dict | None, recipients: list[Reci
             f"{request_type} needs AccessRights {needed}, which {len(udids)} device(s) "
             "were not enrolled with: " + ", ".join(udids[:5])
         )
+
+
+def unavailable_reason(request_type: str, recipient: Recipient) -> str | None:
+    """Why the catalog would refuse `request_type` for this device before any key is looked
+    at (platform, OS version, AccessRights), or None: what a page uses to offer a command."""
+    try:
+        _check_platforms(get_definition(request_type), [recipient])
+        _check_rights(request_type, None, [recipient])
+    except CatalogError as exc:
+        return str(exc)
+    return None
 
 
 def prepare(draft: Draft, *, raw: bool = False) -> dict:

@@ -10,6 +10,7 @@ from certs.ca import PROFILE_SIGNING, ensure_ca, ensure_server_identity
 from certs.server_tls import chain_file, ensure_server_tls, public_host
 from mdm_portal.audit import audit
 from mdm_portal.encryption import EncryptedBinaryField
+from mdm_portal.roles import ADMIN, set_role
 
 
 class Command(BaseCommand):
@@ -66,8 +67,9 @@ class Command(BaseCommand):
             self.stdout.write(f"admin user {username!r} already exists (password unchanged)")
             return
         password = secrets.token_urlsafe(12)
-        users.objects.create_superuser(username=username, email="", password=password)
-        audit("user.created", actor="mdm_init", target=username, superuser=True)
+        user = users.objects.create_superuser(username=username, email="", password=password)
+        set_role(user, ADMIN)
+        audit("user.created", actor="mdm_init", target=username, superuser=True, role=ADMIN)
         self.stdout.write(f"admin user created: {username} / {password}")
 
     def _rotate_secrets(self) -> int:

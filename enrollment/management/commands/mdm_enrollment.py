@@ -1,22 +1,23 @@
-from datetime import timedelta
+from dataclasses import replace
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-from django.urls import reverse
 from django.utils import timezone
 
-from commands.catalog import ALL_RIGHTS, access_rights_error
-from devices.models import DeviceGroup
+from commands.catalog import ALL_RIGHTS
+from devices.groups import GroupError, get_or_create_group
+from enrollment.enrollments import (
+    EnrollmentError,
+    EnrollmentSpec,
+    create_enrollment,
+    deactivate_enrollment,
+    enrollment_link,
+    enrollment_problems,
+)
 from enrollment.mobileconfig import unavailable_reason
 from enrollment.models import Enrollment
-from mdm_portal.audit import audit
 
 ACTOR = "mdm_enrollment"
-
-
-def enrollment_link(enrollment: Enrollment) -> str:
-    return settings.MDM_PUBLIC_URL + reverse("enroll-page", args=[enrollment.token])
 
 
 def _positive(text: str) -> int:
@@ -109,47 +110,28 @@ class Command(BaseCommand):
         self.stdout.write(f"renewals queued: {result['renewed']}, failed: {result['failed']}")
 
     def _create(self, options) -> None:
-        name = options["name"].strip()
-        if not name:
-            raise CommandError("--name must not be empty")
-        rights = options["access_rights"]
-        error = access_rights_error(rights)
-        if error:
-            raise CommandError(error)
-        with transaction.atomic():
-            group = None
-            if options["group"]:
-                group, created = DeviceGroup.objects.get_or_create(name=options["group"])
-                if created:
-                    audit("group.created", actor=ACTOR, target=group.name)
-                    self.stdout.write(f"group created: {group.name}")
-            expires_at = None
-            if options["expires_days"]:
-                expires_at = timezone.now() + timedelta(days=options["expires_days"])
-            enrollment = Enrollment.objects.create(
-                name=name,
-                access_rights=rights,
-                identity=options["identity"],
-                sign_message=options["sign_message"],
-                check_out_when_removed=not options["no_checkout_when_removed"],
-                group=group,
-                expires_at=expires_at,
-                max_uses=options["max_uses"],
-                created_by=ACTOR,
-            )
-            audit(
-                "enrollment.created",
-                actor=ACTOR,
-                target=enrollment.name,
-                enrollment=enrollment.pk,
-                access_rights=rights,
-                identity=enrollment.identity,
-                sign_message=enrollment.sign_message,
-                check_out_when_removed=enrollment.check_out_when_removed,
-                group=group.name if group else None,
-                expires_at=expires_at.isoformat() if expires_at else None,
-                max_uses=enrollment.max_uses,
-            )
+        spec = EnrollmentSpec(
+            name=options["name"],
+            access_rights=options["access_rights"],
+            identity=options["identity"],
+            sign_message=options["sign_message"],
+            check_out_when_removed=not options["no_checkout_when_removed"],
+            expires_days=options["expires_days"],
+            max_uses=options["max_uses"],
+        )
+        problems = enrollment_problems(spec)  # before a group is created for it
+        if problems:
+            raise CommandError("; ".join(problems.values()))
+        try:
+            with transaction.atomic():
+                if options["group"]:
+                    group, created = get_or_create_group(options["group"], by=ACTOR)
+                    if created:
+                        self.stdout.write(f"group created: {group.name}")
+                    spec = replace(spec, group=group)
+                enrollment = create_enrollment(spec, by=ACTOR)
+        except (EnrollmentError, GroupError) as exc:
+            raise CommandError(str(exc)) from None
         self.stdout.write(f"enrollment created: {enrollment.name}")
         self.stdout.write(enrollment_link(enrollment))
 
@@ -177,13 +159,5 @@ class Command(BaseCommand):
         enrollment = Enrollment.objects.filter(token=token).first()
         if enrollment is None:
             raise CommandError("no enrollment has this token")
-        if enrollment.active:
-            enrollment.active = False
-            enrollment.save(update_fields=["active"])
-            audit(
-                "enrollment.deactivated",
-                actor=ACTOR,
-                target=enrollment.name,
-                enrollment=enrollment.pk,
-            )
+        deactivate_enrollment(enrollment, by=ACTOR)
         self.stdout.write(f"enrollment deactivated: {enrollment.name}")
