@@ -6,7 +6,11 @@ from django.db import models
 
 
 def new_token() -> str:
-    return secrets.token_urlsafe(24)
+    """A link token; never starting with "-", which a command line would read as an option
+    (`mdm_enrollment deactivate -Xy...`)."""
+    while (token := secrets.token_urlsafe(24)).startswith("-"):
+        continue
+    return token
 
 
 class Enrollment(models.Model):

@@ -508,3 +508,12 @@ def test_a_push_certificate_without_an_mdm_topic_gives_no_profile(client, enroll
     with pytest.raises(EnrollmentUnavailable, match="not an MDM topic"):
         build_enrollment_profile(enrollment)
     assert download(client, enrollment).status_code == 503
+
+
+def test_a_link_token_never_starts_with_a_dash(monkeypatch):
+    """A token like "-Xy..." would be read as an option by `mdm_enrollment deactivate`."""
+    from enrollment import models
+
+    draws = iter(["-looks-like-an-option", "fine-token"])
+    monkeypatch.setattr(models.secrets, "token_urlsafe", lambda n: next(draws))
+    assert models.new_token() == "fine-token"
