@@ -192,12 +192,13 @@ def test_unknown_device_polling_gets_401(device):
 
 def test_idle_writes_no_result_even_with_a_command_uuid(enrolled):
     head = enrolled.idle().plist()["CommandUUID"]
-    before = list(QueuedCommand.objects.order_by("id").values_list("id", "status", "answered_at", "result"))
+    rows = QueuedCommand.objects.order_by("id").values_list("id", "status", "answered_at", "result")
+    before = list(rows)
     again = enrolled.put(
         "/mdm/connect", {"UDID": enrolled.udid, "Status": "Idle", "CommandUUID": head}
     )
     assert again.plist()["CommandUUID"] == head  # still at the head, sent again
-    after = list(QueuedCommand.objects.order_by("id").values_list("id", "status", "answered_at", "result"))
+    after = list(rows.all())
     assert before == after
 
 
