@@ -1,16 +1,19 @@
-"""A device's command history as plain data: the live queue, then the archive."""
+"""Command history as plain data: a device's commands (the live queue, then the archive), and
+one command's progress and per-device results. Results are JSON (data as base64)."""
+
+from django.db.models import Count
 
 from devices.inventory import json_safe
 from devices.models import Device
 from devices.summary import iso
 
-from .models import ArchivedCommand, QueuedCommand
+from .models import ArchivedCommand, Command, QueuedCommand, Status
 
 # Keys of every answer: the rest is what the command returned.
 _ENVELOPE = {"Status", "UDID", "CommandUUID", "ErrorChain", "EnrollmentID"}
 
 
-def _answer(row) -> dict | None:
+def result_json(row) -> dict | None:
     """What the device returned, minus the envelope, as JSON (bytes as base64)."""
     result = row.result_dict() if getattr(row, "result", None) else None
     if not result:
@@ -31,7 +34,7 @@ def _history_entry(row, archived: bool) -> dict:
     if archived:
         entry["archived"] = True
     else:
-        entry["result"] = _answer(row)
+        entry["result"] = result_json(row)
     return entry
 
 
@@ -51,3 +54,28 @@ def recent_commands(device: Device, limit: int) -> list[dict]:
         )
         history += [_history_entry(row, archived=True) for row in archived]
     return history
+
+
+def command_progress(command: Command) -> dict[str, int]:
+    """How many of the command's devices are at each status (the archive included): one
+    GROUP BY on each table, whatever the fleet size."""
+    progress = dict.fromkeys(Status.values, 0)
+    for model in (QueuedCommand, ArchivedCommand):
+        counts = model.objects.filter(command=command).values("status").annotate(n=Count("id"))
+        for row in counts:
+            progress[row["status"]] = progress.get(row["status"], 0) + row["n"]
+    return progress
+
+
+def device_result(row: QueuedCommand) -> dict:
+    """One device's side of a command: its status, times and result."""
+    return {
+        "udid": row.device.udid,
+        "status": row.status,
+        "queued_at": iso(row.created_at),
+        "sent_at": iso(row.sent_at),
+        "sent_count": row.sent_count,
+        "answered_at": iso(row.answered_at),
+        "error_chain": row.error_chain,
+        "result": result_json(row),
+    }

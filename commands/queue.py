@@ -24,6 +24,7 @@ from mdm_portal.audit import audit
 from mdm_portal.roles import ADMIN, has_role
 
 from .catalog import (
+    ADMIN_ONLY,
     DELIVERED_WHEN_SENT,
     NEVER_NOT_NOW,
     CatalogError,
@@ -41,12 +42,21 @@ from .models import (
     QueuedCommand,
     Status,
 )
+from .signals import report_received
 
 log = logging.getLogger("mdm.queue")
 
 
 class EnqueueError(ValueError):
     """A command that cannot be queued; the message says why. Nothing was queued."""
+
+
+class EnqueueForbidden(EnqueueError):
+    """The user's role does not allow this command (raw, EraseDevice, ClearPasscode)."""
+
+
+class EnqueueConflict(EnqueueError):
+    """A device's state refuses the command: not managed, or its push token is invalid."""
 
 
 def _as_queryset(devices) -> QuerySet:
@@ -65,7 +75,7 @@ def _recipients(selection: QuerySet, request_type: str) -> list[Recipient]:
         raise EnqueueError("no devices selected")
     unmanaged = [udid for _id, udid, state, *_rest in rows if state != Device.State.ENROLLED]
     if unmanaged:
-        raise EnqueueError(
+        raise EnqueueConflict(
             f"{len(unmanaged)} device(s) are not managed (no TokenUpdate, or checked out): "
             + ", ".join(unmanaged[:5])
         )
@@ -73,7 +83,7 @@ def _recipients(selection: QuerySet, request_type: str) -> list[Recipient]:
         selection.filter(token_invalid_at__isnull=False).values_list("udid", flat=True)[:5]
     )
     if unreachable:
-        raise EnqueueError(
+        raise EnqueueConflict(
             "APNs reported the push token of these devices invalid; they get commands again "
             "after their next TokenUpdate: " + ", ".join(unreachable)
         )
@@ -131,7 +141,9 @@ def enqueue(
     # The server's shell (a management command, a sweep) acts with an administrator's rights.
     is_admin = has_role(user, ADMIN) if user is not None else True
     if raw and not is_admin:
-        raise EnqueueError("only an administrator may queue a raw command")
+        raise EnqueueForbidden("only an administrator may queue a raw command")
+    if request_type in ADMIN_ONLY and not is_admin:
+        raise EnqueueForbidden(f"only an administrator may queue {request_type}")
     with transaction.atomic():
         selection = _as_queryset(devices)
         recipients = _recipients(selection, request_type)
@@ -224,6 +236,25 @@ def cancel_pending(device: Device, reason: str) -> int:
     return count
 
 
+def cancel_queued(command: Command, *, actor, address: str | None = None) -> int:
+    """Cancel the rows of `command` no device has been sent (queued, or held back by NotNow:
+    the device keeps no copy). Rows in flight (sent) stay: the device may be executing them.
+    Returns how many were canceled; audited."""
+    with transaction.atomic():
+        count = QueuedCommand.objects.filter(
+            command=command, status__in=(Status.QUEUED, Status.NOT_NOW)
+        ).update(status=Status.CANCELED, answered_at=timezone.now())
+        audit(
+            "command.canceled",
+            actor=actor,
+            target=command.uuid,
+            address=address,
+            request_type=command.request_type,
+            devices=count,
+        )
+    return count
+
+
 # --- the server-URL loop ----------------------------------------------------------------------
 
 
@@ -303,18 +334,26 @@ def render_command(device: Device, row: QueuedCommand) -> bytes:
     return plistlib.dumps({"CommandUUID": row.command.uuid, "Command": command})
 
 
-def process_report(device_id: int, report: dict, poll_started: datetime) -> bytes | None:
+def process_report(
+    device_id: int, report: dict, poll_started: datetime, request=None
+) -> bytes | None:
     """Handle one server-URL request of a managed device: record its status, pick the next.
 
     Returns the plist to send, or None for an empty 200. The device row is locked for the
-    whole exchange, so two polls of one device are handled one after the other.
+    whole exchange, so two polls of one device are handled one after the other. The report
+    (Idle included) is announced inside the exchange's transaction, with the DeviceRequest
+    (`request`: raw body, query parameters) it came in.
     """
     with transaction.atomic():
         device = Device.objects.select_for_update().get(pk=device_id)
+        answered = None
         if report["Status"] == "Idle":
             device.awaiting_idle_after_not_now = False
         else:
-            record_status(device, report)
+            answered = record_status(device, report)
+        report_received.send(
+            QueuedCommand, device=device, report=report, row=answered, request=request
+        )
         row = next_row(device, poll_started)
         now = timezone.now()
         body = None

@@ -27,6 +27,17 @@ class LibraryError(ValueError):
     """The profile or the assignment is refused; the message says what is wrong."""
 
 
+class LibraryConflict(LibraryError):
+    """The library's state refuses it: already assigned, or still assigned somewhere."""
+
+
+def _by(by) -> tuple[str, object | None]:
+    """Who acts, as (name, user): `by` is a staff User or the name of a system actor."""
+    if hasattr(by, "get_username"):
+        return by.get_username(), by
+    return str(by), None
+
+
 def profile_problems(profile: dict) -> list[str]:
     """Everything that keeps `profile` from being a valid configuration profile."""
     problems = []
@@ -47,7 +58,7 @@ def profile_problems(profile: dict) -> list[str]:
     return problems
 
 
-def upload_profile(data: bytes, *, name: str = "", uploaded_by: str = "") -> Profile:
+def upload_profile(data: bytes, *, name: str = "", uploaded_by="") -> Profile:
     """Store a .mobileconfig (XML, binary or signed plist) in the library, validated.
 
     A profile whose PayloadIdentifier is already in the library replaces it (a new version);
@@ -61,6 +72,7 @@ def upload_profile(data: bytes, *, name: str = "", uploaded_by: str = "") -> Pro
     if problems:
         raise LibraryError("invalid profile: " + "; ".join(problems))
     payload = plistlib.dumps(profile)
+    uploader, _user = _by(uploaded_by)
     fields = {
         "name": (name or profile.get("PayloadDisplayName") or profile["PayloadIdentifier"])[:255],
         "uuid": profile["PayloadUUID"],
@@ -68,7 +80,7 @@ def upload_profile(data: bytes, *, name: str = "", uploaded_by: str = "") -> Pro
         "payload": payload,
         "sha256": hashlib.sha256(payload).hexdigest(),
         "description": str(profile.get("PayloadDescription", "")),
-        "uploaded_by": uploaded_by,
+        "uploaded_by": uploader[:150],
     }
     stored, created = Profile.objects.update_or_create(
         identifier=profile["PayloadIdentifier"], defaults=fields
@@ -105,15 +117,18 @@ def _lacking(profile: Profile, devices: QuerySet) -> QuerySet:
     )
 
 
-def install_where_missing(profile: Profile, devices: QuerySet, *, by: str) -> tuple[int, int]:
+def install_where_missing(profile: Profile, devices: QuerySet, *, by) -> tuple[int, int]:
     """Queue one InstallProfile for the devices that lack the profile. Returns (queued, skipped).
 
     Devices enrolled without the right to install profiles are skipped, not refused: the
-    assignment stays and applies if they re-enroll with it.
+    assignment stays and applies if they re-enroll with it. So are devices whose push token
+    APNs declared invalid (the queue refuses them): their next ProfileList brings it.
     """
     lacking = _lacking(profile, devices)
-    allowed = lacking.annotate(install_right=F("access_rights").bitand(INSTALL_PROFILES)).filter(
-        install_right=INSTALL_PROFILES
+    allowed = (
+        lacking.annotate(install_right=F("access_rights").bitand(INSTALL_PROFILES))
+        .filter(install_right=INSTALL_PROFILES)
+        .filter(token_invalid_at__isnull=True)
     )
     count = allowed.count()
     skipped = lacking.count() - count
@@ -125,11 +140,12 @@ def install_where_missing(profile: Profile, devices: QuerySet, *, by: str) -> tu
 
 
 def _enqueue_for_profile(
-    profile: Profile, devices: QuerySet, request_type: str, payload: dict, *, by: str
+    profile: Profile, devices: QuerySet, request_type: str, payload: dict, *, by
 ) -> None:
     """Queue a command for `profile` and remember which profile it is for (one transaction)."""
+    name, user = _by(by)
     with transaction.atomic():
-        command = enqueue(devices, request_type, payload, queued_by=by)
+        command = enqueue(devices, request_type, payload, queued_by=name, user=user)
         ProfileCommand.objects.create(command=command, identifier=profile.identifier)
 
 
@@ -140,14 +156,28 @@ def _target(device: Device | None, group: DeviceGroup | None) -> dict:
 
 
 def assign(
-    profile: Profile, *, device: Device | None = None, group: DeviceGroup | None = None, by: str
+    profile: Profile,
+    *,
+    device: Device | None = None,
+    group: DeviceGroup | None = None,
+    by,
+    refuse_existing: bool = False,
 ) -> tuple[int, int]:
-    """Assign the profile and queue it where it is missing. Returns (queued, skipped)."""
+    """Assign the profile and queue it where it is missing. Returns (queued, skipped).
+
+    Assigning again queues it where it went missing since; with `refuse_existing` an existing
+    assignment is a LibraryConflict instead (the API: the profile is already there)."""
     target = _target(device, group)
+    name, _user = _by(by)
     with transaction.atomic():
-        ProfileAssignment.objects.get_or_create(
-            profile=profile, **target, defaults={"created_by": by}
+        _assignment, created = ProfileAssignment.objects.get_or_create(
+            profile=profile, **target, defaults={"created_by": name[:150]}
         )
+        if not created and refuse_existing:
+            raise LibraryConflict(
+                f"{profile.identifier} is already assigned to {device or group}"
+                f" (installed on {installed_count(profile, device=device, group=group)})"
+            )
         members = (
             Device.objects.filter(pk=device.pk, state=Device.State.ENROLLED)
             if device is not None
@@ -158,8 +188,39 @@ def assign(
     return queued, skipped
 
 
+def installed_count(
+    profile: Profile, *, device: Device | None = None, group: DeviceGroup | None = None
+) -> int:
+    """On how many devices (of `device`, of `group`, or of the fleet) this version is."""
+    installed = InstalledProfile.objects.filter(identifier=profile.identifier, uuid=profile.uuid)
+    if device is not None:
+        installed = installed.filter(device=device)
+    elif group is not None:
+        installed = installed.filter(device__group=group)
+    return installed.values("device").distinct().count()
+
+
+def delete_profile(profile: Profile, *, by) -> None:
+    """Remove a profile from the library. Refused while it is assigned (unassign first, which
+    removes it from the devices); devices that have it keep it."""
+    with transaction.atomic():
+        assignments = ProfileAssignment.objects.filter(profile=profile).count()
+        if assignments:
+            raise LibraryConflict(
+                f"{profile.identifier} is assigned {assignments} time(s): unassign it first"
+            )
+        identifier = profile.identifier
+        profile.delete()
+        audit("profile.deleted", actor=by, target=identifier)
+
+
+def group_assignments(group: DeviceGroup) -> int:
+    """How many profiles are assigned to `group` (a group with some is not deleted)."""
+    return ProfileAssignment.objects.filter(group=group).count()
+
+
 def unassign(
-    profile: Profile, *, device: Device | None = None, group: DeviceGroup | None = None, by: str
+    profile: Profile, *, device: Device | None = None, group: DeviceGroup | None = None, by
 ) -> int:
     """Remove an assignment; queue RemoveProfile where nothing else keeps the profile."""
     target = _target(device, group)

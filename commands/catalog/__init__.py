@@ -20,6 +20,7 @@ from .device_queries import QUERY_RIGHTS
 from .hooks import HOOKS, Draft, Hook, Recipient, register_hook
 
 __all__ = [
+    "ADMIN_ONLY",
     "DEFINITIONS",
     "HOOKS",
     "CatalogError",
@@ -82,6 +83,10 @@ NEVER_NOT_NOW = frozenset(
 
 # Keys only the server supplies, at delivery (hooks.py): validated as present, never queued.
 SERVER_SUPPLIED_KEYS: dict[str, dict[str, object]] = {"ClearPasscode": {"UnlockToken": b"\0"}}
+
+# Commands only an administrator may queue (roles: mdm_portal/roles.py): they wipe the device
+# or use its escrowed UnlockToken. Raw commands are administrators' too (commands.queue).
+ADMIN_ONLY = frozenset({"EraseDevice", "ClearPasscode"})
 
 # Commands that count as done once delivered: the device may never be able to answer.
 DELIVERED_WHEN_SENT = frozenset({"EraseDevice"})

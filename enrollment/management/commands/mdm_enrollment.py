@@ -1,22 +1,18 @@
-from datetime import timedelta
-
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
-from django.urls import reverse
 from django.utils import timezone
 
-from commands.catalog import ALL_RIGHTS, access_rights_error
+from commands.catalog import ALL_RIGHTS
 from devices.models import DeviceGroup
-from enrollment.mobileconfig import unavailable_reason
+from enrollment.enrollments import (
+    EnrollmentError,
+    create_enrollment,
+    deactivate_enrollment,
+    enrollment_link,
+    enrollment_state,
+)
 from enrollment.models import Enrollment
-from mdm_portal.audit import audit
 
 ACTOR = "mdm_enrollment"
-
-
-def enrollment_link(enrollment: Enrollment) -> str:
-    return settings.MDM_PUBLIC_URL + reverse("enroll-page", args=[enrollment.token])
 
 
 def _positive(text: str) -> int:
@@ -109,47 +105,24 @@ class Command(BaseCommand):
         self.stdout.write(f"renewals queued: {result['renewed']}, failed: {result['failed']}")
 
     def _create(self, options) -> None:
-        name = options["name"].strip()
-        if not name:
-            raise CommandError("--name must not be empty")
-        rights = options["access_rights"]
-        error = access_rights_error(rights)
-        if error:
-            raise CommandError(error)
-        with transaction.atomic():
-            group = None
-            if options["group"]:
-                group, created = DeviceGroup.objects.get_or_create(name=options["group"])
-                if created:
-                    audit("group.created", actor=ACTOR, target=group.name)
-                    self.stdout.write(f"group created: {group.name}")
-            expires_at = None
-            if options["expires_days"]:
-                expires_at = timezone.now() + timedelta(days=options["expires_days"])
-            enrollment = Enrollment.objects.create(
-                name=name,
-                access_rights=rights,
+        group = options["group"]
+        new_group = bool(group) and not DeviceGroup.objects.filter(name=group).exists()
+        try:
+            enrollment = create_enrollment(
+                options["name"],
+                actor=ACTOR,
+                access_rights=options["access_rights"],
                 identity=options["identity"],
                 sign_message=options["sign_message"],
                 check_out_when_removed=not options["no_checkout_when_removed"],
                 group=group,
-                expires_at=expires_at,
+                expires_days=options["expires_days"],
                 max_uses=options["max_uses"],
-                created_by=ACTOR,
             )
-            audit(
-                "enrollment.created",
-                actor=ACTOR,
-                target=enrollment.name,
-                enrollment=enrollment.pk,
-                access_rights=rights,
-                identity=enrollment.identity,
-                sign_message=enrollment.sign_message,
-                check_out_when_removed=enrollment.check_out_when_removed,
-                group=group.name if group else None,
-                expires_at=expires_at.isoformat() if expires_at else None,
-                max_uses=enrollment.max_uses,
-            )
+        except EnrollmentError as exc:
+            raise CommandError(str(exc)) from None
+        if new_group:
+            self.stdout.write(f"group created: {group}")
         self.stdout.write(f"enrollment created: {enrollment.name}")
         self.stdout.write(enrollment_link(enrollment))
 
@@ -160,8 +133,7 @@ class Command(BaseCommand):
             return
         now = timezone.now()
         for enrollment in enrollments:
-            reason = unavailable_reason(enrollment, now)
-            state = {None: "active", "used_up": "used up"}.get(reason, reason)
+            state = enrollment_state(enrollment, now).replace("_", " ")
             uses = f"{enrollment.uses}/{enrollment.max_uses if enrollment.max_uses else '-'}"
             expiry = (
                 f"{enrollment.expires_at:%Y-%m-%d %H:%M}Z" if enrollment.expires_at else "never"
@@ -177,13 +149,5 @@ class Command(BaseCommand):
         enrollment = Enrollment.objects.filter(token=token).first()
         if enrollment is None:
             raise CommandError("no enrollment has this token")
-        if enrollment.active:
-            enrollment.active = False
-            enrollment.save(update_fields=["active"])
-            audit(
-                "enrollment.deactivated",
-                actor=ACTOR,
-                target=enrollment.name,
-                enrollment=enrollment.pk,
-            )
+        deactivate_enrollment(enrollment, actor=ACTOR)
         self.stdout.write(f"enrollment deactivated: {enrollment.name}")
