@@ -7,7 +7,7 @@ from commands.views import connect
 from devices.views import checkin
 from enrollment.views import enroll_page, enroll_profile
 
-from . import ui
+from . import ui, ui_tokens
 
 
 def _superusers_only(request) -> bool:
@@ -29,5 +29,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", ui.dashboard, name="dashboard"),
     path("audit/", ui.audit_log, name="audit"),
+    path("api-tokens/", ui_tokens.api_tokens, name="api-tokens"),
+    path("api-tokens/<int:pk>/revoke/", ui_tokens.revoke, name="api-token-revoke"),
     path("admin/", admin.site.urls),
 ]
