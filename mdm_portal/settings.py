@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "devices",
     "commands",
     "enrollment",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -198,6 +199,18 @@ MDM_KEEPALIVE_HOURS = env_int("MDM_KEEPALIVE_HOURS", 24)
 MDM_INACTIVE_DAYS = env_int("MDM_INACTIVE_DAYS", 7)
 MDM_COMMAND_EXPIRY_DAYS = env_int("MDM_COMMAND_EXPIRY_DAYS", 30)
 MDM_NOTNOW_REPUSH_HOURS = env_int("MDM_NOTNOW_REPUSH_HOURS", 4)
+
+# --- Webhooks ---------------------------------------------------------------------------------
+
+# Webhook deliveries: attempts before giving up (with an alert), the first retry's delay
+# (doubled each time, with jitter, up to the maximum), the request timeout, deliveries in
+# flight at once, and how long the delivery log is kept.
+MDM_WEBHOOK_MAX_ATTEMPTS = env_int("MDM_WEBHOOK_MAX_ATTEMPTS", 15)
+MDM_WEBHOOK_RETRY_SECONDS = env_int("MDM_WEBHOOK_RETRY_SECONDS", 10)
+MDM_WEBHOOK_RETRY_MAX_SECONDS = env_int("MDM_WEBHOOK_RETRY_MAX_SECONDS", 3600)
+MDM_WEBHOOK_TIMEOUT_SECONDS = env_int("MDM_WEBHOOK_TIMEOUT_SECONDS", 10)
+MDM_WEBHOOK_CONCURRENCY = env_int("MDM_WEBHOOK_CONCURRENCY", 8)
+MDM_WEBHOOK_RETENTION_DAYS = env_int("MDM_WEBHOOK_RETENTION_DAYS", 30)
 
 # --- Celery ----------------------------------------------------------------------------------
 

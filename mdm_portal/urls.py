@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from certs.views import scep
 from commands.views import connect
@@ -31,5 +31,6 @@ urlpatterns = [
     path("audit/", ui.audit_log, name="audit"),
     path("api-tokens/", ui_tokens.api_tokens, name="api-tokens"),
     path("api-tokens/<int:pk>/revoke/", ui_tokens.revoke, name="api-token-revoke"),
+    path("webhooks/", include("webhooks.ui_urls")),
     path("admin/", admin.site.urls),
 ]
