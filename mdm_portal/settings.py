@@ -28,6 +28,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc assets, served by the portal (no CDN)
     "django_htmx",
     "django_tables2",
     "django_filters",
@@ -199,6 +201,48 @@ MDM_KEEPALIVE_HOURS = env_int("MDM_KEEPALIVE_HOURS", 24)
 MDM_INACTIVE_DAYS = env_int("MDM_INACTIVE_DAYS", 7)
 MDM_COMMAND_EXPIRY_DAYS = env_int("MDM_COMMAND_EXPIRY_DAYS", 30)
 MDM_NOTNOW_REPUSH_HOURS = env_int("MDM_NOTNOW_REPUSH_HOURS", 4)
+
+# --- REST API (/api/v1/) ----------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "mdm_portal.api_tokens.ApiTokenAuthentication",  # first: a 401 says WWW-Authenticate
+        "mdm_portal.api_tokens.ApiSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["mdm_portal.api_base.RolePermission"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["mdm_portal.api_base.LimitedJSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "mdm_portal.api_base.Cursor",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "mdm_portal.api.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "MDM portal API",
+    "DESCRIPTION": (
+        "Everything the staff UI does, for scripts: devices, commands, profiles, enrollments, "
+        "groups, certificates, SCEP approvals, pushes, the audit log and webhooks. "
+        "Authenticate with `Authorization: Token <key>`; the token acts with its user's role."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "mdm_portal.api_schema.add_error_responses",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "CommandStatus": "commands.models.Status",
+        "DeviceState": "devices.models.Device.State",
+    },
+}
+# Largest JSON body the API reads (a command for 20,000 UDIDs is under 1 MiB) and largest
+# profile upload (413 above either).
+MDM_API_MAX_BODY_BYTES = env_int("MDM_API_MAX_BODY_BYTES", 4 * 1024 * 1024)
+MDM_PROFILE_MAX_BYTES = env_int("MDM_PROFILE_MAX_BYTES", 2 * 1024 * 1024)
 
 # --- Webhooks ---------------------------------------------------------------------------------
 

@@ -33,4 +33,6 @@ urlpatterns = [
     path("api-tokens/<int:pk>/revoke/", ui_tokens.revoke, name="api-token-revoke"),
     path("webhooks/", include("webhooks.ui_urls")),
     path("admin/", admin.site.urls),
+    # Scripts: the REST API, its schema and docs.
+    path("api/", include("mdm_portal.api_urls")),
 ]

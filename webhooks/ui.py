@@ -25,7 +25,9 @@ LOG_SIZE = 50
 
 
 class WebhookForm(forms.Form):
-    url = forms.URLField(max_length=500, label="URL", help_text="where events are POSTed")
+    url = forms.URLField(
+        max_length=500, label="URL", assume_scheme="https", help_text="where events are POSTed"
+    )
     events = forms.MultipleChoiceField(
         choices=[(topic, topic) for topic in TOPICS],
         required=False,

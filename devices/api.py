@@ -1,0 +1,148 @@
+"""The devices' API: the fleet (filters, search, cursor pages), one device with its
+inventory, renaming and regrouping it, and the groups. Views only parse, call devices.* (and
+commands.rename) and render."""
+
+from django.db.models import Count
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.response import Response
+
+from commands.queue import EnqueueConflict, EnqueueError, EnqueueForbidden
+from commands.rename import rename_device
+from enrollment.library import group_assignments
+from mdm_portal.api import Conflict, Cursor, refusal_status
+
+from .groups import (
+    GroupError,
+    GroupExists,
+    create_group,
+    delete_group,
+    set_device_group,
+    update_group,
+)
+from .models import Device, DeviceGroup
+from .selection import DeviceFilter, SelectionError, group_named
+from .serializers import (
+    DeviceDetailSerializer,
+    DeviceListSerializer,
+    DevicePatchResultSerializer,
+    DevicePatchSerializer,
+    GroupSerializer,
+)
+
+refusal_status(
+    {
+        SelectionError: 400,
+        GroupError: 400,
+        GroupExists: 409,
+        EnqueueError: 400,
+        EnqueueForbidden: 403,
+        EnqueueConflict: 409,
+    }
+)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="The fleet: filter, search, and page with the cursor", tags=["devices"]
+    ),
+    retrieve=extend_schema(
+        summary="One device, with its inventory",
+        tags=["devices"],
+        responses=DeviceDetailSerializer,
+    ),
+    partial_update=extend_schema(
+        summary="Rename a device (a Settings command) or change its group",
+        tags=["devices"],
+        request=DevicePatchSerializer,
+        responses=DevicePatchResultSerializer,
+    ),
+)
+class DeviceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    queryset = Device.objects.select_related("group")
+    serializer_class = DeviceListSerializer
+    filterset_class = DeviceFilter
+    pagination_class = Cursor
+    cursor_ordering = "udid"
+    lookup_field = "udid"
+    lookup_value_regex = "[^/]+"
+    http_method_names = ["get", "patch", "head", "options"]
+
+    def retrieve(self, request, udid=None):
+        device = self._device(udid)
+        return Response(DeviceDetailSerializer(device).data)
+
+    def partial_update(self, request, udid=None):
+        device = self._device(udid)
+        change = DevicePatchSerializer(data=request.data)
+        change.is_valid(raise_exception=True)
+        queued = []
+        if "group" in change.validated_data:
+            reference = change.validated_data["group"]
+            group = None
+            if reference not in (None, ""):
+                group = group_named(reference)
+                if group is None:
+                    raise SelectionError(f"group: no group {reference!r}")
+            set_device_group(device, group, actor=request.user)
+        if "name" in change.validated_data:
+            commands = rename_device(device, change.validated_data["name"], user=request.user)
+            queued = [command.uuid for command in commands]
+        device = self._device(udid)
+        result = DevicePatchResultSerializer(device, context={"queued_commands": queued})
+        return Response(result.data)
+
+    def _device(self, udid) -> Device:
+        return get_object_or_404(
+            Device.objects.select_related("group").prefetch_related("reports"), udid=udid
+        )
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Device groups", tags=["groups"]),
+    retrieve=extend_schema(summary="One group", tags=["groups"]),
+    create=extend_schema(summary="Create a group", tags=["groups"]),
+    partial_update=extend_schema(
+        summary="Rename a group or change its description", tags=["groups"]
+    ),
+    destroy=extend_schema(
+        summary="Delete a group (refused while profiles are assigned to it)", tags=["groups"]
+    ),
+)
+class GroupViewSet(viewsets.ModelViewSet):
+    queryset = DeviceGroup.objects.annotate(device_count=Count("devices")).order_by("name")
+    serializer_class = GroupSerializer
+    cursor_ordering = "name"
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def create(self, request):
+        data = self._validated(request, partial=False)
+        group = create_group(data["name"], data.get("description", ""), actor=request.user)
+        return Response(self._render(group), status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request, pk=None):
+        group = self.get_object()
+        data = self._validated(request, partial=True)
+        update_group(
+            group, name=data.get("name"), description=data.get("description"), actor=request.user
+        )
+        return Response(self._render(group))
+
+    def destroy(self, request, pk=None):
+        group = self.get_object()
+        assigned = group_assignments(group)
+        if assigned:
+            raise Conflict(
+                f"{assigned} profile(s) are assigned to {group.name!r}: unassign them first"
+            )
+        delete_group(group, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def _validated(self, request, *, partial: bool) -> dict:
+        serializer = GroupSerializer(data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    def _render(self, group: DeviceGroup) -> dict:
+        return GroupSerializer(self.get_queryset().get(pk=group.pk)).data

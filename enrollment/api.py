@@ -1,0 +1,189 @@
+"""The library's and the enrollments' API: upload, list, read, delete profiles, assign and
+unassign them to devices and groups; create, list and deactivate enrollments (with their
+link). Views parse, call enrollment.library and enrollment.enrollments, and render."""
+
+from django.conf import settings
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import mixins, parsers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from devices.models import Device
+from devices.selection import SelectionError, group_named
+from mdm_portal.api import PayloadTooLarge, refusal_status
+
+from .enrollments import AlreadyInactive, EnrollmentError, create_enrollment, deactivate_enrollment
+from .library import (
+    LibraryConflict,
+    LibraryError,
+    assign,
+    assigned_devices,
+    delete_profile,
+    installed_count,
+    unassign,
+    upload_profile,
+)
+from .models import Enrollment, Profile
+from .serializers import (
+    AssignResultSerializer,
+    AssignSerializer,
+    EnrollmentCreateSerializer,
+    EnrollmentSerializer,
+    ProfileDetailSerializer,
+    ProfileSerializer,
+    ProfileUploadSerializer,
+    UnassignResultSerializer,
+)
+
+refusal_status(
+    {
+        LibraryError: 400,
+        LibraryConflict: 409,
+        EnrollmentError: 400,
+        AlreadyInactive: 409,
+    }
+)
+
+# Multipart framing around the file: a body this much over the profile limit is refused
+# before it is read.
+MULTIPART_ALLOWANCE = 64 * 1024
+
+
+def _target(data: dict) -> dict:
+    if ("device" in data) == ("group" in data):
+        raise SelectionError("target: give device (a UDID) or group (a name or id), not both")
+    if "device" in data:
+        device = Device.objects.filter(udid=data["device"]).first()
+        if device is None:
+            raise SelectionError(f"device: unknown device {data['device']!r}")
+        return {"device": device}
+    group = group_named(data["group"])
+    if group is None:
+        raise SelectionError(f"group: no group {data['group']!r}")
+    return {"group": group}
+
+
+@extend_schema_view(
+    list=extend_schema(summary="The profile library", tags=["profiles"]),
+    retrieve=extend_schema(
+        summary="One profile, its assignments and installs (never its payload)",
+        tags=["profiles"],
+        responses=ProfileDetailSerializer,
+    ),
+    create=extend_schema(
+        summary="Upload a .mobileconfig (a new PayloadIdentifier, or a new version)",
+        tags=["profiles"],
+        request={"multipart/form-data": ProfileUploadSerializer},
+        responses={201: ProfileSerializer},
+    ),
+    destroy=extend_schema(summary="Delete a profile (refused while assigned)", tags=["profiles"]),
+    assign=extend_schema(
+        summary="Assign to a device or a group: InstallProfile where it is missing",
+        tags=["profiles"],
+        request=AssignSerializer,
+        responses=AssignResultSerializer,
+    ),
+    unassign=extend_schema(
+        summary="Unassign: RemoveProfile where nothing else keeps it",
+        tags=["profiles"],
+        request=AssignSerializer,
+        responses=UnassignResultSerializer,
+    ),
+)
+class ProfileViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    queryset = Profile.objects.order_by("id")
+    serializer_class = ProfileSerializer
+    cursor_ordering = "id"
+
+    def get_parsers(self):
+        # An upload is multipart (curl -F file=@profile.mobileconfig); the rest is JSON. DRF
+        # asks for the parsers before it sets `action`: read the route's method map.
+        method = (getattr(getattr(self, "request", None), "method", "") or "").lower()
+        if getattr(self, "action_map", {}).get(method) == "create":
+            return [parsers.MultiPartParser()]
+        return super().get_parsers()
+
+    def create(self, request):
+        limit = settings.MDM_PROFILE_MAX_BYTES
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        if declared > limit + MULTIPART_ALLOWANCE:
+            raise PayloadTooLarge(f"a profile is at most {limit} bytes")
+        form = ProfileUploadSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        upload = form.validated_data["file"]
+        if upload.size > limit:
+            raise PayloadTooLarge(f"a profile is at most {limit} bytes")
+        profile = upload_profile(
+            upload.read(), name=form.validated_data["name"], uploaded_by=request.user
+        )
+        return Response(ProfileSerializer(profile).data, status=status.HTTP_201_CREATED)
+
+    def retrieve(self, request, pk=None):
+        profile = self.get_object()
+        body = {
+            **ProfileSerializer(profile).data,
+            "assignments": ProfileDetailSerializer(profile).data["assignments"],
+            "assigned_devices": assigned_devices(profile).count(),
+            "installed_on": installed_count(profile),
+        }
+        return Response(body)
+
+    def perform_destroy(self, profile):
+        delete_profile(profile, by=self.request.user)
+
+    @action(detail=True, methods=["post"])
+    def assign(self, request, pk=None):
+        profile = self.get_object()
+        queued, skipped = assign(
+            profile, **self._target(request), by=request.user, refuse_existing=True
+        )
+        return Response({"queued": queued, "skipped": skipped})
+
+    @action(detail=True, methods=["post"])
+    def unassign(self, request, pk=None):
+        profile = self.get_object()
+        return Response({"queued": unassign(profile, **self._target(request), by=request.user)})
+
+    def _target(self, request) -> dict:
+        form = AssignSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        return _target(form.validated_data)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Enrollments, newest first, with their links", tags=["enrollments"]),
+    retrieve=extend_schema(summary="One enrollment", tags=["enrollments"]),
+    create=extend_schema(
+        summary="Create an enrollment; the response carries its link",
+        tags=["enrollments"],
+        request=EnrollmentCreateSerializer,
+        responses={201: EnrollmentSerializer},
+    ),
+    deactivate=extend_schema(
+        summary="Turn the link off (409 if it is already off)",
+        tags=["enrollments"],
+        request=None,
+        responses=EnrollmentSerializer,
+    ),
+)
+class EnrollmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    queryset = Enrollment.objects.select_related("group").order_by("-id")
+    serializer_class = EnrollmentSerializer
+
+    def create(self, request):
+        form = EnrollmentCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        enrollment = create_enrollment(actor=request.user, **form.validated_data)
+        return Response(EnrollmentSerializer(enrollment).data, status=status.HTTP_201_CREATED)
+
+    @action(detail=True, methods=["post"])
+    def deactivate(self, request, pk=None):
+        enrollment = get_object_or_404(Enrollment, pk=pk)
+        enrollment = deactivate_enrollment(enrollment, actor=request.user, strict=True)
+        return Response(EnrollmentSerializer(enrollment).data)
