@@ -26,6 +26,7 @@ from .library import (
 )
 from .models import Enrollment, Profile
 from .serializers import (
+    AssignmentSerializer,
     AssignResultSerializer,
     AssignSerializer,
     EnrollmentCreateSerializer,
@@ -128,7 +129,9 @@ class ProfileViewSet(
         profile = self.get_object()
         body = {
             **ProfileSerializer(profile).data,
-            "assignments": ProfileDetailSerializer(profile).data["assignments"],
+            "assignments": AssignmentSerializer(
+                profile.assignments.select_related("device", "group").order_by("id"), many=True
+            ).data,
             "assigned_devices": assigned_devices(profile).count(),
             "installed_on": installed_count(profile),
         }

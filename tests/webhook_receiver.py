@@ -4,6 +4,7 @@ POST (headers and body) and answering with the statuses it is told to, then 200.
 import socket
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -29,6 +30,7 @@ class Receiver:
     port: int = 0
     requests: list[Received] = field(default_factory=list)
     answers: deque = field(default_factory=deque)  # statuses to answer first, then 200
+    decide: Callable[["Received"], int] | None = None  # or: a status for each request
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
 
@@ -43,8 +45,12 @@ class Receiver:
             def do_POST(self):  # noqa: N802 - http.server's name
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
-                status = receiver.answers.popleft() if receiver.answers else 200
-                receiver.requests.append(Received(self.path, dict(self.headers), body))
+                received = Received(self.path, dict(self.headers), body)
+                if receiver.decide is not None:
+                    status = receiver.decide(received)
+                else:
+                    status = receiver.answers.popleft() if receiver.answers else 200
+                receiver.requests.append(received)
                 self.send_response(status)
                 self.send_header("Content-Type", "text/plain")
                 self.end_headers()
@@ -59,6 +65,11 @@ class Receiver:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         return self
+
+    def events(self) -> list[dict]:
+        import json
+
+        return [json.loads(r.body) for r in self.requests]
 
     def stop(self) -> None:
         """Stop listening (the port is then closed: deliveries fail to connect)."""

@@ -36,12 +36,11 @@ def emit_many(batch: list[Event], *, only: Webhook | None = None) -> int:
     """Queue many events in three statements (webhooks, events, deliveries)."""
     if not batch:
         return 0
-    webhooks = (
-        [only]
-        if only is not None
-        else list(Webhook.objects.filter(active=True).only("id", "events"))
-    )
-    wanted = [(event, [w for w in webhooks if w.wants(event.topic)]) for event in batch]
+    if only is not None:  # a ping: to this webhook, whatever topics it asked for
+        wanted = [(event, [only]) for event in batch]
+    else:
+        webhooks = list(Webhook.objects.filter(active=True).only("id", "events"))
+        wanted = [(event, [w for w in webhooks if w.wants(event.topic)]) for event in batch]
     wanted = [(event, targets) for event, targets in wanted if targets]
     if not wanted:
         return 0
