@@ -163,7 +163,7 @@ def enqueue(
         try:
             # XML, as the device will receive it (binary plists accept values XML cannot carry).
             encoded = plistlib.dumps(command)
-        except (TypeError, OverflowError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:  # ValueError: control characters
             raise EnqueueError(f"the command cannot be encoded as a plist: {exc}") from None
         stored = Command.objects.create(
             uuid=str(uuid_lib.uuid4()).upper(),
