@@ -1,7 +1,9 @@
 """The devices' API: the fleet (filters, search, cursor pages), one device with its
-inventory, renaming and regrouping it, and the groups. Views only parse, call devices.* (and
-commands.rename) and render."""
+inventory, renaming and regrouping it, and the groups. Views only parse, call devices.*,
+commands.rename and enrollment.membership (a group change keeps the profile library
+consistent, as on the group pages), and render."""
 
+from django.db import transaction
 from django.db.models import Count
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, extend_schema_view
@@ -10,17 +12,10 @@ from rest_framework.response import Response
 
 from commands.queue import EnqueueConflict, EnqueueError, EnqueueForbidden
 from commands.rename import rename_device
-from enrollment.library import group_assignments
-from mdm_portal.api import Conflict, Cursor, refusal_status
+from enrollment.membership import add_to_group, delete_group, remove_from_group
+from mdm_portal.api import Cursor, refusal_status
 
-from .groups import (
-    GroupError,
-    GroupExists,
-    create_group,
-    delete_group,
-    set_device_group,
-    update_group,
-)
+from .groups import GroupError, GroupExists, create_group, rename_group
 from .models import Device, DeviceGroup
 from .selection import DeviceFilter, SelectionError, group_named
 from .serializers import (
@@ -77,21 +72,29 @@ class DeviceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         device = self._device(udid)
         change = DevicePatchSerializer(data=request.data)
         change.is_valid(raise_exception=True)
+        data = change.validated_data
         queued = []
-        if "group" in change.validated_data:
-            reference = change.validated_data["group"]
-            group = None
-            if reference not in (None, ""):
-                group = group_named(reference)
-                if group is None:
-                    raise SelectionError(f"group: no group {reference!r}")
-            set_device_group(device, group, actor=request.user)
-        if "name" in change.validated_data:
-            commands = rename_device(device, change.validated_data["name"], user=request.user)
-            queued = [command.uuid for command in commands]
+        with transaction.atomic():
+            if "group" in data:
+                self._regroup(device, data["group"], request.user)
+            if "name" in data:
+                commands = rename_device(device, data["name"], user=request.user)
+                queued = [command.uuid for command in commands]
         device = self._device(udid)
         result = DevicePatchResultSerializer(device, context={"queued_commands": queued})
         return Response(result.data)
+
+    def _regroup(self, device: Device, reference, user) -> None:
+        """As the group pages do: the library follows (profiles installed or removed)."""
+        this = Device.objects.filter(pk=device.pk)
+        if reference in (None, ""):
+            if device.group is not None:
+                remove_from_group(device.group, this, by=user)
+            return
+        group = group_named(reference)
+        if group is None:
+            raise SelectionError(f"group: no group {reference!r}")
+        add_to_group(group, this, by=user)
 
     def _device(self, udid) -> Device:
         return get_object_or_404(
@@ -107,7 +110,7 @@ class DeviceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         summary="Rename a group or change its description", tags=["groups"]
     ),
     destroy=extend_schema(
-        summary="Delete a group (refused while profiles are assigned to it)", tags=["groups"]
+        summary="Delete a group: its devices lose the profiles it gave them", tags=["groups"]
     ),
 )
 class GroupViewSet(viewsets.ModelViewSet):
@@ -118,25 +121,24 @@ class GroupViewSet(viewsets.ModelViewSet):
 
     def create(self, request):
         data = self._validated(request, partial=False)
-        group = create_group(data["name"], data.get("description", ""), actor=request.user)
+        group = create_group(data["name"], description=data.get("description", ""), by=request.user)
         return Response(self._render(group), status=status.HTTP_201_CREATED)
 
     def partial_update(self, request, pk=None):
         group = self.get_object()
         data = self._validated(request, partial=True)
-        update_group(
-            group, name=data.get("name"), description=data.get("description"), actor=request.user
+        rename_group(
+            group,
+            data.get("name", group.name),
+            description=data.get("description"),
+            by=request.user,
         )
         return Response(self._render(group))
 
     def destroy(self, request, pk=None):
-        group = self.get_object()
-        assigned = group_assignments(group)
-        if assigned:
-            raise Conflict(
-                f"{assigned} profile(s) are assigned to {group.name!r}: unassign them first"
-            )
-        delete_group(group, actor=request.user)
+        # As the group pages do: its devices end up in no group and lose the group's profiles
+        # that nothing else keeps; enrollments that put devices in it put them in none.
+        delete_group(self.get_object(), by=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     def _validated(self, request, *, partial: bool) -> dict:

@@ -1,86 +1,135 @@
-"""Device groups: create, rename, delete, and which group a device is in (one at most).
-Every change is audited. What a group means to the profile library (its assignments) is
-enrollment's; deleting a group that still has assignments is refused there."""
+"""Device groups as such: names, and finding the devices a person lists by UDID or serial.
+
+A device is in at most one group (Device.group). What a group's membership means for the
+profile library (its profiles installed on joining, removed on leaving) is enrollment's
+business: `enrollment.membership` moves devices between groups; this module knows no profile.
+"""
+
+import re
 
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 
 from mdm_portal.audit import audit
 
 from .models import Device, DeviceGroup
 
+NAME_MAX = DeviceGroup._meta.get_field("name").max_length
+# How many UDIDs or serial numbers one request may list.
+MAX_REFERENCES = 2000
+_SEPARATORS = re.compile(r"[\s,;]+")
+
 
 class GroupError(ValueError):
-    """A group change that cannot be made; the message says why."""
+    """The group change is refused; the message says why and nothing was changed."""
 
 
 class GroupExists(GroupError):
-    """The name is taken."""
+    """The name is another group's (the API answers 409)."""
 
 
-def _clean_name(name: str) -> str:
+def clean_group_name(name: str) -> str:
+    """The name stripped, or GroupError when it is empty or too long."""
     name = (name or "").strip()
     if not name:
-        raise GroupError("name: a group needs a name")
-    if len(name) > 150:
-        raise GroupError("name: at most 150 characters")
+        raise GroupError("a group needs a name")
+    if len(name) > NAME_MAX:
+        raise GroupError(f"a group name has at most {NAME_MAX} characters")
     return name
 
 
-def create_group(name: str, description: str = "", *, actor) -> DeviceGroup:
-    name = _clean_name(name)
+def _name_taken(name: str, exclude: int | None = None) -> bool:
+    others = DeviceGroup.objects.filter(name__iexact=name)
+    if exclude is not None:
+        others = others.exclude(pk=exclude)
+    return others.exists()
+
+
+def create_group(name: str, *, description: str = "", by, address: str | None = None):
+    """A new group, audited; GroupError if the name is empty, too long or taken."""
+    name = clean_group_name(name)
+    if _name_taken(name):
+        raise GroupExists(f"a group named {name!r} already exists")
     try:
         with transaction.atomic():
-            group = DeviceGroup.objects.create(name=name, description=description or "")
-            audit("group.created", actor=actor, target=group.name)
-    except IntegrityError:
-        raise GroupExists(f"name: a group named {name!r} exists") from None
+            group = DeviceGroup.objects.create(name=name, description=description.strip())
+            audit("group.created", actor=by, target=group.name, address=address)
+    except IntegrityError:  # created meanwhile by someone else
+        raise GroupExists(f"a group named {name!r} already exists") from None
     return group
 
 
-def update_group(
-    group: DeviceGroup, *, name: str | None = None, description: str | None = None, actor
-) -> DeviceGroup:
-    changes = {}
-    if name is not None and name.strip() != group.name:
-        changes["name"] = _clean_name(name)
-    if description is not None and description != group.description:
-        changes["description"] = description
-    if not changes:
-        return group
+def get_or_create_group(name: str, *, by, address: str | None = None) -> tuple[DeviceGroup, bool]:
+    """The group named `name` (any case), created and audited if there is none."""
+    name = clean_group_name(name)
+    existing = DeviceGroup.objects.filter(name__iexact=name).first()
+    if existing is not None:
+        return existing, False
+    return create_group(name, by=by, address=address), True
+
+
+def rename_group(
+    group: DeviceGroup, name: str, *, description: str | None = None, by, address=None
+) -> None:
+    """Rename the group (and change its description when given), audited."""
+    name = clean_group_name(name)
+    if _name_taken(name, exclude=group.pk):
+        raise GroupExists(f"a group named {name!r} already exists")
     old = group.name
+    group.name = name
+    fields = ["name"]
+    if description is not None:
+        group.description = description.strip()
+        fields.append("description")
     try:
         with transaction.atomic():
-            for field, value in changes.items():
-                setattr(group, field, value)
-            group.save(update_fields=list(changes))
-            audit("group.changed", actor=actor, target=old, **changes)
+            group.save(update_fields=fields)
+            audit("group.renamed", actor=by, target=group.name, address=address, old_name=old)
     except IntegrityError:
-        raise GroupExists(f"name: a group named {changes['name']!r} exists") from None
-    return group
+        group.name = old
+        raise GroupExists(f"a group named {name!r} already exists") from None
 
 
-def delete_group(group: DeviceGroup, *, actor) -> None:
-    """Delete the group; its devices stay, in no group."""
-    with transaction.atomic():
-        members = group.devices.count()
-        name = group.name
-        group.delete()
-        audit("group.deleted", actor=actor, target=name, devices=members)
+def parse_references(text: str) -> list[str]:
+    """The UDIDs or serial numbers in `text` (one per line, or separated by spaces, commas or
+    semicolons), in order, without repeats."""
+    references = list(dict.fromkeys(part for part in _SEPARATORS.split(text or "") if part))
+    if len(references) > MAX_REFERENCES:
+        raise GroupError(f"list at most {MAX_REFERENCES} devices at once")
+    return references
 
 
-def set_device_group(device: Device, group: DeviceGroup | None, *, actor) -> Device:
-    """Put the device in `group` (None: in no group)."""
-    if device.group_id == (group.pk if group else None):
-        return device
-    with transaction.atomic():
-        previous = device.group.name if device.group_id else None
-        device.group = group
-        device.save(update_fields=["group"])
-        audit(
-            "device.group_set",
-            actor=actor,
-            target=device.udid,
-            group=group.name if group else None,
-            previous=previous,
+def find_devices(text: str) -> QuerySet:
+    """The devices `text` names by UDID or serial number (serials in any case).
+
+    Every name must match a device: GroupError lists those that match none, so a typo never
+    goes unnoticed. A serial number shared by several device records matches them all.
+    """
+    references = parse_references(text)
+    if not references:
+        raise GroupError("list at least one UDID or serial number")
+    serials = {reference.upper() for reference in references}
+    matched = Device.objects.filter(udid__in=references) | Device.objects.filter(
+        serial_number__in=serials
+    )
+    found_udids, found_serials = set(), set()
+    for udid, serial in matched.values_list("udid", "serial_number"):
+        found_udids.add(udid)
+        found_serials.add(serial.upper())
+    unknown = [r for r in references if r not in found_udids and r.upper() not in found_serials]
+    if unknown:
+        shown = ", ".join(unknown[:10]) + (
+            f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
         )
-    return device
+        raise GroupError(f"no device has this UDID or serial number: {shown}")
+    return Device.objects.filter(pk__in=matched.values("pk"))
+
+
+def set_group(devices: QuerySet, group: DeviceGroup | None) -> int:
+    """Put `devices` in `group` (None: in no group), one UPDATE. Returns how many moved.
+
+    Plain membership: callers that must keep the profile library consistent go through
+    enrollment.membership.
+    """
+    moving = devices.exclude(group=group) if group is not None else devices.exclude(group=None)
+    return moving.update(group=group)

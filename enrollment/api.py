@@ -2,25 +2,28 @@
 unassign them to devices and groups; create, list and deactivate enrollments (with their
 link). Views parse, call enrollment.library and enrollment.enrollments, and render."""
 
-from django.conf import settings
+from django.db import transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, parsers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
+from devices.groups import get_or_create_group
 from devices.models import Device
 from devices.selection import SelectionError, group_named
-from mdm_portal.api import PayloadTooLarge, refusal_status
+from mdm_portal.api import Conflict, PayloadTooLarge, refusal_status
 
-from .enrollments import AlreadyInactive, EnrollmentError, create_enrollment, deactivate_enrollment
+from .enrollments import EnrollmentError, EnrollmentSpec, create_enrollment, deactivate_enrollment
 from .library import (
     LibraryConflict,
     LibraryError,
     assign,
     assigned_devices,
     delete_profile,
-    installed_count,
+    installed_devices,
+    size_problem,
     unassign,
     upload_profile,
 )
@@ -41,8 +44,6 @@ refusal_status(
     {
         LibraryError: 400,
         LibraryConflict: 409,
-        EnrollmentError: 400,
-        AlreadyInactive: 409,
     }
 )
 
@@ -111,15 +112,16 @@ class ProfileViewSet(
         return super().get_parsers()
 
     def create(self, request):
-        limit = settings.MDM_PROFILE_MAX_BYTES
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
-        if declared > limit + MULTIPART_ALLOWANCE:
-            raise PayloadTooLarge(f"a profile is at most {limit} bytes")
+        problem = size_problem(max(declared - MULTIPART_ALLOWANCE, 0))
+        if problem:  # refused before the body is read
+            raise PayloadTooLarge(problem)
         form = ProfileUploadSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         upload = form.validated_data["file"]
-        if upload.size > limit:
-            raise PayloadTooLarge(f"a profile is at most {limit} bytes")
+        problem = size_problem(upload.size)
+        if problem:
+            raise PayloadTooLarge(problem)
         profile = upload_profile(
             upload.read(), name=form.validated_data["name"], uploaded_by=request.user
         )
@@ -133,7 +135,7 @@ class ProfileViewSet(
                 profile.assignments.select_related("device", "group").order_by("id"), many=True
             ).data,
             "assigned_devices": assigned_devices(profile).count(),
-            "installed_on": installed_count(profile),
+            "installed_on": installed_devices(profile).count(),
         }
         return Response(body)
 
@@ -151,7 +153,8 @@ class ProfileViewSet(
     @action(detail=True, methods=["post"])
     def unassign(self, request, pk=None):
         profile = self.get_object()
-        return Response({"queued": unassign(profile, **self._target(request), by=request.user)})
+        queued, skipped = unassign(profile, **self._target(request), by=request.user)
+        return Response({"queued": queued, "skipped": skipped})
 
     def _target(self, request) -> dict:
         form = AssignSerializer(data=request.data)
@@ -182,11 +185,24 @@ class EnrollmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     def create(self, request):
         form = EnrollmentCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        enrollment = create_enrollment(actor=request.user, **form.validated_data)
+        data = dict(form.validated_data)
+        spec = EnrollmentSpec(**{**data, "group": self._group(data.pop("group"), request.user)})
+        with transaction.atomic():
+            try:
+                enrollment = create_enrollment(spec, by=request.user)
+            except EnrollmentError as exc:
+                raise ValidationError(exc.problems) from None  # by key: "name: ..."
         return Response(EnrollmentSerializer(enrollment).data, status=status.HTTP_201_CREATED)
+
+    def _group(self, reference, user):
+        """A group by name or id; a new name creates it (as mdm_enrollment --group does)."""
+        if reference in (None, ""):
+            return None
+        return group_named(reference) or get_or_create_group(str(reference), by=user)[0]
 
     @action(detail=True, methods=["post"])
     def deactivate(self, request, pk=None):
         enrollment = get_object_or_404(Enrollment, pk=pk)
-        enrollment = deactivate_enrollment(enrollment, actor=request.user, strict=True)
+        if not deactivate_enrollment(enrollment, by=request.user):
+            raise Conflict(f"enrollment {enrollment.name!r} is already inactive")
         return Response(EnrollmentSerializer(enrollment).data)

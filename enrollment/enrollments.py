@@ -1,8 +1,12 @@
-"""Enrollments (the links users open to enroll a device): create, deactivate, their link and
-state. What `mdm_enrollment`, the UI and the API call; each change is audited, and a creation
-is announced (enrollment.signals.enrollment_created) inside its transaction."""
+"""Creating and turning off enrollments, and their links: what `mdm_enrollment` and the staff
+UI both call, so an enrollment made either way is checked, stored and audited the same way.
 
-from datetime import datetime, timedelta
+The checks are `enrollment_problems`, keyed by the field they are about, so a form can show
+each next to its field and the command can print them.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -10,123 +14,118 @@ from django.urls import reverse
 from django.utils import timezone
 
 from commands.catalog import ALL_RIGHTS, access_rights_error
-from devices.groups import create_group
 from devices.models import DeviceGroup
-from devices.selection import group_named
-from mdm_portal.audit import audit
+from mdm_portal.audit import actor_name, audit
 
 from .mobileconfig import unavailable_reason
 from .models import Enrollment
 from .signals import enrollment_created
 
+NAME_MAX = Enrollment._meta.get_field("name").max_length
+
 
 class EnrollmentError(ValueError):
-    """An enrollment that cannot be created or changed; the message names the key."""
+    """The enrollment is refused; `problems` maps each field to what is wrong with it."""
+
+    def __init__(self, problems: dict[str, str]):
+        super().__init__("; ".join(problems.values()))
+        self.problems = problems
 
 
-class AlreadyInactive(EnrollmentError):
-    """Deactivating an enrollment that is already off."""
+@dataclass(frozen=True)
+class EnrollmentSpec:
+    """What an enrollment is made of, as a person chose it."""
+
+    name: str
+    access_rights: int = ALL_RIGHTS
+    identity: str = Enrollment.Identity.SCEP
+    sign_message: bool = False
+    check_out_when_removed: bool = True
+    group: DeviceGroup | None = None
+    expires_days: int | None = None
+    max_uses: int | None = None
 
 
-def enrollment_link(enrollment: Enrollment) -> str:
-    """The page a user opens to enroll: MDM_PUBLIC_URL/enroll/<token>/."""
-    return settings.MDM_PUBLIC_URL + reverse("enroll-page", args=[enrollment.token])
-
-
-def enrollment_state(enrollment: Enrollment, now: datetime | None = None) -> str:
-    """active, inactive, expired or used_up."""
-    return unavailable_reason(enrollment, now) or "active"
-
-
-def _group(reference, actor) -> tuple[DeviceGroup | None, bool]:
-    if reference is None or reference == "":
-        return None, False
-    if isinstance(reference, DeviceGroup):
-        return reference, False
-    found = group_named(reference)
-    if found is not None:
-        return found, False
-    return create_group(str(reference), actor=actor), True
-
-
-def create_enrollment(
-    name: str,
-    *,
-    actor,
-    access_rights: int = ALL_RIGHTS,
-    identity: str = Enrollment.Identity.SCEP,
-    sign_message: bool = False,
-    check_out_when_removed: bool = True,
-    group=None,
-    expires_days: int | None = None,
-    max_uses: int | None = None,
-    address: str | None = None,
-) -> Enrollment:
-    """A new enrollment. `group` is a DeviceGroup, or a name (created when new) or an id."""
-    name = (name or "").strip()
+def enrollment_problems(spec: EnrollmentSpec) -> dict[str, str]:
+    """Everything wrong with `spec`, by field ({} when it can be created)."""
+    problems = {}
+    name = spec.name.strip()
     if not name:
-        raise EnrollmentError("name: must not be empty")
-    if len(name) > 150:
-        raise EnrollmentError("name: at most 150 characters")
-    error = access_rights_error(access_rights)
+        problems["name"] = "the name must not be empty"
+    elif len(name) > NAME_MAX:
+        problems["name"] = f"the name is longer than {NAME_MAX} characters"
+    error = access_rights_error(spec.access_rights)
     if error:
-        raise EnrollmentError(f"access_rights: {error}")
-    if identity not in Enrollment.Identity.values:
-        raise EnrollmentError(f"identity: one of {', '.join(Enrollment.Identity.values)}")
-    for key, value in (("expires_days", expires_days), ("max_uses", max_uses)):
-        if value is not None and value < 1:
-            raise EnrollmentError(f"{key}: must be at least 1")
-    by = actor.get_username() if hasattr(actor, "get_username") else str(actor)
+        problems["access_rights"] = error
+    if spec.identity not in Enrollment.Identity.values:
+        problems["identity"] = "the identity is SCEP or PKCS#12"
+    if spec.expires_days is not None and spec.expires_days < 1:
+        problems["expires_days"] = "the link must work for at least one day"
+    if spec.max_uses is not None and spec.max_uses < 1:
+        problems["max_uses"] = "the link must be usable at least once"
+    return problems
+
+
+def create_enrollment(spec: EnrollmentSpec, *, by, address: str | None = None) -> Enrollment:
+    """Store a new enrollment (its token is its link's secret) and audit it, or raise
+    EnrollmentError. `by` is the staff member (a User) or the tool's name."""
+    problems = enrollment_problems(spec)
+    if problems:
+        raise EnrollmentError(problems)
+    expires_at = None
+    if spec.expires_days:
+        expires_at = timezone.now() + timedelta(days=spec.expires_days)
     with transaction.atomic():
-        group, _created = _group(group, actor)
-        expires_at = timezone.now() + timedelta(days=expires_days) if expires_days else None
         enrollment = Enrollment.objects.create(
-            name=name,
-            access_rights=access_rights,
-            identity=identity,
-            sign_message=sign_message,
-            check_out_when_removed=check_out_when_removed,
-            group=group,
+            name=spec.name.strip(),
+            access_rights=spec.access_rights,
+            identity=spec.identity,
+            sign_message=spec.sign_message,
+            check_out_when_removed=spec.check_out_when_removed,
+            group=spec.group,
             expires_at=expires_at,
-            max_uses=max_uses,
-            created_by=by[:150],
+            max_uses=spec.max_uses,
+            created_by=actor_name(by),
         )
         audit(
             "enrollment.created",
-            actor=actor,
+            actor=by,
             target=enrollment.name,
             address=address,
             enrollment=enrollment.pk,
-            access_rights=access_rights,
+            access_rights=enrollment.access_rights,
             identity=enrollment.identity,
             sign_message=enrollment.sign_message,
             check_out_when_removed=enrollment.check_out_when_removed,
-            group=group.name if group else None,
+            group=spec.group.name if spec.group else None,
             expires_at=expires_at.isoformat() if expires_at else None,
             max_uses=enrollment.max_uses,
         )
-        enrollment_created.send(Enrollment, enrollment=enrollment)
+        enrollment_created.send(Enrollment, enrollment=enrollment)  # webhooks answer
     return enrollment
 
 
-def deactivate_enrollment(
-    enrollment: Enrollment, *, actor, address: str | None = None, strict: bool = False
-) -> Enrollment:
-    """Turn the link off (profiles already installed stay). With `strict`, an enrollment
-    already off is refused (AlreadyInactive) instead of left as it is."""
-    with transaction.atomic():
-        enrollment = Enrollment.objects.select_for_update().get(pk=enrollment.pk)
-        if not enrollment.active:
-            if strict:
-                raise AlreadyInactive(f"enrollment {enrollment.name!r} is already inactive")
-            return enrollment
-        enrollment.active = False
-        enrollment.save(update_fields=["active"])
+def deactivate_enrollment(enrollment: Enrollment, *, by, address: str | None = None) -> bool:
+    """Turn the enrollment's link off for good (devices it enrolled stay enrolled). Returns
+    whether it was active."""
+    changed = Enrollment.objects.filter(pk=enrollment.pk, active=True).update(active=False)
+    enrollment.active = False
+    if changed:
         audit(
             "enrollment.deactivated",
-            actor=actor,
+            actor=by,
             target=enrollment.name,
             address=address,
             enrollment=enrollment.pk,
         )
-    return enrollment
+    return bool(changed)
+
+
+def enrollment_link(enrollment: Enrollment) -> str:
+    """The link a person opens on the device: MDM_PUBLIC_URL/enroll/<token>/."""
+    return settings.MDM_PUBLIC_URL + reverse("enroll-page", args=[enrollment.token])
+
+
+def enrollment_state(enrollment: Enrollment, now=None) -> str:
+    """active, inactive, expired or used_up."""
+    return unavailable_reason(enrollment, now) or "active"

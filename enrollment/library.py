@@ -3,7 +3,12 @@
 What a device should have is its assignments (direct or through its group); what it has is
 its latest ProfileList (devices.InstalledProfile). Assigning queues InstallProfile to the
 devices that lack the profile; unassigning queues RemoveProfile; each ProfileList answer
-queues what is still missing.
+queues what is still missing. Devices that cannot take the command now (enrolled without the
+right to install profiles, or whose push token APNs declared invalid) are skipped and counted,
+never a reason to refuse the whole assignment.
+
+`by` is who acts: a staff User (recorded as the command's user) or a tool's name; `address`
+is the client address a person acted from, for the audit log.
 """
 
 import hashlib
@@ -17,10 +22,13 @@ from commands.catalog import INSTALL_PROFILES
 from commands.models import PENDING_STATUSES, QueuedCommand, Status
 from commands.queue import enqueue
 from devices.models import Device, DeviceGroup, InstalledProfile
-from mdm_portal.audit import audit
+from mdm_portal.audit import actor_name, actor_user, audit
 
 from .models import Profile, ProfileAssignment, ProfileCommand
 from .profiles import ProfileError, load_profile
+
+# The largest .mobileconfig the library accepts: it travels whole in every InstallProfile.
+MAX_PROFILE_BYTES = 4 * 1024 * 1024
 
 
 class LibraryError(ValueError):
@@ -28,14 +36,17 @@ class LibraryError(ValueError):
 
 
 class LibraryConflict(LibraryError):
-    """The library's state refuses it: already assigned, or still assigned somewhere."""
+    """The library's state refuses it: already assigned there, or still assigned (409)."""
 
 
-def _by(by) -> tuple[str, object | None]:
-    """Who acts, as (name, user): `by` is a staff User or the name of a system actor."""
-    if hasattr(by, "get_username"):
-        return by.get_username(), by
-    return str(by), None
+def size_problem(size: int) -> str | None:
+    """Why a file of `size` bytes is too large for the library, or None."""
+    if size <= MAX_PROFILE_BYTES:
+        return None
+    return (
+        f"the file has {size:,} bytes; a profile may have at most {MAX_PROFILE_BYTES:,} bytes "
+        f"({MAX_PROFILE_BYTES // (1024 * 1024)} MiB)"
+    )
 
 
 def profile_problems(profile: dict) -> list[str]:
@@ -58,12 +69,20 @@ def profile_problems(profile: dict) -> list[str]:
     return problems
 
 
-def upload_profile(data: bytes, *, name: str = "", uploaded_by="") -> Profile:
+def upload_profile(
+    data: bytes, *, name: str = "", uploaded_by="", address: str | None = None
+) -> Profile:
     """Store a .mobileconfig (XML, binary or signed plist) in the library, validated.
 
     A profile whose PayloadIdentifier is already in the library replaces it (a new version);
-    the devices assigned to it get the new one as they report their ProfileList.
+    the devices assigned to it get the new one as they report their ProfileList. Nothing is
+    stored when it is refused.
     """
+    problem = size_problem(len(data))
+    if problem:
+        raise LibraryError(problem)
+    if not data:
+        raise LibraryError("the file is empty")
     try:
         profile = load_profile(data)
     except ProfileError as exc:
@@ -72,7 +91,6 @@ def upload_profile(data: bytes, *, name: str = "", uploaded_by="") -> Profile:
     if problems:
         raise LibraryError("invalid profile: " + "; ".join(problems))
     payload = plistlib.dumps(profile)
-    uploader, _user = _by(uploaded_by)
     fields = {
         "name": (name or profile.get("PayloadDisplayName") or profile["PayloadIdentifier"])[:255],
         "uuid": profile["PayloadUUID"],
@@ -80,7 +98,7 @@ def upload_profile(data: bytes, *, name: str = "", uploaded_by="") -> Profile:
         "payload": payload,
         "sha256": hashlib.sha256(payload).hexdigest(),
         "description": str(profile.get("PayloadDescription", "")),
-        "uploaded_by": uploader[:150],
+        "uploaded_by": actor_name(uploaded_by),
     }
     stored, created = Profile.objects.update_or_create(
         identifier=profile["PayloadIdentifier"], defaults=fields
@@ -89,7 +107,9 @@ def upload_profile(data: bytes, *, name: str = "", uploaded_by="") -> Profile:
         "profile.uploaded" if created else "profile.replaced",
         actor=uploaded_by or "system",
         target=stored.identifier,
+        address=address,
         sha256=stored.sha256,
+        version=stored.version,
     )
     return stored
 
@@ -104,48 +124,111 @@ def assigned_devices(profile: Profile) -> QuerySet:
     )
 
 
-def _lacking(profile: Profile, devices: QuerySet) -> QuerySet:
-    """Of `devices`, those that neither report this version installed nor have it pending."""
-    installed = InstalledProfile.objects.filter(identifier=profile.identifier, uuid=profile.uuid)
-    pending = QueuedCommand.objects.filter(
+def installed_version(profile: Profile) -> QuerySet:
+    """InstalledProfile rows that report this very version (identifier and PayloadUUID)."""
+    return InstalledProfile.objects.filter(identifier=profile.identifier, uuid=profile.uuid)
+
+
+def installed_devices(profile: Profile) -> QuerySet:
+    """Devices whose latest ProfileList reports this version of the profile."""
+    return Device.objects.filter(pk__in=installed_version(profile).values("device"))
+
+
+def missing_devices(profile: Profile) -> QuerySet:
+    """Managed devices the profile is assigned to whose ProfileList does not report this
+    version (an InstallProfile may be on its way: see `pending_installs`)."""
+    return assigned_devices(profile).exclude(pk__in=installed_version(profile).values("device"))
+
+
+def pending_installs(profile: Profile) -> QuerySet:
+    """InstallProfile queue rows for this profile still waiting for an answer."""
+    return QueuedCommand.objects.filter(
         request_type="InstallProfile",
         status__in=PENDING_STATUSES,
         command__profile_link__identifier=profile.identifier,
     )
-    return devices.exclude(pk__in=installed.values("device")).exclude(
-        pk__in=pending.values("device")
+
+
+def _lacking(profile: Profile, devices: QuerySet) -> QuerySet:
+    """Of `devices`, those that neither report this version installed nor have it pending."""
+    return devices.exclude(pk__in=installed_version(profile).values("device")).exclude(
+        pk__in=pending_installs(profile).values("device")
     )
 
 
-def install_where_missing(profile: Profile, devices: QuerySet, *, by) -> tuple[int, int]:
+def _can_receive(devices: QuerySet) -> QuerySet:
+    """Of `devices`, those an InstallProfile or RemoveProfile can be queued for now."""
+    return devices.annotate(install_right=F("access_rights").bitand(INSTALL_PROFILES)).filter(
+        install_right=INSTALL_PROFILES, token_invalid_at__isnull=True
+    )
+
+
+def install_where_missing(
+    profile: Profile, devices: QuerySet, *, by, address: str | None = None
+) -> tuple[int, int]:
     """Queue one InstallProfile for the devices that lack the profile. Returns (queued, skipped).
 
-    Devices enrolled without the right to install profiles are skipped, not refused: the
-    assignment stays and applies if they re-enroll with it. So are devices whose push token
-    APNs declared invalid (the queue refuses them): their next ProfileList brings it.
+    Devices enrolled without the right to install profiles, or whose push token is invalid,
+    are skipped, not refused: the assignment stays and applies when they can take it (their
+    next ProfileList reconciles them).
     """
-    lacking = _lacking(profile, devices)
-    allowed = (
-        lacking.annotate(install_right=F("access_rights").bitand(INSTALL_PROFILES))
-        .filter(install_right=INSTALL_PROFILES)
-        .filter(token_invalid_at__isnull=True)
+    payload = {"Payload": bytes(profile.payload)}
+    return _queue_where_possible(
+        profile, _lacking(profile, devices), "InstallProfile", payload, by=by, address=address
     )
-    count = allowed.count()
-    skipped = lacking.count() - count
+
+
+def withdraw(
+    profile: Profile, members: QuerySet, *, by, address: str | None = None
+) -> tuple[int, int]:
+    """`members` may have lost the profile (an assignment or a group membership ended): for
+    those nothing else keeps it on, cancel the install still waiting and queue RemoveProfile
+    where it is installed. Returns (queued, skipped)."""
+    still = assigned_devices(profile)
+    has_it = InstalledProfile.objects.filter(identifier=profile.identifier).values("device")
+    losing = members.filter(state=Device.State.ENROLLED).exclude(pk__in=still.values("pk"))
+    # Whatever install is still waiting for them is no longer wanted.
+    pending_installs(profile).filter(device__in=losing).update(
+        status=Status.CANCELED, answered_at=timezone.now()
+    )
+    payload = {"Identifier": profile.identifier}
+    return _queue_where_possible(
+        profile, losing.filter(pk__in=has_it), "RemoveProfile", payload, by=by, address=address
+    )
+
+
+def _queue_where_possible(
+    profile: Profile, devices: QuerySet, request_type: str, payload: dict, *, by, address
+) -> tuple[int, int]:
+    """Queue the command for the devices of `devices` that can take it now; count the others.
+    Returns (queued, skipped)."""
+    able = _can_receive(devices)
+    count = able.count()
+    skipped = devices.count() - count
     if count:
-        _enqueue_for_profile(
-            profile, allowed, "InstallProfile", {"Payload": bytes(profile.payload)}, by=by
-        )
+        _enqueue_for_profile(profile, able, request_type, payload, by=by, address=address)
     return count, skipped
 
 
 def _enqueue_for_profile(
-    profile: Profile, devices: QuerySet, request_type: str, payload: dict, *, by
+    profile: Profile,
+    devices: QuerySet,
+    request_type: str,
+    payload: dict,
+    *,
+    by,
+    address: str | None,
 ) -> None:
     """Queue a command for `profile` and remember which profile it is for (one transaction)."""
-    name, user = _by(by)
     with transaction.atomic():
-        command = enqueue(devices, request_type, payload, queued_by=name, user=user)
+        command = enqueue(
+            devices,
+            request_type,
+            payload,
+            queued_by=actor_name(by),
+            user=actor_user(by),
+            address=address,
+        )
         ProfileCommand.objects.create(command=command, identifier=profile.identifier)
 
 
@@ -155,12 +238,25 @@ def _target(device: Device | None, group: DeviceGroup | None) -> dict:
     return {"device": device} if device is not None else {"group": group}
 
 
+def _audit_assignment(action, profile, device, group, by, address, queued, skipped) -> None:
+    audit(
+        action,
+        actor=by,
+        target=profile.identifier,
+        address=address,
+        to=f"device {device.udid}" if device is not None else f"group {group.name}",
+        queued=queued,
+        skipped=skipped,
+    )
+
+
 def assign(
     profile: Profile,
     *,
     device: Device | None = None,
     group: DeviceGroup | None = None,
     by,
+    address: str | None = None,
     refuse_existing: bool = False,
 ) -> tuple[int, int]:
     """Assign the profile and queue it where it is missing. Returns (queued, skipped).
@@ -168,85 +264,71 @@ def assign(
     Assigning again queues it where it went missing since; with `refuse_existing` an existing
     assignment is a LibraryConflict instead (the API: the profile is already there)."""
     target = _target(device, group)
-    name, _user = _by(by)
     with transaction.atomic():
         _assignment, created = ProfileAssignment.objects.get_or_create(
-            profile=profile, **target, defaults={"created_by": name[:150]}
+            profile=profile, **target, defaults={"created_by": actor_name(by)}
         )
         if not created and refuse_existing:
-            raise LibraryConflict(
-                f"{profile.identifier} is already assigned to {device or group}"
-                f" (installed on {installed_count(profile, device=device, group=group)})"
-            )
+            raise LibraryConflict(f"{profile.identifier} is already assigned to {device or group}")
         members = (
             Device.objects.filter(pk=device.pk, state=Device.State.ENROLLED)
             if device is not None
             else Device.objects.filter(group=group, state=Device.State.ENROLLED)
         )
-        queued, skipped = install_where_missing(profile, members, by=by)
-        audit("profile.assigned", actor=by, target=profile.identifier, to=str(device or group))
+        queued, skipped = install_where_missing(profile, members, by=by, address=address)
+        _audit_assignment("profile.assigned", profile, device, group, by, address, queued, skipped)
     return queued, skipped
 
 
-def installed_count(
-    profile: Profile, *, device: Device | None = None, group: DeviceGroup | None = None
-) -> int:
-    """On how many devices (of `device`, of `group`, or of the fleet) this version is."""
-    installed = InstalledProfile.objects.filter(identifier=profile.identifier, uuid=profile.uuid)
-    if device is not None:
-        installed = installed.filter(device=device)
-    elif group is not None:
-        installed = installed.filter(device__group=group)
-    return installed.values("device").distinct().count()
-
-
-def delete_profile(profile: Profile, *, by) -> None:
-    """Remove a profile from the library. Refused while it is assigned (unassign first, which
-    removes it from the devices); devices that have it keep it."""
-    with transaction.atomic():
-        assignments = ProfileAssignment.objects.filter(profile=profile).count()
-        if assignments:
-            raise LibraryConflict(
-                f"{profile.identifier} is assigned {assignments} time(s): unassign it first"
-            )
-        identifier = profile.identifier
-        profile.delete()
-        audit("profile.deleted", actor=by, target=identifier)
-
-
-def group_assignments(group: DeviceGroup) -> int:
-    """How many profiles are assigned to `group` (a group with some is not deleted)."""
-    return ProfileAssignment.objects.filter(group=group).count()
-
-
 def unassign(
-    profile: Profile, *, device: Device | None = None, group: DeviceGroup | None = None, by
-) -> int:
-    """Remove an assignment; queue RemoveProfile where nothing else keeps the profile."""
+    profile: Profile,
+    *,
+    device: Device | None = None,
+    group: DeviceGroup | None = None,
+    by,
+    address: str | None = None,
+) -> tuple[int, int]:
+    """Remove an assignment; queue RemoveProfile where nothing else keeps the profile.
+    Returns (queued, skipped)."""
     target = _target(device, group)
     with transaction.atomic():
         deleted, _ = ProfileAssignment.objects.filter(profile=profile, **target).delete()
         if not deleted:
             raise LibraryError(f"{profile.identifier} is not assigned to {device or group}")
         members = Device.objects.filter(pk=device.pk) if device is not None else group.devices.all()
-        still = assigned_devices(profile)
-        has_it = InstalledProfile.objects.filter(identifier=profile.identifier).values("device")
-        pending = QueuedCommand.objects.filter(
-            request_type="InstallProfile",
-            status__in=PENDING_STATUSES,
-            command__profile_link__identifier=profile.identifier,
+        queued, skipped = withdraw(profile, members, by=by, address=address)
+        _audit_assignment(
+            "profile.unassigned", profile, device, group, by, address, queued, skipped
         )
-        losing = members.filter(state=Device.State.ENROLLED).exclude(pk__in=still.values("pk"))
-        # Whatever install is still waiting for them is no longer wanted.
-        pending.filter(device__in=losing).update(status=Status.CANCELED, answered_at=timezone.now())
-        to_remove = losing.filter(pk__in=has_it)
-        count = to_remove.count()
-        if count:
-            _enqueue_for_profile(
-                profile, to_remove, "RemoveProfile", {"Identifier": profile.identifier}, by=by
+    return queued, skipped
+
+
+def delete_profile(profile: Profile, *, by, address: str | None = None) -> None:
+    """Take the profile out of the library. Refused while it is assigned: unassigning first
+    queues RemoveProfile where it is installed, whereas deleting leaves devices as they are
+    (a profile the library no longer knows is neither installed nor removed by it)."""
+    with transaction.atomic():
+        groups = profile.assignments.exclude(group=None).count()
+        devices = profile.assignments.exclude(device=None).count()
+        if groups or devices:
+            raise LibraryConflict(
+                f"{profile.identifier} is still assigned to {groups} group(s) and "
+                f"{devices} device(s): unassign it first (that removes it from the devices "
+                "that have it), then delete it"
             )
-        audit("profile.unassigned", actor=by, target=profile.identifier, to=str(device or group))
-    return count
+        canceled = pending_installs(profile).update(
+            status=Status.CANCELED, answered_at=timezone.now()
+        )
+        identifier, sha256 = profile.identifier, profile.sha256
+        profile.delete()
+        audit(
+            "profile.deleted",
+            actor=by,
+            target=identifier,
+            address=address,
+            sha256=sha256,
+            installs_canceled=canceled,
+        )
 
 
 def reconcile_device(device: Device) -> int:

@@ -410,6 +410,7 @@ def build_enrollment_profile(
             "enrollment.profile_issued",
             actor=actor,
             target=enrollment.name,
+            address=client or None,
             enrollment=enrollment.pk,
             identity=enrollment.identity,
             profile_uuid=profile["PayloadUUID"],

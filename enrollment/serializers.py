@@ -67,6 +67,7 @@ class AssignResultSerializer(serializers.Serializer):
 
 class UnassignResultSerializer(serializers.Serializer):
     queued = serializers.IntegerField(help_text="devices a RemoveProfile was queued for")
+    skipped = serializers.IntegerField(help_text="devices that could not take it now")
 
 
 class EnrollmentSerializer(serializers.ModelSerializer):

@@ -14,7 +14,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from commands.catalog import ALL_RIGHTS
+from commands.catalog import ACCESS_RIGHTS_IN_WORDS, ALL_RIGHTS
 
 from .mobileconfig import EnrollmentUnavailable, check_available, enrollment_profile_bytes
 from .models import Enrollment
@@ -23,22 +23,6 @@ log = logging.getLogger(__name__)
 
 PROFILE_CONTENT_TYPE = "application/x-apple-aspen-config"
 
-# What each AccessRights bit lets the organization do, in plain words (seed, MDM payload).
-RIGHTS_IN_WORDS: list[tuple[int, str]] = [
-    (1, "see which configuration profiles are installed"),
-    (2, "install and remove configuration profiles (settings such as Wi-Fi, VPN or e-mail)"),
-    (4, "lock the device and remove its passcode"),
-    (8, "erase the device: everything on it is deleted"),
-    (16, "read device information such as its model, capacity and serial number"),
-    (32, "read network information such as its phone number, SIM and network addresses"),
-    (64, "see which app provisioning profiles are installed"),
-    (128, "install and remove app provisioning profiles"),
-    (256, "see which apps are installed"),
-    (512, "see which restrictions apply to the device"),
-    (1024, "check its security settings, such as whether a passcode is set"),
-    (2048, "change device settings, such as its name or data roaming"),
-    (4096, "install, manage and remove apps"),
-]
 
 # (title, explanation, status) of every page that is not the enrollment page.
 PAGES: dict[str, tuple[str, str, int]] = {
@@ -81,7 +65,7 @@ PAGES: dict[str, tuple[str, str, int]] = {
 
 
 def rights_in_words(access_rights: int) -> list[str]:
-    return [words for bit, words in RIGHTS_IN_WORDS if access_rights & bit]
+    return [words for bit, words in ACCESS_RIGHTS_IN_WORDS if access_rights & bit]
 
 
 def profile_filename(name: str) -> str:
@@ -90,7 +74,7 @@ def profile_filename(name: str) -> str:
     return f"{stem}.mobileconfig"
 
 
-def _private(response: HttpResponse) -> HttpResponse:
+def keep_private(response: HttpResponse) -> HttpResponse:
     """The link is a secret and the profile a one-time credential: never cached or leaked."""
     response["Cache-Control"] = "no-store, private"
     response["Referrer-Policy"] = "no-referrer"
@@ -101,7 +85,7 @@ def _private(response: HttpResponse) -> HttpResponse:
 def _page(request, template: str, context: dict, status: int = 200) -> HttpResponse:
     context = {"organization": settings.MDM_ORGANIZATION, **context}
     body = render_to_string(template, context, request=request)
-    return _private(HttpResponse(body, status=status, content_type="text/html; charset=utf-8"))
+    return keep_private(HttpResponse(body, status=status, content_type="text/html; charset=utf-8"))
 
 
 def _unavailable(request, reason: str) -> HttpResponse:
@@ -169,4 +153,4 @@ def enroll_profile(request, token: str):
         return _unavailable(request, _reason(enrollment, exc))
     response = HttpResponse(signed, content_type=PROFILE_CONTENT_TYPE)
     response["Content-Disposition"] = f'attachment; filename="{profile_filename(enrollment.name)}"'
-    return _private(response)
+    return keep_private(response)

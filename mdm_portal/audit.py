@@ -28,20 +28,28 @@ def audit(
 
     `address` is the client's IP address when a person acted through the UI or the API.
     """
-    user = actor if hasattr(actor, "get_username") else None
-    name = user.get_username() if user is not None else str(actor)
     scope = _scope.get()
     if scope:
         details = {**scope["details"], **details}
         address = address or scope["address"]
     return AuditEntry.objects.create(
-        user=user,
-        actor=name,
+        user=actor_user(actor),
+        actor=actor_name(actor),
         action=action,
         target=str(target)[:255],
         address=address or None,
         details=details,
     )
+
+
+def actor_user(actor: Any):
+    """The User who acts, or None when `actor` is a name (a tool, the system)."""
+    return actor if hasattr(actor, "get_username") else None
+
+
+def actor_name(actor: Any) -> str:
+    """The name recorded for `actor`: a User's username, or the name itself."""
+    return actor.get_username() if hasattr(actor, "get_username") else str(actor)
 
 
 def client_address(request) -> str | None:

@@ -239,10 +239,9 @@ SPECTACULAR_SETTINGS = {
         "DeviceState": "devices.models.Device.State",
     },
 }
-# Largest JSON body the API reads (a command for 20,000 UDIDs is under 1 MiB) and largest
-# profile upload (413 above either).
+# Largest JSON body the API reads (a command for 20,000 UDIDs is under 1 MiB): 413 above it.
+# (A profile upload has the library's own limit, enrollment.library.MAX_PROFILE_BYTES.)
 MDM_API_MAX_BODY_BYTES = env_int("MDM_API_MAX_BODY_BYTES", 4 * 1024 * 1024)
-MDM_PROFILE_MAX_BYTES = env_int("MDM_PROFILE_MAX_BYTES", 2 * 1024 * 1024)
 
 # --- Webhooks ---------------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", ui.dashboard, name="dashboard"),
     path("audit/", ui.audit_log, name="audit"),
+    path("", include("enrollment.ui_urls")),  # /profiles/, /enrollments/, /groups/
     path("api-tokens/", ui_tokens.api_tokens, name="api-tokens"),
     path("api-tokens/<int:pk>/revoke/", ui_tokens.revoke, name="api-token-revoke"),
     path("webhooks/", include("webhooks.ui_urls")),

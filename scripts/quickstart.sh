@@ -63,7 +63,7 @@ echo $! >"$RUN/web.pid"
 for _ in $(seq 1 60); do
   if python - "$HOST" "$PORT" <<'PY' 2>/dev/null; then break; fi
 import sys, urllib.request
-urllib.request.urlopen(f"http://{sys.argv[1]}:{sys.argv[2]}/admin/login/", timeout=1)
+urllib.request.urlopen(f"http://{sys.argv[1]}:{sys.argv[2]}/accounts/login/", timeout=1)
 PY
   sleep 0.5
 done
@@ -71,7 +71,8 @@ done
 cat <<MSG
 
 The MDM portal is running (embedded default: SQLite in $DATA, no Redis).
-  Admin UI:          http://$HOST:$PORT/admin/
+  Staff UI:          http://$HOST:$PORT/  (log in with the admin login below)
+  Django admin:      http://$HOST:$PORT/admin/  (read-only, superusers)
   Check-in URL:      $MDM_PUBLIC_URL/mdm/checkin
   Server URL:        $MDM_PUBLIC_URL/mdm/connect
   Admin login:       $(cat "$login_file" 2>/dev/null || echo "see $login_file")

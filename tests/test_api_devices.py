@@ -95,8 +95,9 @@ def test_patch_regroups_and_renames_through_a_settings_command(api):
     item = {"Item": "DeviceName", "DeviceName": "Front desk"}
     assert settings.command_dict()["Settings"] == [item]
     assert query.command_dict()["Queries"] == ["DeviceName"]
-    entry = AuditEntry.objects.get(action="device.group_set")
-    assert entry.details["token"] == "operator-script" and entry.details["group"] == "Lab"
+    entry = AuditEntry.objects.get(action="group.devices_added")
+    assert entry.details["token"] == "operator-script" and entry.target == "Lab"
+    assert entry.details["devices"] == [device.udid]
     out = api[OPERATOR].patch(f"/api/v1/devices/{device.udid}/", {"group": None}, format="json")
     assert out.json()["group"] is None and out.json()["queued_commands"] == []
     unknown = api[OPERATOR].patch(f"/api/v1/devices/{device.udid}/", {"group": "Nope"},
@@ -150,13 +151,11 @@ def test_groups_crud_with_roles_and_conflicts(api, ca):
     renamed = api[OPERATOR].patch(f"/api/v1/groups/{group['id']}/", {"name": "Lab 2"},
                                   format="json")  # fmt: skip
     assert renamed.status_code == 200 and renamed.json()["name"] == "Lab 2"
+    # Deleting it does what the group page does: its devices leave it, its assignments go.
     assign(upload_profile(plistlib.dumps(profile())), group=DeviceGroup.objects.get(), by="tests")
-    refused = api[OPERATOR].delete(f"/api/v1/groups/{group['id']}/")
-    assert refused.status_code == 409 and "unassign" in refused.json()["error"]
-    DeviceGroup.objects.get().devices.update(group=None)
-    ProfileAssignment.objects.all().delete()
     assert api[OPERATOR].delete(f"/api/v1/groups/{group['id']}/").status_code == 204
-    assert not DeviceGroup.objects.exists()
+    assert not DeviceGroup.objects.exists() and not ProfileAssignment.objects.exists()
+    assert not Device.objects.exclude(group=None).exists()
     assert api[ADMIN].get(f"/api/v1/groups/{group['id']}/").status_code == 404
     actions = set(AuditEntry.objects.values_list("action", flat=True))
-    assert {"group.created", "group.changed", "group.deleted"} <= actions
+    assert {"group.created", "group.renamed", "group.deleted"} <= actions

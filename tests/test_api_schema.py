@@ -19,7 +19,7 @@ from commands.catalog import DEFINITIONS
 from commands.models import Status
 from commands.queue import enqueue
 from devices.models import Device, DeviceGroup
-from enrollment.enrollments import create_enrollment
+from enrollment.enrollments import EnrollmentSpec, create_enrollment
 from enrollment.library import upload_profile
 from mdm_portal.models import AuditEntry
 from tests.api_support import managed_devices, token_client
@@ -92,7 +92,7 @@ def fleet(ca, settings, keep_connection) -> dict[str, object]:
     Device.objects.filter(udid="D-00002").update(token_invalid_at=timezone.now())
     command = enqueue(Device.objects.filter(udid="D-00000"), "ProfileList", queued_by="tests")
     profile_ = upload_profile(plistlib.dumps(profile()), uploaded_by="tests")
-    enrollment = create_enrollment("Staff", actor="tests")
+    enrollment = create_enrollment(EnrollmentSpec("Staff"), by="tests")
     webhook, _ = create_webhook("http://127.0.0.1:9/hook", actor="tests")  # never delivered
     csr = make_csr(make_key(), "device").public_bytes(serialization.Encoding.DER)
     scep = ScepRequest.objects.create(

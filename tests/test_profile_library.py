@@ -3,6 +3,7 @@
 import plistlib
 
 import pytest
+from django.utils import timezone
 
 from certs.cms import sign, signed_content
 from commands.models import Command, QueuedCommand, Status
@@ -87,13 +88,19 @@ def test_assign_to_a_device_queues_a_signed_install_profile(enrolled):
     assert assign(stored, device=device, by="alice") == (0, 0)  # already on its way
 
 
-def test_group_assignment_reaches_only_members_that_lack_it(make_device):
-    sims = [make_device() for _ in range(3)]
+def enrolled_group(make_device, name: str, size: int):
+    """A group of `size` enrolled simulated devices, with nothing queued for them yet."""
+    sims = [make_device() for _ in range(size)]
     for sim in sims:
         sim.enroll()
         only_library_commands(sim)
-    group = DeviceGroup.objects.create(name="Sales")
+    group = DeviceGroup.objects.create(name=name)
     Device.objects.filter(udid__in=[s.udid for s in sims]).update(group=group)
+    return group, sims
+
+
+def test_group_assignment_reaches_only_members_that_lack_it(make_device):
+    group, sims = enrolled_group(make_device, "Sales", 3)
     stored = upload_profile(plistlib.dumps(profile()))
     # The first already has it installed (its ProfileList said so).
     has_it = Device.objects.get(udid=sims[0].udid)
@@ -139,7 +146,7 @@ def test_unassign_queues_remove_profile_where_it_is_installed(enrolled):
     InstalledProfile.objects.create(
         device=device, identifier=stored.identifier, uuid=stored.uuid, reported_at=device.created_at
     )
-    assert unassign(stored, device=device, by="alice") == 1
+    assert unassign(stored, device=device, by="alice") == (1, 0)
     remove = Command.objects.get(request_type="RemoveProfile")
     assert remove.command_dict() == {
         "RequestType": "RemoveProfile",
@@ -163,8 +170,33 @@ def test_a_device_keeps_a_profile_its_group_still_assigns(enrolled):
     InstalledProfile.objects.create(
         device=device, identifier=stored.identifier, uuid=stored.uuid, reported_at=device.created_at
     )
-    assert unassign(stored, device=device, by="alice") == 0
+    assert unassign(stored, device=device, by="alice") == (0, 0)
     assert not Command.objects.filter(request_type="RemoveProfile").exists()
+
+
+def test_a_device_whose_push_token_is_invalid_is_skipped_not_a_refusal(make_device):
+    group, sims = enrolled_group(make_device, "Field", 2)
+    Device.objects.filter(udid=sims[0].udid).update(token_invalid_at=timezone.now())
+    stored = upload_profile(plistlib.dumps(profile()))
+    assert assign(stored, group=group, by="alice") == (1, 1)
+    assert [
+        r.device.udid for r in Command.objects.get(request_type="InstallProfile").rows.all()
+    ] == [sims[1].udid]
+    for device in Device.objects.filter(group=group):
+        InstalledProfile.objects.create(
+            device=device,
+            identifier=stored.identifier,
+            uuid=stored.uuid,
+            reported_at=timezone.now(),
+        )
+    assert unassign(stored, group=group, by="alice") == (1, 1)
+
+
+def test_a_profile_too_large_is_refused_before_it_is_read(db):
+    from enrollment.library import MAX_PROFILE_BYTES
+
+    with pytest.raises(LibraryError, match="at most"):
+        upload_profile(b" " * (MAX_PROFILE_BYTES + 1))
 
 
 def test_uploading_a_new_version_replaces_it_in_the_library(ca):

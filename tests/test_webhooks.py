@@ -19,8 +19,9 @@ from django.utils import timezone
 from commands.apns import push_devices
 from commands.models import QueuedCommand
 from commands.tasks import certificate_expiry_sweep
+from devices.groups import get_or_create_group
 from devices.models import Device
-from enrollment.enrollments import create_enrollment
+from enrollment.enrollments import EnrollmentSpec, create_enrollment
 from mdm_portal.alerts import open_alerts
 from tests.api_support import managed_devices
 from tests.webhook_receiver import Receiver, closed_port
@@ -205,7 +206,8 @@ def test_gives_up_after_the_limit_with_an_alert_and_goes_on(receiver, webhook, s
 
 def test_the_portals_own_events(receiver, webhook, ca, settings):
     settings.MDM_APNS_URL = "https://127.0.0.1:9"  # never reached: no push certificate
-    enrollment = create_enrollment("Lab", actor="tests", group="Lab")
+    group, _ = get_or_create_group("Lab", by="tests")
+    enrollment = create_enrollment(EnrollmentSpec("Lab", group=group), by="tests")
     devices = managed_devices(2)
     push_devices([d.pk for d in devices], "manual")
     from certs.models import CertificateAuthority

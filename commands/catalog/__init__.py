@@ -66,6 +66,30 @@ RIGHT_NAMES: dict[str, int] = {
     "AllowAppInstallation": APP_MANAGEMENT,
 }
 
+# What each AccessRights bit lets the organization do, in plain words (seed, MDM payload): the
+# enrollment page tells device users, the staff UI labels its checkboxes with them.
+ACCESS_RIGHTS_IN_WORDS: list[tuple[int, str]] = [
+    (INSPECT_PROFILES, "see which configuration profiles are installed"),
+    (
+        INSTALL_PROFILES,
+        "install and remove configuration profiles (settings such as Wi-Fi, VPN or e-mail)",
+    ),
+    (LOCK_AND_PASSCODE, "lock the device and remove its passcode"),
+    (ERASE, "erase the device: everything on it is deleted"),
+    (DEVICE_INFORMATION, "read device information such as its model, capacity and serial number"),
+    (
+        NETWORK_INFORMATION,
+        "read network information such as its phone number, SIM and network addresses",
+    ),
+    (INSPECT_PROVISIONING_PROFILES, "see which app provisioning profiles are installed"),
+    (INSTALL_PROVISIONING_PROFILES, "install and remove app provisioning profiles"),
+    (INSPECT_APPLICATIONS, "see which apps are installed"),
+    (RESTRICTIONS_QUERIES, "see which restrictions apply to the device"),
+    (SECURITY_QUERIES, "check its security settings, such as whether a passcode is set"),
+    (SETTINGS, "change device settings, such as its name or data roaming"),
+    (APP_MANAGEMENT, "install, manage and remove apps"),
+]
+
 # Commands the device is guaranteed to execute: they never answer NotNow (seed, Error Handling).
 NEVER_NOT_NOW = frozenset(
     {

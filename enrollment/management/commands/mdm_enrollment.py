@@ -1,15 +1,20 @@
+from dataclasses import replace
+
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 from django.utils import timezone
 
 from commands.catalog import ALL_RIGHTS
-from devices.models import DeviceGroup
+from devices.groups import GroupError, get_or_create_group
 from enrollment.enrollments import (
     EnrollmentError,
+    EnrollmentSpec,
     create_enrollment,
     deactivate_enrollment,
     enrollment_link,
-    enrollment_state,
+    enrollment_problems,
 )
+from enrollment.mobileconfig import unavailable_reason
 from enrollment.models import Enrollment
 
 ACTOR = "mdm_enrollment"
@@ -105,24 +110,28 @@ class Command(BaseCommand):
         self.stdout.write(f"renewals queued: {result['renewed']}, failed: {result['failed']}")
 
     def _create(self, options) -> None:
-        group = options["group"]
-        new_group = bool(group) and not DeviceGroup.objects.filter(name=group).exists()
+        spec = EnrollmentSpec(
+            name=options["name"],
+            access_rights=options["access_rights"],
+            identity=options["identity"],
+            sign_message=options["sign_message"],
+            check_out_when_removed=not options["no_checkout_when_removed"],
+            expires_days=options["expires_days"],
+            max_uses=options["max_uses"],
+        )
+        problems = enrollment_problems(spec)  # before a group is created for it
+        if problems:
+            raise CommandError("; ".join(problems.values()))
         try:
-            enrollment = create_enrollment(
-                options["name"],
-                actor=ACTOR,
-                access_rights=options["access_rights"],
-                identity=options["identity"],
-                sign_message=options["sign_message"],
-                check_out_when_removed=not options["no_checkout_when_removed"],
-                group=group,
-                expires_days=options["expires_days"],
-                max_uses=options["max_uses"],
-            )
-        except EnrollmentError as exc:
+            with transaction.atomic():
+                if options["group"]:
+                    group, created = get_or_create_group(options["group"], by=ACTOR)
+                    if created:
+                        self.stdout.write(f"group created: {group.name}")
+                    spec = replace(spec, group=group)
+                enrollment = create_enrollment(spec, by=ACTOR)
+        except (EnrollmentError, GroupError) as exc:
             raise CommandError(str(exc)) from None
-        if new_group:
-            self.stdout.write(f"group created: {group}")
         self.stdout.write(f"enrollment created: {enrollment.name}")
         self.stdout.write(enrollment_link(enrollment))
 
@@ -133,7 +142,8 @@ class Command(BaseCommand):
             return
         now = timezone.now()
         for enrollment in enrollments:
-            state = enrollment_state(enrollment, now).replace("_", " ")
+            reason = unavailable_reason(enrollment, now)
+            state = {None: "active", "used_up": "used up"}.get(reason, reason)
             uses = f"{enrollment.uses}/{enrollment.max_uses if enrollment.max_uses else '-'}"
             expiry = (
                 f"{enrollment.expires_at:%Y-%m-%d %H:%M}Z" if enrollment.expires_at else "never"
@@ -149,5 +159,5 @@ class Command(BaseCommand):
         enrollment = Enrollment.objects.filter(token=token).first()
         if enrollment is None:
             raise CommandError("no enrollment has this token")
-        deactivate_enrollment(enrollment, actor=ACTOR)
+        deactivate_enrollment(enrollment, by=ACTOR)
         self.stdout.write(f"enrollment deactivated: {enrollment.name}")

@@ -2,8 +2,15 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from devices.models import Device, DeviceGroup, InstalledProfile
-from enrollment.library import LibraryError, assign, assigned_devices, unassign, upload_profile
+from devices.models import Device, DeviceGroup
+from enrollment.library import (
+    LibraryError,
+    assign,
+    assigned_devices,
+    installed_version,
+    unassign,
+    upload_profile,
+)
 from enrollment.models import Profile
 
 ACTOR = "mdm_profile"
@@ -66,20 +73,23 @@ class Command(BaseCommand):
         self.stdout.write(f"assigned; InstallProfile queued for {queued} device(s)")
         if skipped:
             self.stdout.write(
-                f"{skipped} device(s) skipped: enrolled without the right to install profiles"
+                f"{skipped} device(s) skipped: enrolled without the right to install profiles, "
+                "or push token invalid"
             )
 
     def _unassign(self, options):
         profile = self._profile(options["profile"])
-        removed = unassign(profile, **self._target(options), by=ACTOR)
+        removed, skipped = unassign(profile, **self._target(options), by=ACTOR)
         self.stdout.write(f"unassigned; RemoveProfile queued for {removed} device(s)")
+        if skipped:
+            self.stdout.write(
+                f"{skipped} device(s) skipped: no right to remove profiles, or push token invalid"
+            )
 
     def _list(self, options):
         for profile in Profile.objects.order_by("identifier"):
             wanted = assigned_devices(profile).count()
-            installed = InstalledProfile.objects.filter(
-                identifier=profile.identifier, uuid=profile.uuid
-            ).count()
+            installed = installed_version(profile).count()
             self.stdout.write(
                 f"{profile.pk:>4} {profile.identifier}  v{profile.version}  "
                 f"assigned to {wanted} device(s), installed on {installed}  ({profile.name})"
