@@ -21,22 +21,22 @@ class Router(DefaultRouter):
 
 
 router = Router()
-router.register("devices", DeviceViewSet, basename="device")
-router.register(r"devices/(?P<udid>[^/]+)/pushes", DevicePushesViewSet, basename="device-push")
-router.register("groups", GroupViewSet, basename="group")
-router.register("commands", CommandViewSet, basename="command")
-router.register("profiles", ProfileViewSet, basename="profile")
-router.register("enrollments", EnrollmentViewSet, basename="enrollment")
-router.register("scep-requests", ScepRequestViewSet, basename="scep-request")
-router.register("webhooks", WebhookViewSet, basename="webhook")
-router.register("audit", AuditViewSet, basename="audit")
-router.register("alerts", AlertViewSet, basename="alert")
+router.register("devices", DeviceViewSet, basename="api-device")
+router.register(r"devices/(?P<udid>[^/]+)/pushes", DevicePushesViewSet, basename="api-device-push")
+router.register("groups", GroupViewSet, basename="api-group")
+router.register("commands", CommandViewSet, basename="api-command")
+router.register("profiles", ProfileViewSet, basename="api-profile")
+router.register("enrollments", EnrollmentViewSet, basename="api-enrollment")
+router.register("scep-requests", ScepRequestViewSet, basename="api-scep-request")
+router.register("webhooks", WebhookViewSet, basename="api-webhook")
+router.register("audit", AuditViewSet, basename="api-audit")
+router.register("alerts", AlertViewSet, basename="api-alert")
 
 v1 = [
-    path("devices/<str:udid>/commands/", DeviceCommandsView.as_view(), name="device-commands"),
-    path("push/", PushView.as_view(), name="push"),
-    path("certificates/", CertificateInventoryView.as_view(), name="certificates"),
-    path("certificates/push/", PushCertificateView.as_view(), name="push-certificate"),
+    path("devices/<str:udid>/commands/", DeviceCommandsView.as_view(), name="api-device-commands"),
+    path("push/", PushView.as_view(), name="api-push"),
+    path("certificates/", CertificateInventoryView.as_view(), name="api-certificates"),
+    path("certificates/push/", PushCertificateView.as_view(), name="api-push-certificate"),
     *router.urls,
 ]
 
