@@ -17,11 +17,10 @@ from mdm_portal.api import Cursor, refusal_status
 from mdm_portal.roles import OPERATOR
 
 from .apns import push_now
-from .catalog import DEFINITIONS, CatalogError
-from .catalog.definitions import from_json
+from .catalog import CatalogError
 from .history import command_progress, device_result, recent_commands
 from .models import Command, PushAttempt, QueuedCommand
-from .queue import EnqueueConflict, EnqueueError, EnqueueForbidden, cancel_queued, enqueue
+from .queue import EnqueueConflict, EnqueueError, EnqueueForbidden, cancel_queued, enqueue_json
 from .serializers import (
     CanceledSerializer,
     CommandCreateSerializer,
@@ -97,14 +96,10 @@ class CommandViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         form.is_valid(raise_exception=True)
         data = form.validated_data
         devices = select_devices(**form.target())
-        request_type = data["request_type"]
-        payload = data["payload"]
-        if request_type in DEFINITIONS:
-            payload = from_json(DEFINITIONS[request_type], payload)
-        command = enqueue(
+        command = enqueue_json(
             devices,
-            request_type,
-            payload,
+            data["request_type"],
+            data["payload"],
             user=request.user,
             raw=data["raw"],
             reason=data["reason"],

@@ -25,6 +25,7 @@ from mdm_portal.roles import ADMIN, has_role
 
 from .catalog import (
     ADMIN_ONLY,
+    DEFINITIONS,
     DELIVERED_WHEN_SENT,
     NEVER_NOT_NOW,
     CatalogError,
@@ -34,6 +35,7 @@ from .catalog import (
     on_acknowledged,
     prepare,
 )
+from .catalog.definitions import from_json
 from .models import (
     ANSWER_STATUSES,
     FINAL_STATUSES,
@@ -190,6 +192,18 @@ def enqueue(
             **details,
         )
     return stored
+
+
+def enqueue_json(devices, request_type: str, payload: dict | None = None, **options) -> Command:
+    """`enqueue` for a payload given as JSON (the API, `mdm_enqueue --json`): the values of
+    the catalog's `data` keys arrive as base64 and become bytes first."""
+    definition = DEFINITIONS.get(request_type)
+    if definition is not None:
+        try:
+            payload = from_json(definition, payload or {})
+        except CatalogError as exc:
+            raise EnqueueError(str(exc)) from None
+    return enqueue(devices, request_type, payload, **options)
 
 
 def _fan_out(command: Command, devices: QuerySet) -> int:

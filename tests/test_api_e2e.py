@@ -6,7 +6,6 @@ import base64
 import hashlib
 import hmac
 import json
-import time
 
 import pytest
 from django.db import connections
@@ -14,6 +13,7 @@ from django.db import connections
 from devices.models import DeviceGroup
 from mdm_portal.roles import OPERATOR
 from tests.api_support import token_client
+from tests.test_push_e2e import wait_for
 from tests.test_workers import start_worker
 from tests.ui_support import make_user
 from tests.webhook_receiver import Receiver
@@ -22,16 +22,6 @@ from webhooks.registry import create_webhook
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SECRET = "end-to-end-webhook-secret"
-
-
-def wait_for(condition, what: str, worker, log_path, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        assert worker.poll() is None, log_path.read_text()[-3000:]
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}:\n" + log_path.read_text()[-3000:])
 
 
 def signed(received) -> dict:
