@@ -1,7 +1,6 @@
 """The webhooks' API (admins only: a webhook URL may carry credentials): register, list,
 change, remove, ping, the delivery log, and sending given-up deliveries again."""
 
-from django.db.models import Count, Q
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -18,6 +17,7 @@ from .registry import (
     ping,
     retry_failed,
     update_webhook,
+    with_counts,
 )
 from .serializers import (
     CountSerializer,
@@ -79,10 +79,7 @@ class WebhookViewSet(
     serializer_class = WebhookSerializer
     roles = ALL_ADMIN
     cursor_ordering = "id"
-    queryset = Webhook.objects.annotate(
-        pending=Count("deliveries", filter=Q(deliveries__state=Delivery.State.PENDING)),
-        failed=Count("deliveries", filter=Q(deliveries__state=Delivery.State.FAILED)),
-    ).order_by("id")
+    queryset = with_counts()
 
     def create(self, request):
         form = WebhookCreateSerializer(data=request.data)

@@ -5,6 +5,7 @@ import secrets
 from urllib.parse import urlsplit
 
 from django.db import transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from mdm_portal.alerts import resolve_alerts
@@ -15,6 +16,14 @@ from .models import TOPICS, Delivery, Webhook
 from .outbox import emit, trigger_delivery
 
 MIN_SECRET = 16
+
+
+def with_counts():
+    """Every webhook, with how many deliveries wait (`pending`) and were given up (`failed`)."""
+    return Webhook.objects.annotate(
+        pending=Count("deliveries", filter=Q(deliveries__state=Delivery.State.PENDING)),
+        failed=Count("deliveries", filter=Q(deliveries__state=Delivery.State.FAILED)),
+    ).order_by("id")
 
 
 class WebhookError(ValueError):

@@ -4,7 +4,6 @@ deliveries again, turning it off and removing it. The work is webhooks.registry'
 
 from django import forms
 from django.contrib import messages
-from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -19,6 +18,7 @@ from .registry import (
     ping,
     retry_failed,
     update_webhook,
+    with_counts,
 )
 
 LOG_SIZE = 50
@@ -44,10 +44,7 @@ class WebhookForm(forms.Form):
 
 
 def _webhooks():
-    return Webhook.objects.annotate(
-        pending=Count("deliveries", filter=Q(deliveries__state=Delivery.State.PENDING)),
-        failed=Count("deliveries", filter=Q(deliveries__state=Delivery.State.FAILED)),
-    ).order_by("id")
+    return with_counts()
 
 
 def _list(request, form, *, secret=None, created=None, status=200):

@@ -1,10 +1,16 @@
 """`mdm_webhook add|list|remove|deliveries|retry|ping`: webhooks in MicroMDM's event format."""
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db.models import Count, Q
 
 from webhooks.models import TOPICS, Delivery, Webhook
-from webhooks.registry import WebhookError, create_webhook, delete_webhook, ping, retry_failed
+from webhooks.registry import (
+    WebhookError,
+    create_webhook,
+    delete_webhook,
+    ping,
+    retry_failed,
+    with_counts,
+)
 
 ACTOR = "mdm_webhook"
 
@@ -71,10 +77,7 @@ class Command(BaseCommand):
             self.stdout.write(f"secret (shown once): {secret}")
 
     def _list(self, options) -> None:
-        webhooks = Webhook.objects.annotate(
-            pending=Count("deliveries", filter=Q(deliveries__state=Delivery.State.PENDING)),
-            failed=Count("deliveries", filter=Q(deliveries__state=Delivery.State.FAILED)),
-        ).order_by("id")
+        webhooks = with_counts()
         if not webhooks:
             self.stdout.write("no webhooks")
         for webhook in webhooks:
