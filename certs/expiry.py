@@ -78,14 +78,16 @@ def _subject(pem: str) -> str:
 
 
 # Sources of more entries, filled by the layers above (devices adds its device identities):
-# each is called with (now, thresholds) and returns entries made by expiry_entry().
-_SOURCES: list[Callable[[dt.datetime, list[int]], list[ExpiryEntry]]] = []
+# each is called with (now, thresholds) and returns entries made by expiry_entry(). A source
+# that lists one entry per device (as many as the fleet) is marked per_device.
+InventorySource = Callable[[dt.datetime, list[int]], list[ExpiryEntry]]
+_SOURCES: list[tuple[InventorySource, bool]] = []
 
 
-def register_inventory_source(source: Callable[[dt.datetime, list[int]], list[ExpiryEntry]]):
+def register_inventory_source(source: InventorySource, *, per_device: bool = False):
     """Add a source of entries to certificate_inventory() (once, from an AppConfig)."""
-    if source not in _SOURCES:
-        _SOURCES.append(source)
+    if all(known is not source for known, _ in _SOURCES):
+        _SOURCES.append((source, per_device))
 
 
 def _tls_chain(path: str, now, thresholds) -> list[dict]:
@@ -119,8 +121,12 @@ def _tls_chain(path: str, now, thresholds) -> list[dict]:
     ]
 
 
-def certificate_inventory(now: dt.datetime | None = None) -> list[dict]:
+def certificate_inventory(now: dt.datetime | None = None, *, per_device: bool = True) -> list[dict]:
     """Every certificate the portal depends on, soonest expiry first.
+
+    With per_device=False, only the portal's own certificates (push, CAs, server identities,
+    TLS chain, and what non-per-device sources add): a page that lists device identities on
+    their own, paginated, need not build one entry per device.
 
     Each entry: kind ("push", "ca", "server-identity", "tls", "device-identity"), name (topic,
     CA name, purpose, file#index, UDID), subject, not_after, days_left (whole days, negative
@@ -169,8 +175,9 @@ def certificate_inventory(now: dt.datetime | None = None) -> list[dict]:
     if chain_file:
         entries += _tls_chain(chain_file, now, thresholds)
 
-    for source in _SOURCES:
-        entries += source(now, thresholds)
+    for source, fleet_sized in _SOURCES:
+        if per_device or not fleet_sized:
+            entries += source(now, thresholds)
 
     far = dt.datetime.max.replace(tzinfo=dt.UTC)
     entries.sort(key=lambda e: (e["not_after"] is not None, e["not_after"] or far))

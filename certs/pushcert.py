@@ -4,29 +4,27 @@ Two ways in:
 
 - import: the certificate Apple issued (PEM, with its key or a pending request holding the key;
   or a PKCS#12 file), checked and made the one active certificate;
-- the vendor-CSR flow: `create_push_csr` makes the customer key and CSR inside the portal (the
-  key never leaves it), `sign_push_csr` is the MDM vendor's step that wraps the CSR into the
-  PushCertWebRequest file uploaded to https://identity.apple.com/pushcert, and importing the
-  certificate Apple returns pairs it with the kept key.
+- the vendor-CSR flow (certs/pushcert_csr.py): the portal makes the customer key and CSR (the
+  key never leaves it), the MDM vendor wraps the CSR into the PushCertWebRequest file uploaded
+  to https://identity.apple.com/pushcert, and importing the certificate Apple returns pairs it
+  with the kept key (here).
 
-The management command `mdm_pushcert` is a thin shell over these functions.
+The management command `mdm_pushcert` and the Certificates page are thin shells over these
+functions: `import_files` takes what either of them was given.
 """
 
-import base64
 import datetime as dt
 import hashlib
 import logging
-import plistlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID, ObjectIdentifier
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -50,32 +48,27 @@ OID_APNS_DEVELOPMENT = ObjectIdentifier("1.2.840.113635.100.6.3.1")
 OID_APNS_PRODUCTION = ObjectIdentifier("1.2.840.113635.100.6.3.2")
 DEVELOPMENT_CN_PREFIXES = ("Apple Development IOS Push Services", "Apple Development")
 
-# PushCertSignature: the digest the vendor signs the customer's CSR with.
-# Apple's 2012 protocol reference (the seed) says SHA1withRSA. Apple's current page ("Setting
-# Up Push Notifications for Your MDM Customers") says SHA256WithRSA, and since the MDM CSR
-# signing certificates were reissued under the WWDR G3 intermediate (28 Jan 2021)
-# identity.apple.com rejects SHA-1 signatures from them with "Certificate Signature
-# Verification failed because the signature is invalid" (micromdm/micromdm#723). MicroMDM's
-# mdmcertutil switched to SHA-256 in the fix (micromdm/micromdm#725, v1.8.0) and Zentral's
-# `mdmcerts` signs with `openssl dgst -sha256`. So SHA-256 is the default; SHA-1 stays as an
-# option for a vendor certificate issued before that change, whose signatures Apple still
-# checks the old way (the MicroMDM maintainers observed the digest depends on the vendor
-# certificate's issue date).
-SIGNATURE_DIGESTS = {"sha256": hashes.SHA256, "sha1": hashes.SHA1}
-DEFAULT_SIGNATURE_DIGEST = "sha256"
-
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 
 class PushCertError(Exception):
-    """A push certificate, key or request the portal refuses, with the reason."""
+    """A push certificate, key or request the portal refuses, with the reason.
+
+    `field` names the input at fault ("certificate", "key", "password", "pkcs12", "csr",
+    "vendor_cert", "vendor_key", "chain", "country", "digest"), so that a form shows the
+    message next to it; None when no one input is.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 class TopicChangeRefused(PushCertError):
     """The new certificate has another topic: enrolled devices would stop receiving pushes."""
 
     def __init__(self, message: str, *, old_topic: str | None, new_topic: str, orphaned: int):
-        super().__init__(message)
+        super().__init__(message, field="certificate")
         self.old_topic = old_topic
         self.new_topic = new_topic
         self.orphaned = orphaned
@@ -138,13 +131,15 @@ def topic_of(certificate: x509.Certificate) -> str:
     if not uids:
         raise PushCertError(
             "this is not an MDM push certificate: its subject has no UID attribute "
-            f"(subject {certificate.subject.rfc4514_string()!r})"
+            f"(subject {certificate.subject.rfc4514_string()!r})",
+            field="certificate",
         )
     topic = str(uids[0].value)
     if not topic.startswith(TOPIC_PREFIX):
         raise PushCertError(
             f"this is not an MDM push certificate: its topic {topic!r} does not start with "
-            f"{TOPIC_PREFIX!r} (an app push certificate or a vendor certificate?)"
+            f"{TOPIC_PREFIX!r} (an app push certificate or a vendor certificate?)",
+            field="certificate",
         )
     return topic
 
@@ -178,8 +173,12 @@ def _password_bytes(password: str | bytes | None) -> bytes | None:
     return password.encode() if isinstance(password, str) else password
 
 
-def load_private_key(data: bytes, password: str | bytes | None = None) -> PrivateKey:
-    """A PEM (or DER) private key, optionally password protected. RSA or EC only."""
+def load_private_key(
+    data: bytes, password: str | bytes | None = None, *, field: str = "key"
+) -> PrivateKey:
+    """A PEM (or DER) private key, optionally password protected. RSA or EC only.
+
+    `field` is the input its refusals name (the push key, or the vendor's)."""
     loaders = (serialization.load_pem_private_key, serialization.load_der_private_key)
     if b"-----BEGIN" not in data:
         loaders = loaders[::-1]
@@ -192,26 +191,27 @@ def load_private_key(data: bytes, password: str | bytes | None = None) -> Privat
             except TypeError:
                 if secret is None:
                     raise PushCertError(
-                        "the private key is encrypted: give its password (--password)"
+                        "the private key is encrypted: give its password", field=field
                     ) from None
                 key = loader(data, password=None)  # the password was for another file
             break
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
             error = error or exc
     else:
-        raise PushCertError(f"cannot read the private key (wrong password?): {error}")
+        raise PushCertError(f"cannot read the private key (wrong password?): {error}", field=field)
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-        raise PushCertError("the private key must be RSA or EC")
+        raise PushCertError("the private key must be RSA or EC", field=field)
     return key
 
 
-def _load_certificates(data: bytes) -> list[x509.Certificate]:
+def load_certificates(data: bytes, *, field: str = "certificate") -> list[x509.Certificate]:
+    """The certificates of a PEM file (one or more) or of a DER file (one)."""
     try:
         if b"-----BEGIN" in data:
             return x509.load_pem_x509_certificates(data)
         return [x509.load_der_x509_certificate(data)]
-    except ValueError as exc:
-        raise PushCertError(f"cannot read the certificate: {exc}") from exc
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise PushCertError(f"cannot read the certificate: {exc}", field=field) from exc
 
 
 def _leaf(certificates: list[x509.Certificate]) -> x509.Certificate:
@@ -226,19 +226,20 @@ def load_pkcs12(data: bytes, password: str | bytes | None = None):
     """The certificate and key of a PKCS#12 file (the key may be absent)."""
     try:
         key, certificate, extra = pkcs12.load_key_and_certificates(data, _password_bytes(password))
-    except ValueError as exc:
+    except (ValueError, UnsupportedAlgorithm) as exc:
         raise PushCertError(
-            "cannot open the PKCS#12 file: wrong password, or not a PKCS#12 file"
+            "cannot open the PKCS#12 file: wrong password, or not a PKCS#12 file",
+            field="password",
         ) from exc
     candidates = [c for c in [certificate, *(extra or [])] if c is not None]
     if not candidates:
-        raise PushCertError("the PKCS#12 file holds no certificate")
+        raise PushCertError("the PKCS#12 file holds no certificate", field="pkcs12")
     if key is not None and not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-        raise PushCertError("the private key must be RSA or EC")
+        raise PushCertError("the private key must be RSA or EC", field="pkcs12")
     return _leaf(candidates), key
 
 
-def _same_public_key(certificate: x509.Certificate, key: PrivateKey) -> bool:
+def same_public_key(certificate: x509.Certificate, key: PrivateKey) -> bool:
     return public_key_sha256(certificate.public_key()) == public_key_sha256(key)
 
 
@@ -267,6 +268,7 @@ def import_push_certificate(
     orphaned_devices: OrphanCounter,
     force: bool = False,
     actor: object = "system",
+    address: str | None = None,
     now: dt.datetime | None = None,
 ) -> ImportResult:
     """Import Apple's push certificate (PEM or DER) with its key (PEM, optionally encrypted).
@@ -276,7 +278,7 @@ def import_push_certificate(
     `orphaned_devices(topic)` counts the enrolled devices a certificate for `topic` would
     orphan (devices.topics.devices_on_other_topic).
     """
-    certificates = _load_certificates(certificate_data)
+    certificates = load_certificates(certificate_data)
     key = None
     if key_data is not None:
         key = load_private_key(key_data, password)
@@ -288,6 +290,7 @@ def import_push_certificate(
         orphaned_devices=orphaned_devices,
         force=force,
         actor=actor,
+        address=address,
         now=now,
         source="pem",
     )
@@ -300,6 +303,7 @@ def import_pkcs12(
     orphaned_devices: OrphanCounter,
     force: bool = False,
     actor: object = "system",
+    address: str | None = None,
     now: dt.datetime | None = None,
 ) -> ImportResult:
     certificate, key = load_pkcs12(data, password)
@@ -309,6 +313,7 @@ def import_pkcs12(
         orphaned_devices=orphaned_devices,
         force=force,
         actor=actor,
+        address=address,
         now=now,
         source="pkcs12",
     )
@@ -321,6 +326,7 @@ def _import(
     orphaned_devices: OrphanCounter,
     force: bool,
     actor: object,
+    address: str | None,
     now: dt.datetime | None,
     source: str,
 ) -> ImportResult:
@@ -329,11 +335,13 @@ def _import(
     if info.not_after <= now:
         raise PushCertError(
             f"the push certificate for {info.topic} expired on {info.not_after:%Y-%m-%d %H:%M} "
-            "UTC: renew it at https://identity.apple.com/pushcert and import the new one"
+            "UTC: renew it at https://identity.apple.com/pushcert and import the new one",
+            field="certificate",
         )
-    if key is not None and not _same_public_key(certificate, key):
+    if key is not None and not same_public_key(certificate, key):
         raise PushCertError(
-            "the private key does not belong to this certificate (their public keys differ)"
+            "the private key does not belong to this certificate (their public keys differ)",
+            field="key",
         )
     request = PushCertificateRequest.objects.filter(
         public_key_sha256=public_key_sha256(certificate.public_key())
@@ -341,9 +349,10 @@ def _import(
     if key is None:
         if request is None:
             raise PushCertError(
-                "no private key for this certificate: give its key (--key, or a PKCS#12 file "
-                "holding both), or import the certificate Apple issued for a CSR made by "
-                "`mdm_pushcert csr`"
+                "no private key for this certificate: give its key (or a PKCS#12 file holding "
+                "both), or import the certificate Apple issued for a CSR the portal made "
+                "(`mdm_pushcert csr`, or step 1 on the Certificates page)",
+                field="key",
             )
         key = load_private_key(bytes(request.private_key_pem))
 
@@ -390,6 +399,7 @@ def _import(
         "pushcert.imported",
         actor=actor,
         target=info.topic,
+        address=address,
         sha256=info.sha256,
         serial=info.serial,
         not_after=info.not_after.isoformat(),
@@ -414,9 +424,76 @@ def _import(
     )
 
 
+def import_files(
+    *,
+    certificate: bytes | None = None,
+    key: bytes | None = None,
+    pkcs12_data: bytes | None = None,
+    password: str | None = None,
+    orphaned_devices: OrphanCounter,
+    force: bool = False,
+    actor: object = "system",
+    address: str | None = None,
+) -> ImportResult:
+    """Import what a person gave (the command's options, the upload form's files): a PKCS#12
+    file with its password, or a certificate with its key (or none: the key in the same PEM
+    file, or the portal's own CSR's). `password` opens the PKCS#12 file or the key."""
+    if pkcs12_data is not None:
+        if certificate is not None or key is not None:
+            raise PushCertError(
+                "give a PKCS#12 file alone (it holds its own key), or a certificate with its key",
+                field="key" if key is not None else "certificate",
+            )
+        return import_pkcs12(
+            pkcs12_data,
+            password,
+            orphaned_devices=orphaned_devices,
+            force=force,
+            actor=actor,
+            address=address,
+        )
+    if certificate is None:
+        raise PushCertError(
+            "give the push certificate (PEM or DER), or a PKCS#12 file", field="certificate"
+        )
+    return import_push_certificate(
+        certificate,
+        key,
+        password=password,
+        orphaned_devices=orphaned_devices,
+        force=force,
+        actor=actor,
+        address=address,
+    )
+
+
+def describe_import(result: ImportResult) -> list[str]:
+    """What an import did, in a few lines for a person (the command prints them, the UI shows
+    them): topic and kind, validity, what it replaced, which key it paired with."""
+    cert = result.certificate
+    kind = "development" if cert.development else "production"
+    lines = [
+        f"imported push certificate {cert.topic} ({kind})",
+        f"valid until {cert.not_after:%Y-%m-%d %H:%M} UTC",
+        f"sha256 {cert.sha256}",
+    ]
+    if result.previous is not None:
+        what = "renewal of" if result.renewal else "REPLACES"
+        lines.append(f"{what} {result.previous.topic} (sha256 {result.previous.sha256})")
+    if result.request is not None:
+        lines.append("paired with the key of the portal's own CSR")
+    return lines
+
+
 def push_certificate_status(now: dt.datetime | None = None) -> dict | None:
-    """The active push certificate as the `show` command and the UI present it."""
-    cert = active_push_certificate()
+    """The active push certificate as the `show` command and the UI present it. Whether the
+    portal holds its key is read without decrypting (or returning) the key."""
+    cert = (
+        PushCertificate.objects.filter(active=True)
+        .defer("private_key_pem")
+        .order_by("-created_at")
+        .first()
+    )
     if cert is None:
         return None
     now = now or _now()
@@ -431,150 +508,7 @@ def push_certificate_status(now: dt.datetime | None = None) -> dict | None:
         "days_left": (cert.not_after - now) // dt.timedelta(days=1),
         "expired": cert.not_after <= now,
         "imported_at": cert.created_at,
+        "key_present": PushCertificate.objects.filter(
+            pk=cert.pk, private_key_pem__isnull=False
+        ).exists(),
     }
-
-
-# -- the vendor-CSR flow -------------------------------------------------------------------------
-
-
-def create_push_csr(
-    *,
-    common_name: str | None = None,
-    country: str | None = None,
-    email: str | None = None,
-    actor: object = "system",
-) -> PushCertificateRequest:
-    """The customer step: an RSA-2048 key and its CSR. The key stays here, encrypted at rest."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    attributes = [
-        x509.NameAttribute(
-            NameOID.COMMON_NAME,
-            common_name or f"{getattr(settings, 'MDM_ORGANIZATION', 'MDM Portal')} MDM push",
-        )
-    ]
-    if country:
-        if len(country) != 2 or not country.isalpha():
-            raise PushCertError(f"country must be a two-letter code, not {country!r}")
-        attributes.append(x509.NameAttribute(NameOID.COUNTRY_NAME, country.upper()))
-    if email:
-        attributes.append(x509.NameAttribute(NameOID.EMAIL_ADDRESS, email))
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name(attributes))
-        .sign(key, hashes.SHA256())
-    )
-    request = PushCertificateRequest.objects.create(
-        private_key_pem=key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),  # encrypted at rest by the model field
-        ),
-        csr_pem=csr.public_bytes(serialization.Encoding.PEM).decode(),
-        public_key_sha256=public_key_sha256(key),
-    )
-    audit("pushcert.csr_created", actor=actor, target=request.public_key_sha256)
-    return request
-
-
-def _load_csr(data: bytes | str) -> x509.CertificateSigningRequest:
-    if isinstance(data, str):
-        data = data.encode()
-    try:
-        if b"-----BEGIN" in data:
-            csr = x509.load_pem_x509_csr(data)
-        else:
-            csr = x509.load_der_x509_csr(data)
-    except ValueError as exc:
-        raise PushCertError(f"cannot read the CSR: {exc}") from exc
-    if not csr.is_signature_valid:
-        raise PushCertError("the CSR's own signature does not verify")
-    return csr
-
-
-def sign_push_csr(
-    csr_pem: bytes | str,
-    vendor_cert_pem: bytes | str,
-    vendor_key_pem: bytes | str,
-    *,
-    chain_pem: bytes | str | None = None,
-    digest: str = DEFAULT_SIGNATURE_DIGEST,
-    vendor_key_password: str | bytes | None = None,
-    actor: object = "system",
-    now: dt.datetime | None = None,
-) -> bytes:
-    """The vendor step: the PushCertWebRequest file content to upload to identity.apple.com.
-
-    base64 of an XML plist holding PushCertRequestCSR (the CSR's DER, base64),
-    PushCertCertificateChain (PEM: the vendor's MDM signing certificate, then the chain given,
-    e.g. Apple's WWDR intermediate and Apple Inc. Root) and PushCertSignature (base64 of the
-    vendor key's PKCS#1 v1.5 signature over the CSR's DER with `digest`).
-    The vendor certificate (Apple's mdm.cer) may be DER or PEM.
-    """
-    if digest not in SIGNATURE_DIGESTS:
-        raise PushCertError(f"digest must be one of {', '.join(SIGNATURE_DIGESTS)}, not {digest!r}")
-
-    def as_bytes(value: bytes | str) -> bytes:
-        return value.encode() if isinstance(value, str) else value
-
-    csr = _load_csr(csr_pem)
-    csr_der = csr.public_bytes(serialization.Encoding.DER)
-    vendor_certs = _load_certificates(as_bytes(vendor_cert_pem))
-    vendor_cert = vendor_certs[0]
-    vendor_key = load_private_key(as_bytes(vendor_key_pem), vendor_key_password)
-    if not isinstance(vendor_key, rsa.RSAPrivateKey):
-        raise PushCertError("the vendor key must be RSA (Apple verifies an RSA signature)")
-    if not _same_public_key(vendor_cert, vendor_key):
-        raise PushCertError("the vendor key does not belong to the vendor certificate")
-    now = now or _now()
-    if vendor_cert.not_valid_after_utc <= now:
-        raise PushCertError(
-            f"the vendor certificate expired on {vendor_cert.not_valid_after_utc:%Y-%m-%d}: Apple "
-            "would answer 'the signing certificate is expired'; renew the MDM CSR certificate "
-            "at developer.apple.com"
-        )
-    chain = [vendor_cert, *vendor_certs[1:]]
-    if chain_pem:
-        chain += _load_certificates(as_bytes(chain_pem))
-    seen: set[bytes] = set()
-    chain_text = ""
-    for certificate in chain:
-        fingerprint = certificate.fingerprint(hashes.SHA256())
-        if fingerprint in seen:
-            continue
-        seen.add(fingerprint)
-        # cryptography writes PEM with 64-character lines, as Apple requires.
-        chain_text += certificate.public_bytes(serialization.Encoding.PEM).decode()
-
-    signature = vendor_key.sign(csr_der, padding.PKCS1v15(), SIGNATURE_DIGESTS[digest]())
-    request = {
-        "PushCertRequestCSR": base64.b64encode(csr_der).decode(),
-        "PushCertCertificateChain": chain_text,
-        "PushCertSignature": base64.b64encode(signature).decode(),
-    }
-    audit(
-        "pushcert.csr_signed",
-        actor=actor,
-        target=vendor_cert.subject.rfc4514_string()[:255],
-        digest=digest,
-        csr_public_key_sha256=public_key_sha256(csr.public_key()),
-        chain_length=len(seen),
-    )
-    return base64.b64encode(plistlib.dumps(request, fmt=plistlib.FMT_XML))
-
-
-def verify_push_request(content: bytes) -> dict:
-    """Decode a PushCertWebRequest file and check its signature (a self-check before upload)."""
-    try:
-        plist = plistlib.loads(base64.b64decode(content, validate=True))
-        csr_der = base64.b64decode(plist["PushCertRequestCSR"])
-        signature = base64.b64decode(plist["PushCertSignature"])
-        vendor_cert = _load_certificates(plist["PushCertCertificateChain"].encode())[0]
-    except (ValueError, KeyError, TypeError, plistlib.InvalidFileException) as exc:
-        raise PushCertError(f"not a PushCertWebRequest file: {exc}") from exc
-    for name, algorithm in SIGNATURE_DIGESTS.items():
-        try:
-            vendor_cert.public_key().verify(signature, csr_der, padding.PKCS1v15(), algorithm())
-        except InvalidSignature:
-            continue
-        return {**plist, "digest": name}
-    raise PushCertError("PushCertSignature does not verify with the vendor certificate")

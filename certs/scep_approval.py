@@ -1,10 +1,10 @@
 """Manual approval of SCEP requests (MDM_SCEP_MANUAL_APPROVAL): list, approve, reject.
 
-What `mdm_scep list|approve|reject` calls. Under manual approval the service
-(certs/scep_service.py) records a request PENDING and answers PENDING; an administrator then
-issues its certificate or refuses it here, and the client learns which at its next
-GetCertInitial poll. Apart from the service because an administrator drives it, not a device:
-its refusals are ScepAdminErrors for the command to print, not CertReps.
+What `mdm_scep list|approve|reject` and the Certificates page call. Under manual approval
+the service (certs/scep_service.py) records a request PENDING and answers PENDING; an
+administrator then issues its certificate or refuses it here, and the client learns which at
+its next GetCertInitial poll. Apart from the service because an administrator drives it, not a
+device: its refusals are ScepAdminErrors for the command to print, not CertReps.
 """
 
 import logging
@@ -30,6 +30,14 @@ def pending_requests():
     return ScepRequest.objects.filter(status=ScepRequest.Status.PENDING).order_by("created_at")
 
 
+def decided_requests():
+    """Requests an administrator (or the service, without manual approval) decided, latest
+    first."""
+    return ScepRequest.objects.exclude(status=ScepRequest.Status.PENDING).order_by(
+        "-decided_at", "-pk"
+    )
+
+
 def _pending_request(transaction_id: str, subject: str | None) -> ScepRequest:
     requests = ScepRequest.objects.select_for_update().filter(transaction_id=transaction_id)
     if subject:
@@ -49,7 +57,11 @@ def _pending_request(transaction_id: str, subject: str | None) -> ScepRequest:
 
 
 def approve_request(
-    transaction_id: str, *, actor: object, subject: str | None = None
+    transaction_id: str,
+    *,
+    actor: object,
+    subject: str | None = None,
+    address: str | None = None,
 ) -> IssuedCertificate:
     """Issue the certificate of a pending request; the client's next poll receives it."""
     with transaction.atomic():
@@ -63,12 +75,23 @@ def approve_request(
         except ScepFailure as failure:
             raise ScepAdminError(failure.reason) from None
         request.save()
-    audit("scep.approved", actor=actor, target=request.subject, transaction_id=transaction_id)
+    audit(
+        "scep.approved",
+        actor=actor,
+        target=request.subject,
+        address=address,
+        transaction_id=transaction_id,
+    )
     return record
 
 
 def reject_request(
-    transaction_id: str, *, actor: object, subject: str | None = None, reason: str = ""
+    transaction_id: str,
+    *,
+    actor: object,
+    subject: str | None = None,
+    reason: str = "",
+    address: str | None = None,
 ) -> ScepRequest:
     """Refuse a pending request; the client's next poll gets FAILURE."""
     with transaction.atomic():
@@ -81,6 +104,7 @@ def reject_request(
         "scep.rejected",
         actor=actor,
         target=request.subject,
+        address=address,
         transaction_id=transaction_id,
         reason=reason,
     )

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from devices.models import Device
-from devices.selection import SelectionError, select_devices
+from devices.selection import SelectionError
 from mdm_portal.api import Cursor, refusal_status
 from mdm_portal.roles import OPERATOR
 
@@ -32,11 +32,13 @@ from .serializers import (
     QueuedSerializer,
     TargetSerializer,
 )
+from .targets import TargetError, targets_from_json
 
 refusal_status(
     {
         CatalogError: 400,
         SelectionError: 400,
+        TargetError: 400,
         EnqueueError: 400,
         EnqueueForbidden: 403,
         EnqueueConflict: 409,
@@ -95,9 +97,9 @@ class CommandViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         form = CommandCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        devices = select_devices(**form.target())
+        targets = targets_from_json(**form.target())
         command = enqueue_json(
-            devices,
+            targets.devices,
             data["request_type"],
             data["payload"],
             user=request.user,
@@ -110,6 +112,7 @@ class CommandViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             "command_uuid": command.uuid,
             "request_type": command.request_type,
             "devices": command.device_count,
+            "left_out": targets.left_out,
         }
         location = request.build_absolute_uri(f"/api/v1/commands/{command.uuid}/")
         return Response(body, status=status.HTTP_201_CREATED, headers={"Location": location})
@@ -131,7 +134,7 @@ class CommandViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @action(detail=True, methods=["post"], url_path="cancel")
     def cancel(self, request, uuid=None):
         command = self.get_object()
-        return Response({"canceled": cancel_queued(command, actor=request.user)})
+        return Response({"canceled": cancel_queued(command, by=request.user)})
 
 
 def _device(udid: str) -> Device:
@@ -185,7 +188,7 @@ class PushView(APIView):
     def post(self, request):
         form = TargetSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        summary = push_now(select_devices(**form.target()), actor=request.user)
+        summary = push_now(targets_from_json(**form.target()).devices, actor=request.user)
         results = [
             {"udid": udid, "status": status_code, "reason": reason}
             for udid, status_code, reason in summary.results

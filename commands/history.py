@@ -10,7 +10,7 @@ from devices.summary import iso
 from .models import ArchivedCommand, Command, QueuedCommand, Status
 
 # Keys of every answer: the rest is what the command returned.
-_ENVELOPE = {"Status", "UDID", "CommandUUID", "ErrorChain", "EnrollmentID"}
+ENVELOPE_KEYS = {"Status", "UDID", "CommandUUID", "ErrorChain", "EnrollmentID"}
 
 
 def result_json(row) -> dict | None:
@@ -18,7 +18,7 @@ def result_json(row) -> dict | None:
     result = row.result_dict() if getattr(row, "result", None) else None
     if not result:
         return None
-    return json_safe({k: v for k, v in result.items() if k not in _ENVELOPE}) or None
+    return json_safe({k: v for k, v in result.items() if k not in ENVELOPE_KEYS}) or None
 
 
 def _history_entry(row, archived: bool) -> dict:

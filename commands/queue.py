@@ -14,7 +14,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from devices.activity import mark_seen
@@ -50,7 +50,20 @@ log = logging.getLogger("mdm.queue")
 
 
 class EnqueueError(ValueError):
-    """A command that cannot be queued; the message says why. Nothing was queued."""
+    """A command that cannot be queued; the message says why. Nothing was queued.
+
+    `key` is the path of the payload key the message names (from the catalog), or None.
+    """
+
+    def __init__(self, message: str, *, key: str | None = None):
+        super().__init__(message)
+        self.key = key
+
+
+# The devices enqueue accepts: managed, with a push token APNs has not declared invalid.
+QUEUEABLE = Q(state=Device.State.ENROLLED, token_invalid_at__isnull=True)
+# How many UDIDs an enqueue's audit entry names (the command's page lists every device).
+AUDITED_UDIDS = 20
 
 
 class EnqueueForbidden(EnqueueError):
@@ -161,7 +174,7 @@ def enqueue(
         try:
             command = prepare(draft, raw=raw)
         except CatalogError as exc:
-            raise EnqueueError(str(exc)) from None
+            raise EnqueueError(str(exc), key=exc.key) from None
         try:
             # XML, as the device will receive it (binary plists accept values XML cannot carry).
             encoded = plistlib.dumps(command)
@@ -181,7 +194,12 @@ def enqueue(
         if fanned_out != len(recipients):  # a device changed between the check and the insert
             raise EnqueueError("the device selection changed while queuing; nothing queued")
         request_push(managed)
-        details = {"request_type": request_type, "devices": len(recipients), "raw": raw}
+        details = {
+            "request_type": request_type,
+            "devices": len(recipients),
+            "udids": [recipient.udid for recipient in recipients[:AUDITED_UDIDS]],
+            "raw": raw,
+        }
         if reason:
             details["reason"] = reason
         audit(
@@ -202,7 +220,7 @@ def enqueue_json(devices, request_type: str, payload: dict | None = None, **opti
         try:
             payload = from_json(definition, payload or {})
         except CatalogError as exc:
-            raise EnqueueError(str(exc)) from None
+            raise EnqueueError(str(exc), key=exc.key) from None
     return enqueue(devices, request_type, payload, **options)
 
 
@@ -240,6 +258,38 @@ def request_push(devices: QuerySet) -> None:
     transaction.on_commit(trigger)
 
 
+def queueable(devices: QuerySet) -> QuerySet:
+    """The devices of `devices` that enqueue accepts (a bulk selection leaves the others out)."""
+    return devices.filter(QUEUEABLE)
+
+
+# What "cancel what is still queued" cancels: rows the device does not have. A SENT row stays,
+# since the device has the command (it answers it, or the expiry sweep ends it); a NOT_NOW row
+# is cancelable because after NotNow the device keeps no copy.
+CANCELABLE_STATUSES = (Status.QUEUED, Status.NOT_NOW)
+
+
+def cancel_queued(command: Command, *, by=None, address: str | None = None) -> int:
+    """Cancel the rows of `command` not yet delivered (queued, or held after NotNow). Audited.
+
+    Returns how many were canceled; the rows stay in the history as canceled. A row a device
+    poll is delivering at this very moment is sent all the same, and then shows as sent.
+    """
+    with transaction.atomic():
+        count = QueuedCommand.objects.filter(
+            command=command, status__in=CANCELABLE_STATUSES
+        ).update(status=Status.CANCELED, answered_at=timezone.now())
+        audit(
+            "command.canceled",
+            actor=by or "system",
+            target=command.uuid,
+            address=address,
+            request_type=command.request_type,
+            canceled=count,
+        )
+    return count
+
+
 def cancel_pending(device: Device, reason: str) -> int:
     """Cancel every unanswered command of `device` (kept in history). Returns how many."""
     count = QueuedCommand.objects.filter(device=device, status__in=PENDING_STATUSES).update(
@@ -247,25 +297,6 @@ def cancel_pending(device: Device, reason: str) -> int:
     )
     if count:
         log.info("canceled %s pending command(s) of %s: %s", count, device.udid, reason)
-    return count
-
-
-def cancel_queued(command: Command, *, actor, address: str | None = None) -> int:
-    """Cancel the rows of `command` no device has been sent (queued, or held back by NotNow:
-    the device keeps no copy). Rows in flight (sent) stay: the device may be executing them.
-    Returns how many were canceled; audited."""
-    with transaction.atomic():
-        count = QueuedCommand.objects.filter(
-            command=command, status__in=(Status.QUEUED, Status.NOT_NOW)
-        ).update(status=Status.CANCELED, answered_at=timezone.now())
-        audit(
-            "command.canceled",
-            actor=actor,
-            target=command.uuid,
-            address=address,
-            request_type=command.request_type,
-            devices=count,
-        )
     return count
 
 

@@ -5,7 +5,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from devices.models import Device
-from devices.selection import MAX_UDIDS
+from devices.selection import MAX_UDIDS, SEEN
 
 from .catalog import DEFINITIONS
 from .models import Command, PushAttempt, Status
@@ -26,16 +26,17 @@ class RequestTypeField(serializers.CharField):
 
 
 class DeviceFilterSerializer(serializers.Serializer):
-    """The fleet filter, as the devices list takes it (every key optional)."""
+    """The fleet filter, as the devices list takes it (devices.selection; every key optional)."""
 
+    q = serializers.CharField(required=False, help_text="name, serial, UDID or model contains")
     state = serializers.ChoiceField(choices=Device.State.choices, required=False)
-    group = serializers.CharField(required=False, help_text="group name or id")
+    group = serializers.CharField(required=False, help_text="group id or name")
     platform = serializers.CharField(required=False)
     os_version = serializers.CharField(required=False, help_text="17 matches 17.4.1")
     model = serializers.CharField(required=False)
+    seen = serializers.ChoiceField(choices=sorted(SEEN), required=False)
     last_seen_after = serializers.DateTimeField(required=False)
     last_seen_before = serializers.DateTimeField(required=False)
-    search = serializers.CharField(required=False)
 
 
 class TargetSerializer(serializers.Serializer):
@@ -84,6 +85,9 @@ class QueuedSerializer(serializers.Serializer):
     command_uuid = serializers.CharField()
     request_type = serializers.CharField()
     devices = serializers.IntegerField(help_text="devices it was queued for")
+    left_out = serializers.IntegerField(
+        help_text="devices of the group or filter left out: not managed, or unreachable"
+    )
 
 
 class CommandSerializer(serializers.ModelSerializer):

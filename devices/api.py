@@ -6,7 +6,8 @@ consistent, as on the group pages), and render."""
 from django.db import transaction
 from django.db.models import Count
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.response import Response
 
@@ -17,7 +18,7 @@ from mdm_portal.api import Cursor, refusal_status
 
 from .groups import GroupError, GroupExists, create_group, rename_group
 from .models import Device, DeviceGroup
-from .selection import DeviceFilter, SelectionError, group_named
+from .selection import SEEN, SelectionError, devices_matching, group_named
 from .serializers import (
     DeviceDetailSerializer,
     DeviceListSerializer,
@@ -40,7 +41,19 @@ refusal_status(
 
 @extend_schema_view(
     list=extend_schema(
-        summary="The fleet: filter, search, and page with the cursor", tags=["devices"]
+        summary="The fleet: filter, search, and page with the cursor",
+        tags=["devices"],
+        parameters=[
+            OpenApiParameter("q", OpenApiTypes.STR, description="name, serial, UDID or model"),
+            OpenApiParameter("state", OpenApiTypes.STR, enum=Device.State.values),
+            OpenApiParameter("group", OpenApiTypes.STR, description="group id or name"),
+            OpenApiParameter("platform", OpenApiTypes.STR, description="iOS, macOS ..."),
+            OpenApiParameter("os_version", OpenApiTypes.STR, description="17 matches 17.4.1"),
+            OpenApiParameter("model", OpenApiTypes.STR, description="e.g. iPhone15,2"),
+            OpenApiParameter("seen", OpenApiTypes.STR, enum=sorted(SEEN)),
+            OpenApiParameter("last_seen_after", OpenApiTypes.DATETIME),
+            OpenApiParameter("last_seen_before", OpenApiTypes.DATETIME),
+        ],
     ),
     retrieve=extend_schema(
         summary="One device, with its inventory",
@@ -57,12 +70,17 @@ refusal_status(
 class DeviceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     queryset = Device.objects.select_related("group")
     serializer_class = DeviceListSerializer
-    filterset_class = DeviceFilter
+    filter_backends = []  # the device list's own filter: devices.selection
     pagination_class = Cursor
     cursor_ordering = "udid"
     lookup_field = "udid"
     lookup_value_regex = "[^/]+"
     http_method_names = ["get", "patch", "head", "options"]
+
+    def get_queryset(self):
+        if self.action != "list":
+            return super().get_queryset()
+        return devices_matching(self.request.query_params).select_related("group")
 
     def retrieve(self, request, udid=None):
         device = self._device(udid)

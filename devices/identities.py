@@ -95,4 +95,4 @@ def identity_expiry(now: dt.datetime, thresholds: list[int]) -> list[ExpiryEntry
 
 def register() -> None:
     """Called by DevicesConfig.ready: device identities join the certificate inventory."""
-    register_inventory_source(identity_expiry)
+    register_inventory_source(identity_expiry, per_device=True)

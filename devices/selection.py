@@ -1,25 +1,53 @@
-"""Choosing devices: the fleet filter (state, group, platform, OS version, model, last seen,
-search) that the devices list and a command's or a push's target share, and the three ways to
-name a target (UDIDs, a group, a filter). Every result is a queryset, never a list of
-devices, so that a command for 10,000 devices stays a handful of SQL statements."""
+"""Which devices a filter of the device list names: its querystring turned into a queryset, so
+the list, its bulk actions and the command form select the very same devices.
+
+Parameters, each optional (an empty one is ignored): `q` (name, serial number, UDID or model
+contains), `state` (a Device.State), `group` (a group id, or its name), `platform`,
+`os_version` (that version or any below it: "17" matches "17.4"), `model` (model, model name
+or product name, e.g. iPhone15,2), `seen` (`24h`, `7d`, `stale`: not seen for 7 days or
+never, `inactive`, `token_invalid`), `last_seen_after` and `last_seen_before` (ISO 8601 dates
+and times). A value that names nothing known raises SelectionError instead of being ignored:
+an ignored typo would widen a bulk command to the whole fleet. The REST API takes the same
+keys (devices list, and a command's or a push's `filter`).
+"""
 
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 
-import django_filters
 from django.db.models import Q, QuerySet
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from .models import Device, DeviceGroup
 
-# A command's `devices` list: one `IN (...)` below SQLite's limit of bound variables.
+FILTER_KEYS = (
+    "q",
+    "state",
+    "group",
+    "platform",
+    "os_version",
+    "model",
+    "seen",
+    "last_seen_after",
+    "last_seen_before",
+)
+# A command's `devices` list (the API): one `IN (...)` below SQLite's limit of bound variables.
 MAX_UDIDS = 20_000
+SEEN = {
+    "24h": "seen in the last 24 hours",
+    "7d": "seen in the last 7 days",
+    "stale": "not seen for 7 days or more",
+    "inactive": "inactive",
+    "token_invalid": "push token invalid",
+}
 
 
 class SelectionError(ValueError):
-    """A selection that names nothing or something unknown; the message says which key."""
+    """A filter value that names nothing the device list knows."""
 
 
 def group_named(reference) -> DeviceGroup | None:
-    """A group by name, or by id when `reference` is a number (or digits)."""
+    """A group by its name, or by its id when `reference` is digits."""
     text = str(reference).strip()
     found = DeviceGroup.objects.filter(name=text).first()
     if found is None and text.isdigit():
@@ -27,118 +55,72 @@ def group_named(reference) -> DeviceGroup | None:
     return found
 
 
-class DeviceFilter(django_filters.FilterSet):
-    """The fleet filter. Every key is optional; together they narrow the selection."""
+def _moment(key: str, text: str) -> datetime:
+    try:
+        moment = parse_datetime(text)
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise SelectionError(f"{key} must be an ISO 8601 date and time, not {text!r}")
+    return moment if timezone.is_aware(moment) else timezone.make_aware(moment)
 
-    state = django_filters.ChoiceFilter(choices=Device.State.choices)
-    group = django_filters.CharFilter(method="by_group", help_text="group name or id")
-    platform = django_filters.CharFilter(
-        lookup_expr="iexact", help_text="iOS, macOS, tvOS, visionOS or watchOS"
-    )
-    os_version = django_filters.CharFilter(
-        method="by_os_version", help_text="an OS version or its prefix: 17 matches 17.4.1"
-    )
-    model = django_filters.CharFilter(
-        method="by_model", help_text="model, model name or product name, e.g. iPhone15,2"
-    )
-    last_seen_after = django_filters.IsoDateTimeFilter(
-        field_name="last_seen_at", lookup_expr="gte", help_text="ISO 8601 date and time"
-    )
-    last_seen_before = django_filters.IsoDateTimeFilter(
-        field_name="last_seen_at", lookup_expr="lt", help_text="ISO 8601 date and time"
-    )
-    search = django_filters.CharFilter(
-        method="by_search", help_text="part of the serial number, UDID or device name"
-    )
 
-    class Meta:
-        model = Device
-        fields = [
-            "state",
-            "group",
-            "platform",
-            "os_version",
-            "model",
-            "last_seen_after",
-            "last_seen_before",
-            "search",
-        ]
+def _seen(value: str, now: datetime) -> Q:
+    if value == "24h":
+        return Q(last_seen_at__gte=now - timedelta(hours=24))
+    if value == "7d":
+        return Q(last_seen_at__gte=now - timedelta(days=7))
+    if value == "stale":
+        return Q(last_seen_at__lt=now - timedelta(days=7)) | Q(last_seen_at__isnull=True)
+    if value == "inactive":
+        return Q(inactive_since__isnull=False)
+    if value == "token_invalid":
+        return Q(token_invalid_at__isnull=False)
+    raise SelectionError(f"seen must be one of {', '.join(SEEN)}, not {value!r}")
 
-    def by_group(self, queryset, name, value):
-        group = group_named(value)
-        return queryset.filter(group=group) if group is not None else queryset.none()
 
-    def by_os_version(self, queryset, name, value):
-        value = value.strip()
-        return queryset.filter(Q(os_version=value) | Q(os_version__startswith=value + "."))
-
-    def by_model(self, queryset, name, value):
-        value = value.strip()
-        return queryset.filter(
-            Q(model__iexact=value) | Q(model_name__iexact=value) | Q(product_name__iexact=value)
+def devices_matching(params: Mapping, *, now: datetime | None = None) -> QuerySet:
+    """The devices the device list's filter `params` (a QueryDict or a dict) selects."""
+    value = {key: str(params.get(key) or "").strip() for key in FILTER_KEYS}
+    devices = Device.objects.all()
+    if value["q"]:
+        q = value["q"]
+        devices = devices.filter(
+            Q(device_name__icontains=q)
+            | Q(serial_number__icontains=q)
+            | Q(udid__icontains=q)
+            | Q(model__icontains=q)
+            | Q(model_name__icontains=q)
+            | Q(product_name__icontains=q)
         )
-
-    def by_search(self, queryset, name, value):
-        value = value.strip()
-        return queryset.filter(
-            Q(serial_number__icontains=value)
-            | Q(udid__icontains=value)
-            | Q(device_name__icontains=value)
+    if value["state"]:
+        if value["state"] not in Device.State.values:
+            states = ", ".join(Device.State.values)
+            raise SelectionError(f"state must be one of {states}, not {value['state']!r}")
+        devices = devices.filter(state=value["state"])
+    if value["group"]:
+        group = group_named(value["group"])
+        if group is None:
+            raise SelectionError(f"group must be a group's id or name, not {value['group']!r}")
+        devices = devices.filter(group=group)
+    if value["platform"]:
+        devices = devices.filter(platform__iexact=value["platform"])
+    if value["os_version"]:
+        version = value["os_version"]
+        devices = devices.filter(Q(os_version=version) | Q(os_version__startswith=version + "."))
+    if value["model"]:
+        model = value["model"]
+        devices = devices.filter(
+            Q(model__iexact=model) | Q(model_name__iexact=model) | Q(product_name__iexact=model)
         )
-
-
-FILTER_KEYS = frozenset(DeviceFilter.base_filters)
-
-
-def devices_matching(params: Mapping, queryset: QuerySet | None = None) -> QuerySet:
-    """The devices `params` (a QueryDict or a dict of the filter's keys) select.
-
-    Raises SelectionError naming the first unknown key or invalid value.
-    """
-    unknown = sorted(set(params) - FILTER_KEYS)
-    if unknown:
-        raise SelectionError(f"{unknown[0]}: unknown filter (use {', '.join(sorted(FILTER_KEYS))})")
-    data = {key: "" if value is None else str(value) for key, value in params.items()}
-    selection = DeviceFilter(data, queryset=queryset if queryset is not None else Device.objects)
-    if not selection.is_valid():
-        key, messages = next(iter(selection.errors.items()))
-        raise SelectionError(f"{key}: {' '.join(messages)}")
-    return selection.qs
-
-
-def select_devices(
-    *, udids: list[str] | None = None, group=None, filters: Mapping | None = None
-) -> QuerySet:
-    """A command's or a push's target, named in exactly one way: a list of UDIDs (every one
-    must exist), a group (its managed devices) or a fleet filter (its managed devices)."""
-    given = [udids is not None, group is not None, filters is not None]
-    if sum(given) != 1:
-        raise SelectionError("target: name the devices with one of devices, group or filter")
-    if udids is not None:
-        if not udids:
-            raise SelectionError("devices: the list is empty")
-        if len(udids) > MAX_UDIDS:
-            raise SelectionError(
-                f"devices: at most {MAX_UDIDS} UDIDs per request (use a group or a filter)"
-            )
-        wanted = set(udids)
-        found = set(Device.objects.filter(udid__in=wanted).values_list("udid", flat=True))
-        missing = sorted(wanted - found)
-        if missing:
-            raise SelectionError(
-                f"devices: {len(missing)} unknown device(s): " + ", ".join(missing[:5])
-            )
-        return Device.objects.filter(udid__in=wanted)
-    managed = Device.objects.filter(state=Device.State.ENROLLED)
-    if group is not None:
-        found = group if isinstance(group, DeviceGroup) else group_named(group)
-        if found is None:
-            raise SelectionError(f"group: no group {group!r}")
-        selection = managed.filter(group=found)
-        if not selection.exists():
-            raise SelectionError(f"group: {found.name!r} has no managed device")
-        return selection
-    selection = devices_matching(filters or {}, managed)
-    if not selection.exists():
-        raise SelectionError("filter: no managed device matches")
-    return selection
+    if value["seen"]:
+        devices = devices.filter(_seen(value["seen"], now or timezone.now()))
+    if value["last_seen_after"]:
+        devices = devices.filter(
+            last_seen_at__gte=_moment("last_seen_after", value["last_seen_after"])
+        )
+    if value["last_seen_before"]:
+        devices = devices.filter(
+            last_seen_at__lt=_moment("last_seen_before", value["last_seen_before"])
+        )
+    return devices

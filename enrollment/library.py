@@ -19,7 +19,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from commands.catalog import INSTALL_PROFILES
-from commands.models import PENDING_STATUSES, QueuedCommand, Status
+from commands.models import PENDING_STATUSES, Command, QueuedCommand, Status
 from commands.queue import enqueue
 from devices.models import Device, DeviceGroup, InstalledProfile
 from mdm_portal.audit import actor_name, actor_user, audit
@@ -218,7 +218,7 @@ def _enqueue_for_profile(
     *,
     by,
     address: str | None,
-) -> None:
+) -> Command:
     """Queue a command for `profile` and remember which profile it is for (one transaction)."""
     with transaction.atomic():
         command = enqueue(
@@ -230,6 +230,18 @@ def _enqueue_for_profile(
             address=address,
         )
         ProfileCommand.objects.create(command=command, identifier=profile.identifier)
+    return command
+
+
+def install_now(profile: Profile, devices, *, by, address: str | None = None) -> Command:
+    """Queue the profile's InstallProfile for `devices` now, assigned or not (the command form).
+
+    Recorded as the profile's command like an assignment's, so the library sees it pending.
+    It does not assign: only an assigned profile comes back when it goes missing. Raises
+    EnqueueError as enqueue does (the devices were named: none is skipped).
+    """
+    payload = {"Payload": bytes(profile.payload)}
+    return _enqueue_for_profile(profile, devices, "InstallProfile", payload, by=by, address=address)
 
 
 def _target(device: Device | None, group: DeviceGroup | None) -> dict:

@@ -10,17 +10,11 @@ by its size only. Booleans and numbers are shown as they are, so a restriction s
 
 import datetime as dt
 import plistlib
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-MASKED = "•••••• (hidden)"
+from mdm_portal.masking import MASKED, is_secret_key
 
-# Key names (any case) whose text values are secrets.
-SECRET_KEY = re.compile(
-    r"password|passphrase|passcode|secret|psk|challenge|token|privatekey|pincode|credential",
-    re.IGNORECASE,
-)
 # The payload keys shown as the payload's headline rather than among its settings.
 HEADLINE_KEYS = ("PayloadType", "PayloadIdentifier", "PayloadDisplayName", "PayloadUUID")
 
@@ -43,10 +37,6 @@ class Payload:
     display_name: str
     uuid: str
     entries: list[Entry]
-
-
-def is_secret_key(key: str) -> bool:
-    return bool(SECRET_KEY.search(key))
 
 
 def entry(key: str, value: Any, *, secret: bool = False) -> Entry:

@@ -56,14 +56,21 @@ def renew_identity(device: Device, *, by: str = "renewal") -> Command:
         raise RenewalError(f"{device.udid}: {exc}") from None
 
 
+def renewal_pending(device_ids=None) -> set[int]:
+    """The devices (pks) with a renewal profile still queued or in flight; among `device_ids`
+    when given (one page of a table), else every such device."""
+    rows = QueuedCommand.objects.filter(
+        status__in=PENDING_STATUSES, command__identity_renewal__isnull=False
+    )
+    if device_ids is not None:
+        rows = rows.filter(device_id__in=list(device_ids))
+    return set(rows.values_list("device_id", flat=True))
+
+
 def renew_expiring_identities(days: int = 30) -> dict:
     """Queue renewals for enrolled devices whose identity expires within `days`."""
     due = identities_due_for_renewal(days)
-    already = set(
-        QueuedCommand.objects.filter(
-            status__in=PENDING_STATUSES, command__identity_renewal__isnull=False
-        ).values_list("device_id", flat=True)
-    )
+    already = renewal_pending()
     renewed, failed = 0, 0
     for binding in due:
         if binding.device_id in already:

@@ -28,7 +28,9 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", ui.dashboard, name="dashboard"),
+    path("certificates/", include("certs.ui_urls")),
     path("audit/", ui.audit_log, name="audit"),
+    path("", include("commands.ui_urls")),
     path("", include("enrollment.ui_urls")),  # /profiles/, /enrollments/, /groups/
     path("api-tokens/", ui_tokens.api_tokens, name="api-tokens"),
     path("api-tokens/<int:pk>/revoke/", ui_tokens.revoke, name="api-token-revoke"),

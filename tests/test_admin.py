@@ -31,7 +31,7 @@ from certs.models import (
     ScepRequest,
     ServerIdentity,
 )
-from certs.pushcert import create_push_csr
+from certs.pushcert_csr import create_push_csr
 from commands.apns import push_devices
 from commands.models import Command
 from commands.queue import enqueue

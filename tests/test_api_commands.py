@@ -32,7 +32,9 @@ def test_a_command_for_udids_is_queued_once_and_audited_with_the_token(api):
     assert response.status_code == 201, response.content
     body = response.json()
     command = Command.objects.get(uuid=body["command_uuid"])
-    assert body == {"command_uuid": command.uuid, "request_type": "DeviceLock", "devices": 2}
+    assert body == {
+        "command_uuid": command.uuid, "request_type": "DeviceLock", "devices": 2, "left_out": 0
+    }
     assert response["Location"].endswith(f"/api/v1/commands/{command.uuid}/")
     assert command.command_dict()["Message"] == "Call IT"
     assert command.user.username == "operator-api"
@@ -63,7 +65,7 @@ def test_a_group_or_a_filter_targets_its_managed_devices(api):
         ({"request_type": "DeviceLock"}, "target"),
         ({"request_type": "DeviceLock", "devices": ["D-00000"], "group": "G"}, "target"),
         ({"request_type": "DeviceLock", "devices": []}, "devices"),
-        ({"request_type": "DeviceLock", "devices": ["NOPE"]}, "devices: 1 unknown device(s)"),
+        ({"request_type": "DeviceLock", "devices": ["NOPE"]}, "unknown device(s): NOPE"),
         ({"request_type": "DeviceLock", "group": "Nope"}, "group"),
         ({"devices": ["D-00000"]}, "request_type"),
         ({"request_type": "NoSuchCommand", "devices": ["D-00000"]}, "NoSuchCommand"),
@@ -185,7 +187,12 @@ def test_cancel_what_no_device_was_sent(api, make_device):
     statuses = set(QueuedCommand.objects.values_list("status", flat=True))
     assert statuses == {Status.SENT, Status.CANCELED}
     entry = AuditEntry.objects.get(action="command.canceled")
-    assert entry.details["devices"] == 2 and entry.details["token"] == "operator-script"
+    assert entry.details["canceled"] == 2 and entry.details["token"] == "operator-script"
+
+
+# A fixed number whatever the fleet: the token and the role (3), the target as the command
+# form resolves it (about 7), the queue (8, with its one INSERT ... SELECT).
+MAX_STATEMENTS = 20
 
 
 def test_ten_thousand_devices_in_one_request_and_a_handful_of_statements(api):
@@ -196,12 +203,12 @@ def test_ten_thousand_devices_in_one_request_and_a_handful_of_statements(api):
     with CaptureQueriesContext(connection) as by_group:
         response = post(client, {"request_type": "DeviceLock", "group": "Fleet"})
     assert response.status_code == 201 and response.json()["devices"] == 10_000
-    assert len(by_group) <= 16, [q["sql"][:120] for q in by_group]
+    assert len(by_group) <= MAX_STATEMENTS, [q["sql"][:120] for q in by_group]
     udids = list(Device.objects.values_list("udid", flat=True))
     with CaptureQueriesContext(connection) as by_udid:
         response = post(client, {"request_type": "ProfileList", "devices": udids})
     assert response.status_code == 201 and response.json()["devices"] == 10_000
-    assert len(by_udid) <= 16, [q["sql"][:120] for q in by_udid]
+    assert len(by_udid) <= MAX_STATEMENTS, [q["sql"][:120] for q in by_udid]
     assert QueuedCommand.objects.count() == 20_000
 
 

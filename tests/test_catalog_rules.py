@@ -280,3 +280,30 @@ def test_every_request_type_can_be_queued(ca, request_type):
     assert queued["RequestType"] == request_type
     assert set(queued) - {"RequestType"} == set(payload)
     assert QueuedCommand.objects.get(command=command).device_id == target.pk
+
+
+def test_a_refusal_names_the_key_it_is_about():
+    mac = device(platform="macOS", os_version="14.5")
+    cases = [
+        ("InstallProfile", {}, "Payload"),
+        (
+            "EraseDevice",
+            {"PIN": "123456", "ObliterationBehavior": "Sometimes"},
+            "ObliterationBehavior",
+        ),
+        ("DeviceLock", {"Colour": "red"}, "Colour"),
+        ("EraseDevice", {}, "PIN"),
+        ("ScheduleOSUpdate", {"Updates": [{"InstallAction": 1}]}, "Updates[0].InstallAction"),
+        ("Settings", {"Settings": [{"Item": "Nope"}]}, "Settings[0].Item"),
+        ("InstallApplication", {}, None),
+    ]
+    for request_type, payload, key in cases:
+        with pytest.raises(EnqueueError) as refusal:
+            enqueue(mac, request_type, payload)
+        assert refusal.value.key == key, (request_type, str(refusal.value))
+
+
+def test_only_an_administrator_may_erase_a_device():
+    target = device()
+    refused(target, "EraseDevice", user=staff(False), match="only an administrator may erase")
+    assert enqueue(target, "EraseDevice", user=staff(True)).request_type == "EraseDevice"

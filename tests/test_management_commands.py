@@ -5,6 +5,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from certs.models import CertificateAuthority
 from commands.models import QueuedCommand, Status
@@ -97,6 +98,15 @@ def test_mdm_enqueue_to_all_and_to_a_group(make_device):
     uuid_group = run("mdm_enqueue", "--group", "Sales", "SecurityInfo").strip()
     rows = QueuedCommand.objects.filter(command__uuid=uuid_group)
     assert [r.device.udid for r in rows] == [sims[0].udid]
+    Device.objects.filter(udid=sims[1].udid).update(token_invalid_at=timezone.now())
+    Device.objects.filter(udid=sims[2].udid).update(platform="macOS")
+    err = StringIO()
+    call_command(
+        "mdm_enqueue", "--filter", "platform=iOS", "DeviceLock", stdout=StringIO(), stderr=err
+    )
+    rows = QueuedCommand.objects.filter(request_type="DeviceLock")
+    assert [r.device.udid for r in rows] == [sims[0].udid]
+    assert "1 device(s) left out" in err.getvalue()
 
 
 @pytest.mark.parametrize(
@@ -107,6 +117,8 @@ def test_mdm_enqueue_to_all_and_to_a_group(make_device):
         (["--all", "ProfileList", "--json", "[1]"], "JSON object"),
         (["--all", "ProfileList", "--json", "{bad"], "not valid JSON"),
         (["--group", "Nobody", "ProfileList"], "no managed device"),
+        (["--filter", "seen=often", "ProfileList"], "--filter: seen must be one of"),
+        (["--filter", "platform=tvOS", "ProfileList"], "matches no managed device"),
     ],
 )
 def test_mdm_enqueue_refuses_clearly(enrolled, args, message):

@@ -20,7 +20,7 @@ from cryptography.x509.oid import NameOID
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from certs import pushcert
+from certs import pushcert, pushcert_csr
 from certs.models import PushCertificate, PushCertificateRequest
 from devices.models import Device
 from mdm_portal.models import AuditEntry
@@ -466,7 +466,7 @@ def test_sign_csr_makes_the_push_cert_web_request(tmp_path, apple, vendor, diges
     other = hashes.SHA1() if algorithm is hashes.SHA256 else hashes.SHA256()
     with pytest.raises(InvalidSignature):
         vendor_cert.public_key().verify(signature, csr_der, padding.PKCS1v15(), other)
-    assert pushcert.verify_push_request(out_path.read_bytes())["digest"] == algorithm.name
+    assert pushcert_csr.verify_push_request(out_path.read_bytes())["digest"] == algorithm.name
 
 
 def test_sign_csr_refuses_a_vendor_key_of_another_certificate(tmp_path, vendor):
@@ -487,14 +487,14 @@ def test_sign_csr_refuses_a_vendor_key_of_another_certificate(tmp_path, vendor):
 
 def test_sign_csr_accepts_apples_der_vendor_certificate(tmp_path, vendor):
     vendor_cert, vendor_key = vendor
-    request = pushcert.create_push_csr()
-    content = pushcert.sign_push_csr(
+    request = pushcert_csr.create_push_csr()
+    content = pushcert_csr.sign_push_csr(
         request.csr_pem,
         vendor_cert.public_bytes(serialization.Encoding.DER),  # mdm.cer as downloaded
         key_pem(vendor_key, b"vendor-pw"),
         vendor_key_password="vendor-pw",
     )
-    assert pushcert.verify_push_request(content)["digest"] == "sha256"
+    assert pushcert_csr.verify_push_request(content)["digest"] == "sha256"
 
 
 def test_missing_file_is_a_clear_error(tmp_path):

@@ -109,8 +109,9 @@ NEVER_NOT_NOW = frozenset(
 SERVER_SUPPLIED_KEYS: dict[str, dict[str, object]] = {"ClearPasscode": {"UnlockToken": b"\0"}}
 
 # Commands only an administrator may queue (roles: mdm_portal/roles.py): they wipe the device
-# or use its escrowed UnlockToken. Raw commands are administrators' too (commands.queue).
-ADMIN_ONLY = frozenset({"EraseDevice", "ClearPasscode"})
+# or use its escrowed UnlockToken. enqueue refuses anyone else (EnqueueForbidden), the hooks
+# too, and the UI offers them to administrators only; raw commands are administrators' too.
+ADMIN_ONLY = frozenset({"ClearPasscode", "EraseDevice"})
 
 # Commands that count as done once delivered: the device may never be able to answer.
 DELIVERED_WHEN_SENT = frozenset({"EraseDevice"})

@@ -31,7 +31,15 @@ ANY_KEY = "ANY"
 
 
 class CatalogError(ValueError):
-    """A payload (or a name) the catalog refuses; the message says what and where."""
+    """A payload (or a name) the catalog refuses; the message says what and where.
+
+    `key` is the path of the key the message names (``PIN``, ``Settings[0].Item``), or None
+    when it names no key: forms show the message next to that key's field.
+    """
+
+    def __init__(self, message: str, *, key: str | None = None):
+        super().__init__(message)
+        self.key = key
 
 
 @dataclass(frozen=True)
@@ -179,20 +187,22 @@ class _Validator:
         # Only meaningful with a platform: an OS version alone does not say which OS.
         self.version = _os_version(os_version) if platform and os_version else None
 
-    def error(self, message: str) -> CatalogError:
-        return CatalogError(f"{self.request_type}: {message}")
+    def error(self, message: str, key: str | None = None) -> CatalogError:
+        return CatalogError(f"{self.request_type}: {message}", key=key or None)
 
     def type_error(self, path: str, wanted: str, value: Any) -> CatalogError:
         wanted = "a property-list value" if wanted == "any" else f"<{wanted}>"
         # None (JSON null) and the like have no plist form at all: say so.
         unencodable = "" if is_plist_value(value) else ", which a plist cannot hold"
-        return self.error(f"key {path} must be {wanted}, not {type(value).__name__}{unencodable}")
+        return self.error(
+            f"key {path} must be {wanted}, not {type(value).__name__}{unencodable}", path
+        )
 
     def dictionary(self, specs: tuple[KeySpec, ...], value: dict, path: str) -> None:
         """Check a dictionary against its subkeys: unknown, then missing, then each value."""
         for key in value:
             if not isinstance(key, str):
-                raise self.error(f"key {_join(path, repr(key))} must be named by a string")
+                raise self.error(f"key {_join(path, repr(key))} must be named by a string", path)
         if len(specs) == 1 and specs[0].name == ANY_KEY:
             for key, item in value.items():
                 self.value(specs[0], item, _join(path, key))
@@ -207,22 +217,25 @@ class _Validator:
             if key not in by_name:
                 raise self.error(
                     f"unknown key {_join(path, key)} "
-                    "(queue it raw to send keys the catalog does not know)"
+                    "(queue it raw to send keys the catalog does not know)",
+                    _join(path, key),
                 )
         for spec in specs:
             if spec.required and spec.name not in value:
-                raise self.error(f"missing required key {_join(path, spec.name)}")
+                raise self.error(
+                    f"missing required key {_join(path, spec.name)}", _join(path, spec.name)
+                )
         for key, item in value.items():
             self.value(by_name[key], item, _join(path, key))
 
     def value(self, spec: KeySpec, value: Any, path: str, label: str | None = None) -> None:
         """Check one value: platform support, type, allowed values, then its contents."""
-        self.supported(spec, label or path)
+        self.supported(spec, label or path, path)
         if not has_type(value, spec.type):
             raise self.type_error(path, spec.type, value)
         if spec.allowed is not None and value not in spec.allowed:
             choices = ", ".join(repr(a) for a in spec.allowed)
-            raise self.error(f"key {path} must be one of {choices}, not {value!r}")
+            raise self.error(f"key {path} must be one of {choices}, not {value!r}", path)
         if spec.type == "dictionary":
             self.dictionary(spec.subkeys, value, path)
         elif spec.type == "array":
@@ -252,16 +265,18 @@ class _Validator:
                 except CatalogError:
                     continue
                 return variant
-            raise self.error(f"key {path} matches none of {', '.join(self.names(spec))}")
+            raise self.error(f"key {path} matches none of {', '.join(self.names(spec))}", path)
         if selector not in item:
             raise self.error(
-                f"missing required key {path}.{selector} (one of {', '.join(self.names(spec))})"
+                f"missing required key {path}.{selector} (one of {', '.join(self.names(spec))})",
+                f"{path}.{selector}",
             )
         variant = _find_variant(spec, item)
         if variant is None:
             raise self.error(
                 f"key {path}.{selector} matches no variant: must be one of "
-                f"{', '.join(self.names(spec))}, not {item[selector]!r}"
+                f"{', '.join(self.names(spec))}, not {item[selector]!r}",
+                f"{path}.{selector}",
             )
         return variant
 
@@ -277,16 +292,17 @@ class _Validator:
             for allowed in sub.allowed or ()
         ] or [variant.name for variant in spec.subkeys]
 
-    def supported(self, spec: KeySpec, where: str) -> None:
+    def supported(self, spec: KeySpec, where: str, path: str) -> None:
         """Refuse a key Apple marks 'n/a' on the platform, or newer than the device's OS."""
         if self.platform is None or self.platform not in spec.platforms:
             return
         introduced = spec.platforms[self.platform]
         if introduced is None:
-            raise self.error(f"key {where} is not supported on {self.platform}")
+            raise self.error(f"key {where} is not supported on {self.platform}", path)
         if self.version is not None and (_os_version(introduced) or ()) > self.version:
             raise self.error(
-                f"key {where} needs {self.platform} {introduced} or later, not {self.os_version}"
+                f"key {where} needs {self.platform} {introduced} or later, not {self.os_version}",
+                path,
             )
 
 
@@ -341,7 +357,9 @@ def _json_value(rt: str, spec: KeySpec, value: Any, path: str) -> Any:
             # Line breaks are common in pasted base64; they carry no data.
             return base64.b64decode("".join(value.split()), validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise CatalogError(f"{rt}: key {path} must be base64 for <data>: {exc}") from None
+            raise CatalogError(
+                f"{rt}: key {path} must be base64 for <data>: {exc}", key=path
+            ) from None
     if spec.type == "dictionary":
         return _json_dictionary(rt, spec.subkeys, value, path)
     if spec.type == "array" and isinstance(value, list) and spec.subkeys:

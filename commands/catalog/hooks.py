@@ -57,7 +57,8 @@ def _device_information(draft: Draft) -> dict:
     unknown = sorted(q for q in queries if q not in QUERY_RIGHTS)
     if unknown:
         raise CatalogError(
-            f"DeviceInformation: unknown queries {', '.join(unknown)} (queue it raw to send them)"
+            f"DeviceInformation: unknown queries {', '.join(unknown)} (queue it raw to send them)",
+            key="Queries",
         )
     # Rights every target has: a query is kept only if all of them allow it.
     common = ~0
@@ -67,11 +68,14 @@ def _device_information(draft: Draft) -> dict:
     if disallowed and not draft.drop_disallowed_queries:
         raise CatalogError(
             "DeviceInformation: the devices' AccessRights do not allow "
-            f"{', '.join(disallowed)} (drop them, or enroll with more rights)"
+            f"{', '.join(disallowed)} (drop them, or enroll with more rights)",
+            key="Queries",
         )
     command["Queries"] = [q for q in queries if q not in disallowed]
     if queries and not command["Queries"]:
-        raise CatalogError("DeviceInformation: no query is left that the AccessRights allow")
+        raise CatalogError(
+            "DeviceInformation: no query is left that the AccessRights allow", key="Queries"
+        )
     return command
 
 
@@ -86,14 +90,18 @@ def _install_application(draft: Draft) -> dict:
 
 
 def _erase_device(draft: Draft) -> dict:
+    """Administrators only (it destroys the device's data); a Mac needs its six-digit PIN."""
+    if not draft.is_admin:
+        raise CatalogError("EraseDevice: only an administrator may erase a device")
     pin = draft.command.get("PIN")
     if pin is not None and not re.fullmatch(r"\d{6}", pin):
-        raise CatalogError("EraseDevice: PIN must be six digits")
+        raise CatalogError("EraseDevice: PIN must be six digits", key="PIN")
     macs = [r.udid for r in draft.recipients if r.platform == "macOS"]
     if macs and pin is None:
         raise CatalogError(
             "EraseDevice: a Mac needs the six-digit Find My PIN (PIN) to be erased: "
-            + ", ".join(macs[:5])
+            + ", ".join(macs[:5]),
+            key="PIN",
         )
     return draft.command
 
@@ -123,7 +131,7 @@ def _attach_unlock_token(device, command: dict) -> None:
 
 def _settings(draft: Draft) -> dict:
     if not draft.command.get("Settings"):
-        raise CatalogError("Settings: give at least one setting item")
+        raise CatalogError("Settings: give at least one setting item", key="Settings")
     return draft.command
 
 
@@ -134,10 +142,10 @@ def _declarative_management(draft: Draft) -> dict:
             tokens = json.loads(data)
         except (UnicodeDecodeError, ValueError):
             raise CatalogError(
-                "DeclarativeManagement: Data must be JSON (the SyncTokens)"
+                "DeclarativeManagement: Data must be JSON (the SyncTokens)", key="Data"
             ) from None
         if not isinstance(tokens, dict):
-            raise CatalogError("DeclarativeManagement: Data must be a JSON object")
+            raise CatalogError("DeclarativeManagement: Data must be a JSON object", key="Data")
     return draft.command
 
 

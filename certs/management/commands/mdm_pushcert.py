@@ -1,10 +1,11 @@
-"""`mdm_pushcert`: import, show, and request the APNs push certificate (see certs.pushcert)."""
+"""`mdm_pushcert`: import, show, and request the APNs push certificate (certs.pushcert and
+certs.pushcert_csr; the Certificates page calls the same functions)."""
 
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from certs import pushcert
+from certs import pushcert, pushcert_csr
 from certs.pushcert import PushCertError
 from devices.topics import devices_on_other_topic
 
@@ -76,8 +77,8 @@ class Command(BaseCommand):
         sign.add_argument("--chain", metavar="PEM", help="Apple's intermediate and root, PEM")
         sign.add_argument(
             "--digest",
-            choices=sorted(pushcert.SIGNATURE_DIGESTS),
-            default=pushcert.DEFAULT_SIGNATURE_DIGEST,
+            choices=sorted(pushcert_csr.SIGNATURE_DIGESTS),
+            default=pushcert_csr.DEFAULT_SIGNATURE_DIGEST,
             help="signature digest (default sha256, what Apple accepts today; sha1 only for "
             "an old vendor certificate)",
         )
@@ -96,36 +97,19 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
 
     def _import(self, options) -> None:
-        if options["p12"]:
-            if options["key"]:
-                raise CommandError("--key goes with --cert; a PKCS#12 file holds its own key")
-            result = pushcert.import_pkcs12(
-                _read(options["p12"], "PKCS#12 file"),
-                options["password"],
-                orphaned_devices=devices_on_other_topic,
-                force=options["force"],
-                actor="mdm_pushcert",
-            )
-        else:
-            key = _read(options["key"], "private key") if options["key"] else None
-            result = pushcert.import_push_certificate(
-                _read(options["cert"], "certificate"),
-                key,
-                password=options["password"],
-                orphaned_devices=devices_on_other_topic,
-                force=options["force"],
-                actor="mdm_pushcert",
-            )
-        cert = result.certificate
-        kind = "development" if cert.development else "production"
-        self.stdout.write(f"imported push certificate {cert.topic} ({kind})")
-        self.stdout.write(f"  valid until {cert.not_after:%Y-%m-%d %H:%M} UTC")
-        self.stdout.write(f"  sha256 {cert.sha256}")
-        if result.previous is not None:
-            what = "renewal of" if result.renewal else "REPLACES"
-            self.stdout.write(f"  {what} {result.previous.topic} (sha256 {result.previous.sha256})")
-        if result.request is not None:
-            self.stdout.write("  paired with the key of the portal's own CSR")
+        result = pushcert.import_files(
+            certificate=_read(options["cert"], "certificate") if options["cert"] else None,
+            key=_read(options["key"], "private key") if options["key"] else None,
+            pkcs12_data=_read(options["p12"], "PKCS#12 file") if options["p12"] else None,
+            password=options["password"],
+            orphaned_devices=devices_on_other_topic,
+            force=options["force"],
+            actor="mdm_pushcert",
+        )
+        first, *rest = pushcert.describe_import(result)
+        self.stdout.write(first)
+        for line in rest:
+            self.stdout.write(f"  {line}")
         if result.orphaned:
             self.stderr.write(
                 f"WARNING: {result.orphaned} enrolled device(s) listen to another topic and can "
@@ -148,7 +132,7 @@ class Command(BaseCommand):
         self.stdout.write(f"sha256:     {status['sha256']}")
 
     def _csr(self, options) -> None:
-        request = pushcert.create_push_csr(
+        request = pushcert_csr.create_push_csr(
             common_name=options["cn"],
             country=options["country"],
             email=options["email"],
@@ -160,15 +144,15 @@ class Command(BaseCommand):
             self.stdout.write(f"  public key sha256 {request.public_key_sha256}")
             self.stdout.write(
                 "  its private key stays in the portal; have the CSR signed by the MDM vendor "
-                "(`mdm_pushcert sign-csr`), upload the result to https://identity.apple.com/"
-                "pushcert, then `mdm_pushcert import --cert <Apple's .pem>`"
+                f"(`mdm_pushcert sign-csr`), upload the result to {pushcert_csr.APPLE_PUSH_PORTAL}"
+                ", then `mdm_pushcert import --cert <Apple's .pem>`"
             )
         else:
             self.stdout.write(request.csr_pem, ending="")
 
     def _sign_csr(self, options) -> None:
         chain = _read(options["chain"], "chain file") if options["chain"] else None
-        content = pushcert.sign_push_csr(
+        content = pushcert_csr.sign_push_csr(
             _read(options["csr"], "CSR"),
             _read(options["vendor_cert"], "vendor certificate"),
             _read(options["vendor_key"], "vendor key"),
@@ -181,7 +165,7 @@ class Command(BaseCommand):
             Path(options["out"]).write_bytes(content)
             self.stdout.write(
                 f"PushCertWebRequest written to {options['out']} (signed with {options['digest']})"
-                ": upload it at https://identity.apple.com/pushcert"
+                f": upload it at {pushcert_csr.APPLE_PUSH_PORTAL}"
             )
         else:
             self.stdout.write(content.decode())

@@ -1,0 +1,22 @@
+"""Which keys hold secrets, for every page that shows a plist (profiles, commands, results):
+one rule, so what is hidden in a profile is hidden in a command too.
+
+A key holds a secret when its name (any case) contains one of the words of SECRET_WORDS
+(passwords, passcodes, shared secrets, SCEP challenges, tokens, private keys, credentials) or
+ends with one of SECRET_ENDINGS (EraseDevice's and DeviceLock's `PIN`, password hashes, bypass
+and redemption codes, recovery and product keys). Only text and data are masked: a boolean or
+a number under such a key (`PINRequiredForDeviceLock`) says nothing secret.
+"""
+
+import re
+
+MASKED = "•••••• (hidden)"
+SECRET_WORDS = re.compile(
+    r"password|passphrase|passcode|secret|psk|challenge|token|privatekey|pincode|credential",
+    re.IGNORECASE,
+)
+SECRET_ENDINGS = ("pin", "hash", "bypasscode", "redemptioncode", "recoverykey", "productkey")
+
+
+def is_secret_key(key: str) -> bool:
+    return bool(SECRET_WORDS.search(key)) or key.lower().endswith(SECRET_ENDINGS)
