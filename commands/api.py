@@ -18,8 +18,9 @@ from mdm_portal.roles import OPERATOR
 
 from .apns import push_now
 from .catalog import CatalogError
-from .history import command_progress, device_result, recent_commands
-from .models import Command, PushAttempt, QueuedCommand
+from .history import device_result, recent_commands
+from .models import Command, PushAttempt, QueuedCommand, Status
+from .progress import progress_of
 from .queue import EnqueueConflict, EnqueueError, EnqueueForbidden, cancel_queued, enqueue_json
 from .serializers import (
     CanceledSerializer,
@@ -124,7 +125,10 @@ class CommandViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         results = [device_result(row) for row in page.paginate_queryset(rows, request, self)]
         body = {
             **CommandSerializer(command).data,
-            "progress": command_progress(command),
+            "progress": {
+                **dict.fromkeys(Status.values, 0),
+                **progress_of([command])[command.pk].counts,
+            },
             "next": page.get_next_link(),
             "previous": page.get_previous_link(),
             "results": results,

@@ -1,13 +1,11 @@
 """Command history as plain data: a device's commands (the live queue, then the archive), and
-one command's progress and per-device results. Results are JSON (data as base64)."""
-
-from django.db.models import Count
+one device's side of a command. Results are JSON (data as base64)."""
 
 from devices.inventory import json_safe
 from devices.models import Device
 from devices.summary import iso
 
-from .models import ArchivedCommand, Command, QueuedCommand, Status
+from .models import ArchivedCommand, QueuedCommand
 
 # Keys of every answer: the rest is what the command returned.
 ENVELOPE_KEYS = {"Status", "UDID", "CommandUUID", "ErrorChain", "EnrollmentID"}
@@ -54,17 +52,6 @@ def recent_commands(device: Device, limit: int) -> list[dict]:
         )
         history += [_history_entry(row, archived=True) for row in archived]
     return history
-
-
-def command_progress(command: Command) -> dict[str, int]:
-    """How many of the command's devices are at each status (the archive included): one
-    GROUP BY on each table, whatever the fleet size."""
-    progress = dict.fromkeys(Status.values, 0)
-    for model in (QueuedCommand, ArchivedCommand):
-        counts = model.objects.filter(command=command).values("status").annotate(n=Count("id"))
-        for row in counts:
-            progress[row["status"]] = progress.get(row["status"], 0) + row["n"]
-    return progress
 
 
 def device_result(row: QueuedCommand) -> dict:

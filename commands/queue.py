@@ -24,10 +24,10 @@ from mdm_portal.audit import audit
 from mdm_portal.roles import ADMIN, has_role
 
 from .catalog import (
-    ADMIN_ONLY,
     DEFINITIONS,
     DELIVERED_WHEN_SENT,
     NEVER_NOT_NOW,
+    AdminOnly,
     CatalogError,
     Draft,
     Recipient,
@@ -157,8 +157,6 @@ def enqueue(
     is_admin = has_role(user, ADMIN) if user is not None else True
     if raw and not is_admin:
         raise EnqueueForbidden("only an administrator may queue a raw command")
-    if request_type in ADMIN_ONLY and not is_admin:
-        raise EnqueueForbidden(f"only an administrator may queue {request_type}")
     with transaction.atomic():
         selection = _as_queryset(devices)
         recipients = _recipients(selection, request_type)
@@ -173,6 +171,8 @@ def enqueue(
         )
         try:
             command = prepare(draft, raw=raw)
+        except AdminOnly as exc:  # EraseDevice, ClearPasscode: their hooks say who may
+            raise EnqueueForbidden(str(exc), key=exc.key) from None
         except CatalogError as exc:
             raise EnqueueError(str(exc), key=exc.key) from None
         try:

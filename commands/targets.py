@@ -19,6 +19,7 @@ from devices.selection import (
     SEEN,
     SelectionError,
     devices_matching,
+    group_by_name,
     group_named,
 )
 
@@ -170,7 +171,8 @@ def targets_from_json(*, udids=None, group=None, filters=None) -> Targets:
             raise TargetError(f"group: no group {group!r}")
         params["group"] = str(found.pk)
     else:
-        params["filter"] = urlencode({key: str(value) for key, value in filters.items()})
+        criteria = group_by_name({key: str(value) for key, value in filters.items()})
+        params["filter"] = urlencode(criteria)
     targets = resolve_targets(params)
     if targets.count == 0:
         raise TargetError(

@@ -18,7 +18,7 @@ from mdm_portal.api import Cursor, refusal_status
 
 from .groups import GroupError, GroupExists, create_group, rename_group
 from .models import Device, DeviceGroup
-from .selection import SEEN, SelectionError, devices_matching, group_named
+from .selection import SEEN, SelectionError, devices_matching, group_by_name, group_named
 from .serializers import (
     DeviceDetailSerializer,
     DeviceListSerializer,
@@ -80,7 +80,8 @@ class DeviceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def get_queryset(self):
         if self.action != "list":
             return super().get_queryset()
-        return devices_matching(self.request.query_params).select_related("group")
+        params = group_by_name(self.request.query_params)
+        return devices_matching(params).select_related("group")
 
     def retrieve(self, request, udid=None):
         device = self._device(udid)

@@ -2,13 +2,14 @@
 the list, its bulk actions and the command form select the very same devices.
 
 Parameters, each optional (an empty one is ignored): `q` (name, serial number, UDID or model
-contains), `state` (a Device.State), `group` (a group id, or its name), `platform`,
+contains), `state` (a Device.State), `group` (a group id), `platform`,
 `os_version` (that version or any below it: "17" matches "17.4"), `model` (model, model name
 or product name, e.g. iPhone15,2), `seen` (`24h`, `7d`, `stale`: not seen for 7 days or
 never, `inactive`, `token_invalid`), `last_seen_after` and `last_seen_before` (ISO 8601 dates
 and times). A value that names nothing known raises SelectionError instead of being ignored:
 an ignored typo would widen a bulk command to the whole fleet. The REST API takes the same
-keys (devices list, and a command's or a push's `filter`).
+keys (devices list, and a command's or a push's `filter`), a group by its name too
+(`group_by_name`).
 """
 
 from collections.abc import Mapping
@@ -55,6 +56,18 @@ def group_named(reference) -> DeviceGroup | None:
     return found
 
 
+def group_by_name(params: Mapping) -> dict:
+    """`params` as a dict, a `group` given by name turned into its id (an unknown name stays,
+    for devices_matching to refuse)."""
+    params = {key: params.get(key) for key in params}
+    group = str(params.get("group") or "").strip()
+    if group and not group.isdigit():
+        found = DeviceGroup.objects.filter(name=group).first()
+        if found is not None:
+            params["group"] = str(found.pk)
+    return params
+
+
 def _moment(key: str, text: str) -> datetime:
     try:
         moment = parse_datetime(text)
@@ -99,10 +112,9 @@ def devices_matching(params: Mapping, *, now: datetime | None = None) -> QuerySe
             raise SelectionError(f"state must be one of {states}, not {value['state']!r}")
         devices = devices.filter(state=value["state"])
     if value["group"]:
-        group = group_named(value["group"])
-        if group is None:
-            raise SelectionError(f"group must be a group's id or name, not {value['group']!r}")
-        devices = devices.filter(group=group)
+        if not value["group"].isdigit():
+            raise SelectionError(f"group must be a group id, not {value['group']!r}")
+        devices = devices.filter(group_id=int(value["group"]))
     if value["platform"]:
         devices = devices.filter(platform__iexact=value["platform"])
     if value["os_version"]:

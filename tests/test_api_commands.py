@@ -33,7 +33,10 @@ def test_a_command_for_udids_is_queued_once_and_audited_with_the_token(api):
     body = response.json()
     command = Command.objects.get(uuid=body["command_uuid"])
     assert body == {
-        "command_uuid": command.uuid, "request_type": "DeviceLock", "devices": 2, "left_out": 0
+        "command_uuid": command.uuid,
+        "request_type": "DeviceLock",
+        "devices": 2,
+        "left_out": 0,
     }
     assert response["Location"].endswith(f"/api/v1/commands/{command.uuid}/")
     assert command.command_dict()["Message"] == "Call IT"

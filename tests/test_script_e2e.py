@@ -19,6 +19,9 @@ from tests.ui_support import make_user
 from tests.webhook_receiver import Receiver
 from webhooks.registry import create_webhook
 
+# Transactional: the worker reads what this test commits. (Its flush empties the rows that
+# migrations installed, such as celery beat's schedule: transactional tests that read them sort
+# before this module, as they do before test_push_e2e.)
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SECRET = "end-to-end-webhook-secret"
