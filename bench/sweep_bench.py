@@ -23,6 +23,8 @@ from django.db import connection  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+from bench.fleet import insert_devices  # noqa: E402
+
 
 def fill(count: int) -> None:
     """Insert `count` managed devices in one INSERT ... SELECT generate_series."""
@@ -37,24 +39,8 @@ def fill(count: int) -> None:
         "push_magic": "md5(n::text)",
         "state": "'enrolled'",
     }
-    columns, values, params = [], [], []
-    for field in Device._meta.concrete_fields:
-        if field.primary_key:
-            continue
-        columns.append(field.column)
-        if field.name in generated:
-            values.append(generated[field.name])
-            params += [now] * generated[field.name].count("%s")
-        else:
-            values.append("%s")
-            value = field.get_default() if field.has_default() or not field.null else None
-            params.append(now if field.name == "created_at" else value)
-    sql = (
-        f"INSERT INTO {Device._meta.db_table} ({', '.join(columns)}) "  # noqa: S608
-        f"SELECT {', '.join(values)} FROM generate_series(1, %s) AS n"
-    )
+    insert_devices(count, generated, now)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, count])
         cursor.execute(f"ANALYZE {Device._meta.db_table}")
 
 

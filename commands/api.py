@@ -8,6 +8,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -160,9 +161,9 @@ class DeviceCommandsView(APIView):
         try:
             limit = int(request.query_params.get("limit", 100))
         except ValueError:
-            raise SelectionError("limit: a number from 1 to 1000") from None
+            raise ValidationError({"limit": ["a number from 1 to 1000"]}) from None
         if not 1 <= limit <= 1000:
-            raise SelectionError("limit: a number from 1 to 1000")
+            raise ValidationError({"limit": ["a number from 1 to 1000"]})
         return Response(recent_commands(device, limit))
 
 

@@ -4,6 +4,7 @@ one device's side of a command. Results are JSON (data as base64)."""
 from devices.inventory import json_safe
 from devices.models import Device
 from devices.summary import iso
+from mdm_portal.masking import masked
 
 from .models import ArchivedCommand, QueuedCommand
 
@@ -36,11 +37,13 @@ def _history_entry(row, archived: bool) -> dict:
     return entry
 
 
-def recent_commands(device: Device, limit: int) -> list[dict]:
-    """The device's latest commands: the live queue first, then the archive."""
+def recent_commands(device: Device, limit: int, *, redact: bool = False) -> list[dict]:
+    """The device's latest commands: the live queue first, then the archive. With `redact`,
+    the secrets some answers carry are masked (mdm_portal.masking): for what people read."""
     live = (
         QueuedCommand.objects.filter(device=device)
         .select_related("command")
+        .defer("command__payload")  # a profile can be megabytes; only its UUID is needed
         .order_by("-id")[:limit]
     )
     history = [_history_entry(row, archived=False) for row in live]
@@ -48,9 +51,14 @@ def recent_commands(device: Device, limit: int) -> list[dict]:
         archived = (
             ArchivedCommand.objects.filter(device=device)
             .select_related("command")
+            .defer("command__payload")
             .order_by("-answered_at")[: limit - len(history)]
         )
         history += [_history_entry(row, archived=True) for row in archived]
+    if redact:
+        for entry in history:
+            if entry.get("result"):
+                entry["result"] = masked(entry["result"])
     return history
 
 

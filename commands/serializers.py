@@ -5,7 +5,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from devices.models import Device
-from devices.selection import MAX_UDIDS, SEEN
+from devices.selection import MAX_UDIDS, PLATFORMS, SEEN
 
 from .catalog import DEFINITIONS
 from .models import Command, PushAttempt, Status
@@ -26,17 +26,14 @@ class RequestTypeField(serializers.CharField):
 
 
 class DeviceFilterSerializer(serializers.Serializer):
-    """The fleet filter, as the devices list takes it (devices.selection; every key optional)."""
+    """The device list's filter (devices.selection; every key optional)."""
 
     q = serializers.CharField(required=False, help_text="name, serial, UDID or model contains")
     state = serializers.ChoiceField(choices=Device.State.choices, required=False)
-    group = serializers.CharField(required=False, help_text="group id or name")
-    platform = serializers.CharField(required=False)
+    group = serializers.CharField(required=False, help_text="group id or name; none: no group")
+    platform = serializers.ChoiceField(choices=list(PLATFORMS), required=False)
     os_version = serializers.CharField(required=False, help_text="17 matches 17.4.1")
-    model = serializers.CharField(required=False)
     seen = serializers.ChoiceField(choices=sorted(SEEN), required=False)
-    last_seen_after = serializers.DateTimeField(required=False)
-    last_seen_before = serializers.DateTimeField(required=False)
 
 
 class TargetSerializer(serializers.Serializer):
@@ -51,12 +48,11 @@ class TargetSerializer(serializers.Serializer):
 
     def target(self) -> dict:
         data = self.validated_data
-        filters = data.get("filter")
-        if filters is not None:
-            filters = {
-                k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in filters.items()
-            }
-        return {"udids": data.get("devices"), "group": data.get("group"), "filters": filters}
+        return {
+            "udids": data.get("devices"),
+            "group": data.get("group"),
+            "filters": data.get("filter"),
+        }
 
 
 class CommandCreateSerializer(TargetSerializer):

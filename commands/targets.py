@@ -172,7 +172,7 @@ def targets_from_json(*, udids=None, group=None, filters=None) -> Targets:
         params["group"] = str(found.pk)
     else:
         criteria = group_by_name({key: str(value) for key, value in filters.items()})
-        params["filter"] = urlencode(criteria)
+        params["filter"] = criteria.urlencode()
     targets = resolve_targets(params)
     if targets.count == 0:
         raise TargetError(

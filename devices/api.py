@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from commands.queue import EnqueueConflict, EnqueueError, EnqueueForbidden
@@ -18,7 +19,14 @@ from mdm_portal.api import Cursor, refusal_status
 
 from .groups import GroupError, GroupExists, create_group, rename_group
 from .models import Device, DeviceGroup
-from .selection import SEEN, SelectionError, devices_matching, group_by_name, group_named
+from .selection import (
+    PLATFORMS,
+    SEEN,
+    SelectionError,
+    devices_matching,
+    group_by_name,
+    group_named,
+)
 from .serializers import (
     DeviceDetailSerializer,
     DeviceListSerializer,
@@ -46,13 +54,10 @@ refusal_status(
         parameters=[
             OpenApiParameter("q", OpenApiTypes.STR, description="name, serial, UDID or model"),
             OpenApiParameter("state", OpenApiTypes.STR, enum=Device.State.values),
-            OpenApiParameter("group", OpenApiTypes.STR, description="group id or name"),
-            OpenApiParameter("platform", OpenApiTypes.STR, description="iOS, macOS ..."),
+            OpenApiParameter("group", OpenApiTypes.STR, description="group id or name, none"),
+            OpenApiParameter("platform", OpenApiTypes.STR, enum=list(PLATFORMS)),
             OpenApiParameter("os_version", OpenApiTypes.STR, description="17 matches 17.4.1"),
-            OpenApiParameter("model", OpenApiTypes.STR, description="e.g. iPhone15,2"),
             OpenApiParameter("seen", OpenApiTypes.STR, enum=sorted(SEEN)),
-            OpenApiParameter("last_seen_after", OpenApiTypes.DATETIME),
-            OpenApiParameter("last_seen_before", OpenApiTypes.DATETIME),
         ],
     ),
     retrieve=extend_schema(
@@ -112,7 +117,7 @@ class DeviceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             return
         group = group_named(reference)
         if group is None:
-            raise SelectionError(f"group: no group {reference!r}")
+            raise ValidationError({"group": [f"no group {reference!r}"]})
         add_to_group(group, this, by=user)
 
     def _device(self, udid) -> Device:

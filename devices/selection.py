@@ -1,50 +1,224 @@
-"""Which devices a filter of the device list names: its querystring turned into a queryset, so
-the list, its bulk actions and the command form select the very same devices.
+"""Which devices a filter names: the one definition behind the device list's filters, its
+"every device that matches" selection, the command form's `filter=` target and the API.
 
-Parameters, each optional (an empty one is ignored): `q` (name, serial number, UDID or model
-contains), `state` (a Device.State), `group` (a group id), `platform`,
-`os_version` (that version or any below it: "17" matches "17.4"), `model` (model, model name
-or product name, e.g. iPhone15,2), `seen` (`24h`, `7d`, `stale`: not seen for 7 days or
-never, `inactive`, `token_invalid`), `last_seen_after` and `last_seen_before` (ISO 8601 dates
-and times). A value that names nothing known raises SelectionError instead of being ignored:
-an ignored typo would widen a bulk command to the whole fleet. The REST API takes the same
-keys (devices list, and a command's or a push's `filter`), a group by its name too
-(`group_by_name`).
+A filter is a query string (or QueryDict) with any of these keys; the others (page, sort, ...)
+are ignored:
+
+- `q`: one search box over name, serial number, UDID and model (substring, any case);
+- `state`: enrolled, pending or checked_out;
+- `group`: a group's id, or `none` for devices in no group;
+- `platform`: iOS, macOS, tvOS, visionOS or watchOS;
+- `os_version`: a version or its prefix: `17` matches 17, 17.4 and 17.4.1, not 170;
+- `seen`: `24h` / `7d` (seen within), `stale` (not seen for 7 days or more, or never),
+  `inactive` (marked by the inactivity sweep), `token_invalid` (APNs refused the push token).
+
+`devices_matching` refuses a filter it cannot read (SelectionError) rather than dropping the
+unreadable part, which would widen the selection: a command must never go to more devices than
+the person asked for.
 """
 
-from collections.abc import Mapping
-from datetime import datetime, timedelta
+import datetime as dt
+from urllib.parse import urlencode
 
-from django.db.models import Q, QuerySet
+import django_filters
+from django import forms
+from django.db.models import Q, QuerySet, Value
+from django.db.models.functions import Concat
+from django.http import QueryDict
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from .models import Device, DeviceGroup
 
-FILTER_KEYS = (
-    "q",
-    "state",
-    "group",
-    "platform",
-    "os_version",
-    "model",
-    "seen",
-    "last_seen_after",
-    "last_seen_before",
-)
-# A command's `devices` list (the API): one `IN (...)` below SQLite's limit of bound variables.
-MAX_UDIDS = 20_000
+PLATFORMS = ("iOS", "macOS", "tvOS", "visionOS", "watchOS")
+FILTER_KEYS = ("q", "state", "group", "platform", "os_version", "seen")
+STALE_DAYS = 7
+
+# Each `seen` value in words (the command form describes a filter with them).
 SEEN = {
     "24h": "seen in the last 24 hours",
     "7d": "seen in the last 7 days",
-    "stale": "not seen for 7 days or more",
+    "stale": f"not seen for {STALE_DAYS} days or more",
     "inactive": "inactive",
     "token_invalid": "push token invalid",
 }
+SEEN_CHOICES = [(value, words[0].upper() + words[1:]) for value, words in SEEN.items()]
+STATE_CHOICES = [
+    (Device.State.ENROLLED, "Enrolled"),
+    (Device.State.PENDING, "Pending"),
+    (Device.State.CHECKED_OUT, "Checked out"),
+]
+NO_GROUP = "none"
 
 
 class SelectionError(ValueError):
-    """A filter value that names nothing the device list knows."""
+    """A filter that cannot be read; `errors` maps each bad key to its messages, each of which
+    names its key."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        self.errors = errors
+        super().__init__("; ".join(" ".join(messages) for messages in errors.values()))
+
+
+class GroupFilter(django_filters.Filter):
+    field_class = forms.ChoiceField
+
+    def filter(self, qs, value):
+        if value in (None, ""):
+            return qs
+        if value == NO_GROUP:
+            return qs.filter(group__isnull=True)
+        return qs.filter(group_id=int(value))
+
+
+# What the search box looks in: the columns joined by a separator no one types, so that one
+# LIKE reads a row (not six) and one trigram index (migration 0010, PostgreSQL) serves it.
+SEARCHED = ("device_name", "serial_number", "udid", "model_name", "model", "product_name")
+SEPARATOR = "\x1f"
+
+
+def search_text() -> Concat:
+    """The searched text of a device (the expression the trigram index is built on)."""
+    parts = []
+    for name in SEARCHED:
+        parts += [name, Value(SEPARATOR)]
+    return Concat(*parts[:-1])
+
+
+def _search(queryset: QuerySet, name: str, value: str) -> QuerySet:
+    value = value.strip()
+    if not value:
+        return queryset
+    return queryset.alias(search=search_text()).filter(search__icontains=value)
+
+
+def _os_version(queryset: QuerySet, name: str, value: str) -> QuerySet:
+    value = value.strip().rstrip(".")
+    if not value:
+        return queryset
+    return queryset.filter(Q(os_version=value) | Q(os_version__startswith=value + "."))
+
+
+def seen_condition(value: str, now: dt.datetime | None = None) -> Q:
+    """The condition of one `seen` choice."""
+    now = now or timezone.now()
+    if value == "24h":
+        return Q(last_seen_at__gte=now - dt.timedelta(hours=24))
+    if value == "7d":
+        return Q(last_seen_at__gte=now - dt.timedelta(days=STALE_DAYS))
+    if value == "stale":
+        return Q(last_seen_at__lt=now - dt.timedelta(days=STALE_DAYS)) | Q(
+            last_seen_at__isnull=True
+        )
+    if value == "inactive":
+        return Q(inactive_since__isnull=False)
+    if value == "token_invalid":
+        return Q(token_invalid_at__isnull=False)
+    raise ValueError(f"unknown seen value {value!r}")
+
+
+def _seen(queryset: QuerySet, name: str, value: str) -> QuerySet:
+    return queryset.filter(seen_condition(value)) if value else queryset
+
+
+class DeviceFilter(django_filters.FilterSet):
+    """The device list's filters, as a form (labels, choices) and as a queryset."""
+
+    q = django_filters.CharFilter(
+        label="Search",
+        method=_search,
+        widget=forms.TextInput(
+            attrs={"type": "search", "placeholder": "Name, serial, UDID or model"}
+        ),
+    )
+    state = django_filters.ChoiceFilter(label="State", choices=STATE_CHOICES, empty_label="Any")
+    group = GroupFilter(label="Group")
+    platform = django_filters.ChoiceFilter(
+        label="Platform", choices=[(p, p) for p in PLATFORMS], empty_label="Any"
+    )
+    os_version = django_filters.CharFilter(
+        label="OS version",
+        method=_os_version,
+        widget=forms.TextInput(attrs={"placeholder": "e.g. 17 or 17.4", "size": 8}),
+    )
+    seen = django_filters.ChoiceFilter(
+        label="Last seen", choices=SEEN_CHOICES, method=_seen, empty_label="Any time"
+    )
+
+    class Meta:
+        model = Device
+        fields = list(FILTER_KEYS)
+
+    @property
+    def form(self):
+        form = super().form
+        form.label_suffix = ""
+        field = form.fields["group"]
+        if not field.choices:
+            groups = DeviceGroup.objects.order_by("name").values_list("id", "name")
+            field.choices = [("", "Any"), (NO_GROUP, "No group")] + [
+                (str(pk), name) for pk, name in groups
+            ]
+        return form
+
+
+def as_querydict(data) -> QueryDict:
+    if isinstance(data, QueryDict):
+        return data
+    if isinstance(data, str):
+        return QueryDict(data.lstrip("?"))
+    query = QueryDict(mutable=True)
+    for key, value in dict(data or {}).items():
+        query.setlist(key, value if isinstance(value, list | tuple) else [value])
+    return query
+
+
+def read_filter(data, queryset: QuerySet | None = None) -> DeviceFilter:
+    """The DeviceFilter of `data` (a QueryDict, a dict or a query string)."""
+    query = as_querydict(data)
+    # Only the filter's own keys: an empty filter is unbound (every device), not invalid.
+    bound = {key: query.getlist(key) for key in FILTER_KEYS if any(query.getlist(key))}
+    filterset_data = QueryDict(mutable=True)
+    for key, values in bound.items():
+        filterset_data.setlist(key, values)
+    return DeviceFilter(filterset_data if bound else None, queryset=queryset)
+
+
+def devices_matching(data, queryset: QuerySet | None = None) -> QuerySet:
+    """Every device the filter `data` names (a QueryDict, a dict or a query string).
+
+    Raises SelectionError if a value cannot be read (an unknown state, a group that does not
+    exist...): the selection is never silently widened.
+    """
+    selection = read_filter(data, queryset if queryset is not None else Device.objects.all())
+    if selection.is_bound and not selection.is_valid():
+        raise SelectionError({key: [_refusal(selection, key)] for key in selection.errors})
+    return selection.qs
+
+
+def _refusal(selection: DeviceFilter, key: str) -> str:
+    """Why `key`'s value was refused, naming what it may be (for the command line and forms
+    that name a filter in text: the list shows the form's own errors by its fields)."""
+    value = selection.data.get(key, "")
+    if key == "group":
+        return f"group must be a group id or {NO_GROUP!r}, and {value!r} names no group"
+    choices = [str(choice) for choice, _label in selection.form.fields[key].choices if choice]
+    if choices:
+        return f"{key} must be one of {', '.join(choices)}, not {value!r}"
+    return " ".join(selection.errors[key])
+
+
+def filter_querystring(data) -> str:
+    """The filter part of a query string (its FILTER_KEYS, non-empty), url-encoded: what
+    `/commands/new/?filter=` carries."""
+    query = as_querydict(data)
+    pairs = [(key, value) for key in FILTER_KEYS for value in query.getlist(key) if value]
+    return urlencode(pairs)
+
+
+# -- the REST API's ways of naming a group and devices -----------------------------------------
+
+# A command's `devices` list: one `IN (...)` below SQLite's limit of bound variables.
+MAX_UDIDS = 20_000
 
 
 def group_named(reference) -> DeviceGroup | None:
@@ -56,83 +230,13 @@ def group_named(reference) -> DeviceGroup | None:
     return found
 
 
-def group_by_name(params: Mapping) -> dict:
-    """`params` as a dict, a `group` given by name turned into its id (an unknown name stays,
-    for devices_matching to refuse)."""
-    params = {key: params.get(key) for key in params}
-    group = str(params.get("group") or "").strip()
-    if group and not group.isdigit():
+def group_by_name(data) -> QueryDict:
+    """The filter `data` with a `group` given by its name turned into its id (the API takes
+    either); an unknown name stays, for devices_matching to refuse."""
+    query = as_querydict(data).copy()
+    group = (query.get("group") or "").strip()
+    if group and group != NO_GROUP and not group.isdigit():
         found = DeviceGroup.objects.filter(name=group).first()
         if found is not None:
-            params["group"] = str(found.pk)
-    return params
-
-
-def _moment(key: str, text: str) -> datetime:
-    try:
-        moment = parse_datetime(text)
-    except ValueError:
-        moment = None
-    if moment is None:
-        raise SelectionError(f"{key} must be an ISO 8601 date and time, not {text!r}")
-    return moment if timezone.is_aware(moment) else timezone.make_aware(moment)
-
-
-def _seen(value: str, now: datetime) -> Q:
-    if value == "24h":
-        return Q(last_seen_at__gte=now - timedelta(hours=24))
-    if value == "7d":
-        return Q(last_seen_at__gte=now - timedelta(days=7))
-    if value == "stale":
-        return Q(last_seen_at__lt=now - timedelta(days=7)) | Q(last_seen_at__isnull=True)
-    if value == "inactive":
-        return Q(inactive_since__isnull=False)
-    if value == "token_invalid":
-        return Q(token_invalid_at__isnull=False)
-    raise SelectionError(f"seen must be one of {', '.join(SEEN)}, not {value!r}")
-
-
-def devices_matching(params: Mapping, *, now: datetime | None = None) -> QuerySet:
-    """The devices the device list's filter `params` (a QueryDict or a dict) selects."""
-    value = {key: str(params.get(key) or "").strip() for key in FILTER_KEYS}
-    devices = Device.objects.all()
-    if value["q"]:
-        q = value["q"]
-        devices = devices.filter(
-            Q(device_name__icontains=q)
-            | Q(serial_number__icontains=q)
-            | Q(udid__icontains=q)
-            | Q(model__icontains=q)
-            | Q(model_name__icontains=q)
-            | Q(product_name__icontains=q)
-        )
-    if value["state"]:
-        if value["state"] not in Device.State.values:
-            states = ", ".join(Device.State.values)
-            raise SelectionError(f"state must be one of {states}, not {value['state']!r}")
-        devices = devices.filter(state=value["state"])
-    if value["group"]:
-        if not value["group"].isdigit():
-            raise SelectionError(f"group must be a group id, not {value['group']!r}")
-        devices = devices.filter(group_id=int(value["group"]))
-    if value["platform"]:
-        devices = devices.filter(platform__iexact=value["platform"])
-    if value["os_version"]:
-        version = value["os_version"]
-        devices = devices.filter(Q(os_version=version) | Q(os_version__startswith=version + "."))
-    if value["model"]:
-        model = value["model"]
-        devices = devices.filter(
-            Q(model__iexact=model) | Q(model_name__iexact=model) | Q(product_name__iexact=model)
-        )
-    if value["seen"]:
-        devices = devices.filter(_seen(value["seen"], now or timezone.now()))
-    if value["last_seen_after"]:
-        devices = devices.filter(
-            last_seen_at__gte=_moment("last_seen_after", value["last_seen_after"])
-        )
-    if value["last_seen_before"]:
-        devices = devices.filter(
-            last_seen_at__lt=_moment("last_seen_before", value["last_seen_before"])
-        )
-    return devices
+            query["group"] = str(found.pk)
+    return query

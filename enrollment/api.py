@@ -12,7 +12,7 @@ from rest_framework.response import Response
 
 from devices.groups import get_or_create_group
 from devices.models import Device
-from devices.selection import SelectionError, group_named
+from devices.selection import group_named
 from mdm_portal.api import Conflict, PayloadTooLarge, refusal_status
 
 from .enrollments import EnrollmentError, EnrollmentSpec, create_enrollment, deactivate_enrollment
@@ -54,15 +54,17 @@ MULTIPART_ALLOWANCE = 64 * 1024
 
 def _target(data: dict) -> dict:
     if ("device" in data) == ("group" in data):
-        raise SelectionError("target: give device (a UDID) or group (a name or id), not both")
+        raise ValidationError(
+            {"target": ["give device (a UDID) or group (a name or id), not both"]}
+        )
     if "device" in data:
         device = Device.objects.filter(udid=data["device"]).first()
         if device is None:
-            raise SelectionError(f"device: unknown device {data['device']!r}")
+            raise ValidationError({"device": [f"unknown device {data['device']!r}"]})
         return {"device": device}
     group = group_named(data["group"])
     if group is None:
-        raise SelectionError(f"group: no group {data['group']!r}")
+        raise ValidationError({"group": [f"no group {data['group']!r}"]})
     return {"group": group}
 
 

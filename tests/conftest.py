@@ -30,6 +30,12 @@ def pytest_runtest_setup(item):
         pytest.skip(reason)
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Staff users are made in many tests: a slow (secure) hasher would cost ~1.7 s each."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def ca(db):
     authority, _ = ensure_ca(actor="tests")
@@ -123,3 +129,24 @@ def browser_page(chromium, live_server):
     page.set_default_timeout(10_000)
     yield page
     context.close()
+
+
+@pytest.fixture
+def http_device(live_server, ca):
+    """Simulated devices that speak to the live server over HTTP, signed with Mdm-Signature."""
+    import httpx
+
+    from tests.simulator import Response
+
+    client = httpx.Client(base_url=live_server.url, timeout=10)
+
+    def send(path: str, body: bytes, headers: dict[str, str]) -> Response:
+        answer = client.put(path, content=body, headers=headers)
+        return Response(answer.status_code, answer.content)
+
+    def make_sim(**fields) -> SimulatedDevice:
+        certificate, key, _ = new_identity()
+        return SimulatedDevice(send=send, certificate=certificate, key=key, **fields)
+
+    yield make_sim
+    client.close()

@@ -77,7 +77,7 @@ def test_a_group_or_a_filter_targets_its_managed_devices(api):
          "Bogus"),
         ({"request_type": "DeviceLock", "devices": ["D-00000"], "payload": []}, "payload"),
         ({"request_type": "DeviceLock", "devices": ["D-00000"],
-          "filter": {"last_seen_after": "soon"}}, "last_seen_after"),
+          "filter": {"seen": "soon"}}, "seen"),
         ({"request_type": "DeviceInformation", "devices": ["D-00000"],
           "payload": {"Queries": ["NoSuchQuery"]}}, "NoSuchQuery"),
     ],

@@ -42,18 +42,18 @@ def test_the_fleet_filters_searches_and_pages_with_a_cursor(api):
     assert udids(client.get("/api/v1/devices/", {"group": str(lab.pk)})) == [
         "A-00000", "A-00001", "A-00002",
     ]  # fmt: skip
-    assert udids(client.get("/api/v1/devices/", {"platform": "macos"})) == ["M-00000", "M-00001"]
+    assert udids(client.get("/api/v1/devices/", {"platform": "macOS"})) == ["M-00000", "M-00001"]
     assert udids(client.get("/api/v1/devices/", {"os_version": "14"})) == ["M-00000", "M-00001"]
     assert udids(client.get("/api/v1/devices/", {"os_version": "17.1"})) == []  # not 17.10
-    assert len(udids(client.get("/api/v1/devices/", {"model": "Mac14,2"}))) == 2
+    assert len(udids(client.get("/api/v1/devices/", {"q": "Mac14,2"}))) == 2
     assert udids(client.get("/api/v1/devices/", {"q": "serm00001"})) == ["M-00001"]
     assert udids(client.get("/api/v1/devices/", {"q": "P device"})) == ["P-00000"]
-    since = (timezone.now() - timedelta(days=1)).isoformat()
-    assert "A-00000" not in udids(client.get("/api/v1/devices/", {"last_seen_after": since}))
-    assert udids(client.get("/api/v1/devices/", {"last_seen_before": since})) == ["A-00000"]
-    bad = client.get("/api/v1/devices/", {"last_seen_after": "yesterday"})
-    assert bad.status_code == 400 and bad.json()["error"].startswith("last_seen_after")
+    assert "A-00000" not in udids(client.get("/api/v1/devices/", {"seen": "24h"}))
+    assert udids(client.get("/api/v1/devices/", {"seen": "stale"})) == ["A-00000"]
+    bad = client.get("/api/v1/devices/", {"seen": "yesterday"})
+    assert bad.status_code == 400 and bad.json()["error"].startswith("seen")
     assert udids(client.get("/api/v1/devices/", {"seen": "token_invalid"})) == []
+    assert client.get("/api/v1/devices/", {"group": "Nope"}).status_code == 400
     assert client.get("/api/v1/devices/", {"state": "lost"}).status_code == 400
     assert client.get("/api/v1/devices/", {"cursor": "garbage"}).status_code == 404
 

@@ -22,7 +22,7 @@ from tests import scep_client as sc
 from tests.apns_standin import StandInPKI
 from tests.conftest import ARTIFACTS, new_identity
 from tests.ui_certs_support import as_pkcs12, pending_scep_request
-from tests.ui_support import PASSWORD, make_user
+from tests.ui_support import log_in, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -32,14 +32,6 @@ LAPTOP = {"width": 1366, "height": 900}
 
 def shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"certificates-{name}.png"), full_page=True)
-
-
-def log_in(page, username: str) -> None:
-    page.goto("/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(re.compile(r"/$"))
 
 
 def fleet(topic: str, count: int = 8) -> list[Device]:

@@ -7,7 +7,6 @@ import plistlib
 import re
 from datetime import timedelta
 
-import httpx
 import pytest
 from django.utils import timezone
 
@@ -16,11 +15,11 @@ from commands.queue import enqueue
 from devices.models import Device, DeviceGroup
 from enrollment.library import upload_profile
 from mdm_portal.roles import ADMIN, OPERATOR
-from tests.conftest import ARTIFACTS, new_identity
-from tests.simulator import Response, SimulatedDevice
+from tests.conftest import ARTIFACTS
+from tests.simulator import SimulatedDevice
 from tests.test_profile_library import profile
 from tests.test_ui_commands import make
-from tests.ui_support import PASSWORD, make_user
+from tests.ui_support import log_in, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -34,23 +33,6 @@ ANSWERS = {
     "InstalledApplicationList": {"InstalledApplicationList": []},
     "CertificateList": {"CertificateList": []},
 }
-
-
-@pytest.fixture
-def http_device(live_server, ca):
-    """Simulated devices that speak to the live server over HTTP, signed with Mdm-Signature."""
-    client = httpx.Client(base_url=live_server.url, timeout=10)
-
-    def send(path: str, body: bytes, headers: dict[str, str]) -> Response:
-        answer = client.put(path, content=body, headers=headers)
-        return Response(answer.status_code, answer.content)
-
-    def make_sim(**fields) -> SimulatedDevice:
-        certificate, key, _ = new_identity()
-        return SimulatedDevice(send=send, certificate=certificate, key=key, **fields)
-
-    yield make_sim
-    client.close()
 
 
 def answer_until(sim: SimulatedDevice, request_type: str) -> str:
@@ -130,14 +112,6 @@ def spread(command, statuses: list[str], answer: dict | None = None) -> None:
 # Resolves once htmx has swapped the live part in again (it polls every few seconds).
 AFTER_NEXT_SWAP = """() => new Promise(resolve =>
     document.addEventListener("htmx:afterSwap", () => resolve(true), {once: true}))"""
-
-
-def log_in(page, username: str) -> None:
-    page.goto("/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name=re.compile("log in", re.I)).click()
-    page.wait_for_url(re.compile(r"/$"))
 
 
 def shot(page, name: str) -> None:

@@ -16,7 +16,7 @@ from enrollment.models import DeviceEnrollment, Enrollment, Profile
 from mdm_portal.roles import OPERATOR
 from tests.conftest import ARTIFACTS
 from tests.library_support import report_installed, wifi_profile
-from tests.ui_support import PASSWORD, make_user
+from tests.ui_support import log_in, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -98,14 +98,6 @@ def fleet(make_device):
 
 def shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"library-{name}.png"), full_page=True)
-
-
-def log_in(page, username: str) -> None:
-    page.goto("/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url("**/")
 
 
 def test_an_operator_manages_profiles_enrollments_and_groups(

@@ -1,4 +1,7 @@
-"""Staff users for the UI tests: one per role, logged in through Django's test client."""
+"""Staff users for the UI tests: one per role, logged in through Django's test client, and
+logging in through the login page in a browser test."""
+
+import re
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -29,3 +32,12 @@ def staff(db) -> dict[str, Client]:
         role: client_for(make_user(f"{role or 'nobody'}-user", role))
         for role in (VIEWER, OPERATOR, ADMIN, None)
     }
+
+
+def log_in(page, username: str) -> None:
+    """Log in through the login page with a Playwright `page` (a user made by make_user)."""
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(re.compile(r"/$"))

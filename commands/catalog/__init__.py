@@ -233,6 +233,17 @@ def _check_rights(request_type: str, command: dict | None, recipients: list[Reci
         )
 
 
+def unavailable_reason(request_type: str, recipient: Recipient) -> str | None:
+    """Why the catalog would refuse `request_type` for this device before any key is looked
+    at (platform, OS version, AccessRights), or None: what a page uses to offer a command."""
+    try:
+        _check_platforms(get_definition(request_type), [recipient])
+        _check_rights(request_type, None, [recipient])
+    except CatalogError as exc:
+        return str(exc)
+    return None
+
+
 def prepare(draft: Draft, *, raw: bool = False) -> dict:
     """Check a command against the catalog and its recipients; return the command to queue.
 
