@@ -123,7 +123,9 @@ class CommandViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         command = self.get_object()
         rows = QueuedCommand.objects.filter(command=command).select_related("device")
         page = DevicePage()
-        results = [device_result(row) for row in page.paginate_queryset(rows, request, self)]
+        results = [
+            device_result(row, redact=True) for row in page.paginate_queryset(rows, request, self)
+        ]
         body = {
             **CommandSerializer(command).data,
             "progress": {
@@ -164,7 +166,7 @@ class DeviceCommandsView(APIView):
             raise ValidationError({"limit": ["a number from 1 to 1000"]}) from None
         if not 1 <= limit <= 1000:
             raise ValidationError({"limit": ["a number from 1 to 1000"]})
-        return Response(recent_commands(device, limit))
+        return Response(recent_commands(device, limit, redact=True))
 
 
 @extend_schema_view(

@@ -62,8 +62,10 @@ def recent_commands(device: Device, limit: int, *, redact: bool = False) -> list
     return history
 
 
-def device_result(row: QueuedCommand) -> dict:
-    """One device's side of a command: its status, times and result."""
+def device_result(row: QueuedCommand, *, redact: bool = False) -> dict:
+    """One device's side of a command: its status, times and result (with `redact`, the
+    secrets an answer may carry masked, as recent_commands does)."""
+    result = result_json(row)
     return {
         "udid": row.device.udid,
         "status": row.status,
@@ -72,5 +74,5 @@ def device_result(row: QueuedCommand) -> dict:
         "sent_count": row.sent_count,
         "answered_at": iso(row.answered_at),
         "error_chain": row.error_chain,
-        "result": result_json(row),
+        "result": masked(result) if redact and result else result,
     }

@@ -3,6 +3,8 @@ not the UnlockToken or bootstrap token (only whether one is escrowed)."""
 
 from rest_framework import serializers
 
+from mdm_portal.masking import masked
+
 from .models import Device, DeviceGroup
 from .summary import device_summary, iso
 
@@ -88,8 +90,15 @@ class DeviceDetailSerializer(serializers.Serializer):
     )
 
     def to_representation(self, device: Device) -> dict:
+        summary = device_summary(device)
+        # What the device reported, with the secrets some answers carry masked (the FileVault
+        # recovery key of SecurityInfo ...), as on the device's page.
+        summary["inventory"] = {
+            kind: {**report, "data": masked(report["data"])}
+            for kind, report in summary["inventory"].items()
+        }
         return {
-            **device_summary(device),
+            **summary,
             "platform": device.platform,
             "is_supervised": device.is_supervised,
             "lost_mode": device.lost_mode,

@@ -233,3 +233,19 @@ def test_push_now_for_chosen_devices(api, settings):
     entry = AuditEntry.objects.get(action="device.pushed")
     assert entry.details["token"] == "operator-script" and entry.details["skipped"] == 1
     assert api[OPERATOR].post("/api/v1/push/", {}, format="json").status_code == 400
+
+
+def test_secrets_in_answers_are_masked_as_on_the_pages(api, make_device):
+    sim = make_device()
+    sim.enroll()
+    QueuedCommand.objects.all().delete()
+    uuid = post(api[ADMIN], {"request_type": "ActivationLockBypassCode", "devices": [sim.udid]})
+    uuid = uuid.json()["command_uuid"]
+    assert sim.idle().plist()["CommandUUID"] == uuid
+    sim.report(uuid, ActivationLockBypassCode="bypass-7f3a-secret")
+    detail = api[ADMIN].get(f"/api/v1/commands/{uuid}/")
+    history = api[VIEWER].get(f"/api/v1/devices/{sim.udid}/commands/")
+    for response in (detail, history):
+        assert response.status_code == 200
+        assert "bypass-7f3a-secret" not in response.content.decode()
+    assert detail.json()["results"][0]["result"]["ActivationLockBypassCode"].startswith("•")

@@ -160,3 +160,14 @@ def test_groups_crud_with_roles_and_conflicts(api, ca):
     assert api[ADMIN].get(f"/api/v1/groups/{group['id']}/").status_code == 404
     actions = set(AuditEntry.objects.values_list("action", flat=True))
     assert {"group.created", "group.renamed", "group.deleted"} <= actions
+
+
+def test_the_inventory_masks_what_the_device_page_masks(api):
+    device = managed_devices(1)[0]
+    InventoryReport.objects.create(
+        device=device, kind="SecurityInfo", reported_at=timezone.now(),
+        data={"FDE_PersonalRecoveryKeyCMS": "recovery-key-secret", "PasscodePresent": True},
+    )  # fmt: skip
+    body = api[VIEWER].get(f"/api/v1/devices/{device.udid}/").json()
+    data = body["inventory"]["SecurityInfo"]["data"]
+    assert data["PasscodePresent"] is True and "recovery-key-secret" not in str(body)
