@@ -44,14 +44,17 @@ import random
 import ssl
 from collections.abc import Iterable
 
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from certs.pushcert import active_push_certificate
 from devices.models import Device
 from devices.reachability import with_reasons
+from mdm_portal.audit import audit
 
 from .apns_config import PushConfig, certificate_problem, push_config
 from .h2client import ConnectionLost, H2Client, Reply
+from .models import PushAttempt
 from .push_log import (
     PushResult,
     PushSummary,
@@ -133,6 +136,23 @@ def push_devices(device_ids: Iterable[int], kind: str) -> PushSummary:
         summary.failed,
         summary.not_attempted,
         f": {summary.reason}" if summary.reason else "",
+    )
+    return summary
+
+
+def push_now(devices: QuerySet, *, actor, address: str | None = None) -> PushSummary:
+    """A push, now, for devices someone chose (the API, the UI); audited with what it did."""
+    ids = list(devices.values_list("id", flat=True))
+    summary = push_devices(ids, PushAttempt.Kind.MANUAL)
+    audit(
+        "device.pushed",
+        actor=actor,
+        target=f"{len(ids)} device(s)",
+        address=address,
+        ok=summary.ok,
+        sent=summary.sent,
+        skipped=summary.skipped,
+        reason=summary.reason,
     )
     return summary
 

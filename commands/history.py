@@ -1,4 +1,5 @@
-"""A device's command history as plain data: the live queue, then the archive."""
+"""Command history as plain data: a device's commands (the live queue, then the archive), and
+one device's side of a command. Results are JSON (data as base64)."""
 
 from devices.inventory import json_safe
 from devices.models import Device
@@ -11,7 +12,7 @@ from .models import ArchivedCommand, QueuedCommand
 ENVELOPE_KEYS = {"Status", "UDID", "CommandUUID", "ErrorChain", "EnrollmentID"}
 
 
-def _answer(row) -> dict | None:
+def result_json(row) -> dict | None:
     """What the device returned, minus the envelope, as JSON (bytes as base64)."""
     result = row.result_dict() if getattr(row, "result", None) else None
     if not result:
@@ -32,7 +33,7 @@ def _history_entry(row, archived: bool) -> dict:
     if archived:
         entry["archived"] = True
     else:
-        entry["result"] = _answer(row)
+        entry["result"] = result_json(row)
     return entry
 
 
@@ -59,3 +60,19 @@ def recent_commands(device: Device, limit: int, *, redact: bool = False) -> list
             if entry.get("result"):
                 entry["result"] = masked(entry["result"])
     return history
+
+
+def device_result(row: QueuedCommand, *, redact: bool = False) -> dict:
+    """One device's side of a command: its status, times and result (with `redact`, the
+    secrets an answer may carry masked, as recent_commands does)."""
+    result = result_json(row)
+    return {
+        "udid": row.device.udid,
+        "status": row.status,
+        "queued_at": iso(row.created_at),
+        "sent_at": iso(row.sent_at),
+        "sent_count": row.sent_count,
+        "answered_at": iso(row.answered_at),
+        "error_chain": row.error_chain,
+        "result": masked(result) if redact and result else result,
+    }

@@ -19,6 +19,7 @@ from devices.models import Device
 from mdm_portal.alerts import raise_alert, resolve_alerts
 
 from .models import PushAttempt
+from .signals import pushes_failed
 
 # Device ids per SQL `IN (...)`: one statement for any batch the Celery tasks claim (20,000),
 # below SQLite's limit of bound variables.
@@ -132,6 +133,7 @@ def record(
     rows = []
     invalid: list[int] = []
     delivered: list[int] = []
+    failures: list[tuple[str, int, str]] = []
     for target in targets:
         result = results[target.device_id]
         rows.append(
@@ -144,16 +146,20 @@ def record(
                 result.describe()[:200],
             )
         )
+        if result.status == 200:
+            delivered.append(target.device_id)
+            continue
+        failures.append((target.udid, result.status, result.describe()))
         if result.invalid_token:
             invalid.append(target.device_id)
-        elif result.status == 200:
-            delivered.append(target.device_id)
     with transaction.atomic():
         _insert_attempts(rows)
         _set_on_devices(invalid, "token_invalid_at", now)
         # Only pushes APNs accepted count as pushed: a failed one is due again at the next
         # sweep rather than a keep-alive period later.
         _set_on_devices(delivered, "last_push_at", now)
+        if failures:
+            pushes_failed.send(PushAttempt, failures=failures, kind=kind, at=now)
 
 
 def _set_on_devices(device_ids: list[int], column: str, value: dt.datetime) -> None:

@@ -24,8 +24,10 @@ from mdm_portal.audit import audit
 from mdm_portal.roles import ADMIN, has_role
 
 from .catalog import (
+    DEFINITIONS,
     DELIVERED_WHEN_SENT,
     NEVER_NOT_NOW,
+    AdminOnly,
     CatalogError,
     Draft,
     Recipient,
@@ -33,6 +35,7 @@ from .catalog import (
     on_acknowledged,
     prepare,
 )
+from .catalog.definitions import from_json
 from .models import (
     ANSWER_STATUSES,
     FINAL_STATUSES,
@@ -41,6 +44,7 @@ from .models import (
     QueuedCommand,
     Status,
 )
+from .signals import report_received
 
 log = logging.getLogger("mdm.queue")
 
@@ -62,6 +66,14 @@ QUEUEABLE = Q(state=Device.State.ENROLLED, token_invalid_at__isnull=True)
 AUDITED_UDIDS = 20
 
 
+class EnqueueForbidden(EnqueueError):
+    """The user's role does not allow this command (raw, EraseDevice, ClearPasscode)."""
+
+
+class EnqueueConflict(EnqueueError):
+    """A device's state refuses the command: not managed, or its push token is invalid."""
+
+
 def _as_queryset(devices) -> QuerySet:
     """One shape for every way of naming devices: a Device, an iterable of them, a queryset."""
     if isinstance(devices, Device):
@@ -78,7 +90,7 @@ def _recipients(selection: QuerySet, request_type: str) -> list[Recipient]:
         raise EnqueueError("no devices selected")
     unmanaged = [udid for _id, udid, state, *_rest in rows if state != Device.State.ENROLLED]
     if unmanaged:
-        raise EnqueueError(
+        raise EnqueueConflict(
             f"{len(unmanaged)} device(s) are not managed (no TokenUpdate, or checked out): "
             + ", ".join(unmanaged[:5])
         )
@@ -86,7 +98,7 @@ def _recipients(selection: QuerySet, request_type: str) -> list[Recipient]:
         selection.filter(token_invalid_at__isnull=False).values_list("udid", flat=True)[:5]
     )
     if unreachable:
-        raise EnqueueError(
+        raise EnqueueConflict(
             "APNs reported the push token of these devices invalid; they get commands again "
             "after their next TokenUpdate: " + ", ".join(unreachable)
         )
@@ -144,7 +156,7 @@ def enqueue(
     # The server's shell (a management command, a sweep) acts with an administrator's rights.
     is_admin = has_role(user, ADMIN) if user is not None else True
     if raw and not is_admin:
-        raise EnqueueError("only an administrator may queue a raw command")
+        raise EnqueueForbidden("only an administrator may queue a raw command")
     with transaction.atomic():
         selection = _as_queryset(devices)
         recipients = _recipients(selection, request_type)
@@ -159,12 +171,14 @@ def enqueue(
         )
         try:
             command = prepare(draft, raw=raw)
+        except AdminOnly as exc:  # EraseDevice, ClearPasscode: their hooks say who may
+            raise EnqueueForbidden(str(exc), key=exc.key) from None
         except CatalogError as exc:
             raise EnqueueError(str(exc), key=exc.key) from None
         try:
             # XML, as the device will receive it (binary plists accept values XML cannot carry).
             encoded = plistlib.dumps(command)
-        except (TypeError, OverflowError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:  # ValueError: control characters
             raise EnqueueError(f"the command cannot be encoded as a plist: {exc}") from None
         stored = Command.objects.create(
             uuid=str(uuid_lib.uuid4()).upper(),
@@ -196,6 +210,18 @@ def enqueue(
             **details,
         )
     return stored
+
+
+def enqueue_json(devices, request_type: str, payload: dict | None = None, **options) -> Command:
+    """`enqueue` for a payload given as JSON (the API, `mdm_enqueue --json`): the values of
+    the catalog's `data` keys arrive as base64 and become bytes first."""
+    definition = DEFINITIONS.get(request_type)
+    if definition is not None:
+        try:
+            payload = from_json(definition, payload or {})
+        except CatalogError as exc:
+            raise EnqueueError(str(exc), key=exc.key) from None
+    return enqueue(devices, request_type, payload, **options)
 
 
 def _fan_out(command: Command, devices: QuerySet) -> int:
@@ -353,18 +379,26 @@ def render_command(device: Device, row: QueuedCommand) -> bytes:
     return plistlib.dumps({"CommandUUID": row.command.uuid, "Command": command})
 
 
-def process_report(device_id: int, report: dict, poll_started: datetime) -> bytes | None:
+def process_report(
+    device_id: int, report: dict, poll_started: datetime, request=None
+) -> bytes | None:
     """Handle one server-URL request of a managed device: record its status, pick the next.
 
     Returns the plist to send, or None for an empty 200. The device row is locked for the
-    whole exchange, so two polls of one device are handled one after the other.
+    whole exchange, so two polls of one device are handled one after the other. The report
+    (Idle included) is announced inside the exchange's transaction, with the DeviceRequest
+    (`request`: raw body, query parameters) it came in.
     """
     with transaction.atomic():
         device = Device.objects.select_for_update().get(pk=device_id)
+        answered = None
         if report["Status"] == "Idle":
             device.awaiting_idle_after_not_now = False
         else:
-            record_status(device, report)
+            answered = record_status(device, report)
+        report_received.send(
+            QueuedCommand, device=device, report=report, row=answered, request=request
+        )
         row = next_row(device, poll_started)
         now = timezone.now()
         body = None

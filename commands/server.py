@@ -47,7 +47,7 @@ def handle_report(message: dict, identity: DeviceIdentity, request: DeviceReques
         raise NotManaged(f"{udid} is not managed (no TokenUpdate since Authenticate)")
     if "UserID" in message:
         return Reply()  # no user-channel commands
-    body = queue.process_report(device.pk, message, request.started)
+    body = queue.process_report(device.pk, message, request.started, request)
     if body is None:
         return Reply()
     return Reply(body=body, content_type="application/xml; charset=UTF-8")

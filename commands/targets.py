@@ -13,7 +13,15 @@ from django.db.models import QuerySet
 from django.http import QueryDict
 
 from devices.models import Device, DeviceGroup
-from devices.selection import FILTER_KEYS, SEEN, SelectionError, devices_matching
+from devices.selection import (
+    FILTER_KEYS,
+    MAX_UDIDS,
+    SEEN,
+    SelectionError,
+    devices_matching,
+    group_by_name,
+    group_named,
+)
 
 from .queue import queueable
 
@@ -140,4 +148,35 @@ def resolve_targets(params: QueryDict) -> Targets | None:
     for value in unordered.values_list("access_rights", flat=True).distinct():
         rights &= value
     targets.common_rights = rights if targets.count else 0
+    return targets
+
+
+def targets_from_json(*, udids=None, group=None, filters=None) -> Targets:
+    """The targets a JSON request names (the REST API: `devices`, a list of UDIDs; `group`, a
+    name or id; `filter`, the device list's keys), resolved as the command form's are: named
+    devices as they are, a group or a filter keeping the devices enqueue accepts."""
+    given = [udids is not None, group is not None, filters is not None]
+    if sum(given) != 1:
+        raise TargetError("target: name the devices with one of devices, group or filter")
+    params = QueryDict(mutable=True)
+    if udids is not None:
+        if not udids:
+            raise TargetError("devices: the list is empty")
+        if len(udids) > MAX_UDIDS:
+            raise TargetError(f"devices: at most {MAX_UDIDS} UDIDs (use a group or a filter)")
+        params.setlist("device", list(udids))
+    elif group is not None:
+        found = group_named(group)
+        if found is None:
+            raise TargetError(f"group: no group {group!r}")
+        params["group"] = str(found.pk)
+    else:
+        criteria = group_by_name({key: str(value) for key, value in filters.items()})
+        params["filter"] = criteria.urlencode()
+    targets = resolve_targets(params)
+    if targets.count == 0:
+        raise TargetError(
+            f"{targets.kind}: no device can take a command now "
+            f"({targets.left_out} not managed, or with a push token APNs declared invalid)"
+        )
     return targets

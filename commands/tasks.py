@@ -94,7 +94,8 @@ def not_now_sweep() -> dict:
 def certificate_expiry_sweep() -> dict:
     """Alerts for certificates past a warning threshold (renewals are enrollment's task)."""
     from certs.expiry import certificate_inventory
-    from mdm_portal.alerts import raise_alert, resolve_alerts
+    from certs.signals import certificate_expiring
+    from mdm_portal.alerts import open_alerts, raise_alert, resolve_alerts
 
     raised = 0
     for entry in certificate_inventory():
@@ -104,13 +105,19 @@ def certificate_expiry_sweep() -> dict:
         if entry["severity"] in ("ok", "error"):
             resolve_alerts(key)
             continue
-        raise_alert(
-            key,
-            f"{entry['kind']} certificate {entry.get('subject', '')} expires in "
-            f"{entry['days_left']} day(s)",
-            severity="critical" if entry["severity"] in ("critical", "expired") else "warning",
-            days_left=entry["days_left"],
-        )
+        stage = [entry["severity"], entry["threshold"]]
+        previous = open_alerts().filter(key=key).first()
+        with transaction.atomic():
+            raise_alert(
+                key,
+                f"{entry['kind']} certificate {entry.get('subject', '')} expires in "
+                f"{entry['days_left']} day(s)",
+                severity="critical" if entry["severity"] in ("critical", "expired") else "warning",
+                days_left=entry["days_left"],
+                stage=stage,
+            )
+            if previous is None or previous.details.get("stage") != stage:
+                certificate_expiring.send(certificate_inventory, entry=entry)  # once a stage
         raised += 1
     log.info("certificate expiry sweep: %s alert(s) raised or kept", raised)
     return {"alerts": raised}

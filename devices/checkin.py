@@ -31,6 +31,7 @@ from .protocol import (
     plist_reply,
 )
 from .signals import (
+    checkin_received,
     device_authenticated,
     device_authenticating,
     device_checked_out,
@@ -120,7 +121,13 @@ def handle_checkin(message: dict, identity: DeviceIdentity, request: DeviceReque
     check_keys(message, spec, message_type)
     udid = device_id(message)
     handler = HANDLERS[message_type]
-    reply = handler(message, identity, udid)
+    # One transaction for the message and what it announces: a handler that refuses (raises)
+    # announces nothing.
+    with transaction.atomic():
+        reply = handler(message, identity, udid)
+        checkin_received.send(
+            Device, message_type=message_type, udid=udid, message=message, request=request
+        )
     log.info("%s from %s answered %s", message_type, udid, reply.status)
     return reply
 

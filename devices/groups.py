@@ -24,6 +24,10 @@ class GroupError(ValueError):
     """The group change is refused; the message says why and nothing was changed."""
 
 
+class GroupExists(GroupError):
+    """The name is another group's (the API answers 409)."""
+
+
 def clean_group_name(name: str) -> str:
     """The name stripped, or GroupError when it is empty or too long."""
     name = (name or "").strip()
@@ -45,13 +49,13 @@ def create_group(name: str, *, description: str = "", by, address: str | None = 
     """A new group, audited; GroupError if the name is empty, too long or taken."""
     name = clean_group_name(name)
     if _name_taken(name):
-        raise GroupError(f"a group named {name!r} already exists")
+        raise GroupExists(f"a group named {name!r} already exists")
     try:
         with transaction.atomic():
             group = DeviceGroup.objects.create(name=name, description=description.strip())
             audit("group.created", actor=by, target=group.name, address=address)
     except IntegrityError:  # created meanwhile by someone else
-        raise GroupError(f"a group named {name!r} already exists") from None
+        raise GroupExists(f"a group named {name!r} already exists") from None
     return group
 
 
@@ -70,7 +74,7 @@ def rename_group(
     """Rename the group (and change its description when given), audited."""
     name = clean_group_name(name)
     if _name_taken(name, exclude=group.pk):
-        raise GroupError(f"a group named {name!r} already exists")
+        raise GroupExists(f"a group named {name!r} already exists")
     old = group.name
     group.name = name
     fields = ["name"]
@@ -83,7 +87,7 @@ def rename_group(
             audit("group.renamed", actor=by, target=group.name, address=address, old_name=old)
     except IntegrityError:
         group.name = old
-        raise GroupError(f"a group named {name!r} already exists") from None
+        raise GroupExists(f"a group named {name!r} already exists") from None
 
 
 def parse_references(text: str) -> list[str]:

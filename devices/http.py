@@ -35,6 +35,7 @@ def device_request(request: HttpRequest, body: bytes, started: dt.datetime) -> D
         mdm_signature=request.META.get("HTTP_MDM_SIGNATURE", ""),
         remote_addr=request.META.get("REMOTE_ADDR", ""),
         path=request.path,
+        query={key: request.GET[key] for key in request.GET},
         started=started,
     )
 

@@ -85,6 +85,7 @@ class DeviceRequest:
     mdm_signature: str = ""  # the Mdm-Signature header
     remote_addr: str = ""
     path: str = ""
+    query: dict[str, str] = field(default_factory=dict)  # the URL's query parameters
     # When the request arrived, before any lock was taken: the queue uses it to tell a
     # concurrent poll from a later one.
     started: dt.datetime = field(default_factory=timezone.now)

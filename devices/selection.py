@@ -213,3 +213,30 @@ def filter_querystring(data) -> str:
     query = as_querydict(data)
     pairs = [(key, value) for key in FILTER_KEYS for value in query.getlist(key) if value]
     return urlencode(pairs)
+
+
+# -- the REST API's ways of naming a group and devices -----------------------------------------
+
+# A command's `devices` list: one `IN (...)` below SQLite's limit of bound variables.
+MAX_UDIDS = 20_000
+
+
+def group_named(reference) -> DeviceGroup | None:
+    """A group by its name, or by its id when `reference` is digits."""
+    text = str(reference).strip()
+    found = DeviceGroup.objects.filter(name=text).first()
+    if found is None and text.isdigit():
+        found = DeviceGroup.objects.filter(pk=int(text)).first()
+    return found
+
+
+def group_by_name(data) -> QueryDict:
+    """The filter `data` with a `group` given by its name turned into its id (the API takes
+    either); an unknown name stays, for devices_matching to refuse."""
+    query = as_querydict(data).copy()
+    group = (query.get("group") or "").strip()
+    if group and group != NO_GROUP and not group.isdigit():
+        found = DeviceGroup.objects.filter(name=group).first()
+        if found is not None:
+            query["group"] = str(found.pk)
+    return query

@@ -10,6 +10,9 @@ transaction, so a receiver that raises undoes the whole message.
   to. commands queues the initial inventory.
 - `device_checked_out(device)`: CheckOut: the device is no longer managed. commands cancels
   what is still queued.
+- `checkin_received(message_type, udid, message, request)`: any check-in message the portal
+  accepted (every Authenticate, every TokenUpdate ...), after its handler, with the
+  DeviceRequest it came in (raw body, query parameters). webhooks writes its outbox rows.
 """
 
 from django.dispatch import Signal
@@ -18,3 +21,4 @@ device_authenticating = Signal()
 device_authenticated = Signal()
 device_enrolled = Signal()
 device_checked_out = Signal()
+checkin_received = Signal()

@@ -17,7 +17,9 @@ from commands.catalog import ALL_RIGHTS, access_rights_error
 from devices.models import DeviceGroup
 from mdm_portal.audit import actor_name, audit
 
+from .mobileconfig import unavailable_reason
 from .models import Enrollment
+from .signals import enrollment_created
 
 NAME_MAX = Enrollment._meta.get_field("name").max_length
 
@@ -99,6 +101,7 @@ def create_enrollment(spec: EnrollmentSpec, *, by, address: str | None = None) -
             expires_at=expires_at.isoformat() if expires_at else None,
             max_uses=enrollment.max_uses,
         )
+        enrollment_created.send(Enrollment, enrollment=enrollment)  # webhooks answer
     return enrollment
 
 
@@ -121,3 +124,8 @@ def deactivate_enrollment(enrollment: Enrollment, *, by, address: str | None = N
 def enrollment_link(enrollment: Enrollment) -> str:
     """The link a person opens on the device: MDM_PUBLIC_URL/enroll/<token>/."""
     return settings.MDM_PUBLIC_URL + reverse("enroll-page", args=[enrollment.token])
+
+
+def enrollment_state(enrollment: Enrollment, now=None) -> str:
+    """active, inactive, expired or used_up."""
+    return unavailable_reason(enrollment, now) or "active"

@@ -40,6 +40,10 @@ def max_profile_bytes() -> int:
     return settings.MDM_PROFILE_MAX_BYTES
 
 
+class LibraryConflict(LibraryError):
+    """The library's state refuses it: already assigned there, or still assigned (409)."""
+
+
 def size_problem(size: int) -> str | None:
     """Why a file of `size` bytes is too large for the library, or None."""
     limit = max_profile_bytes()
@@ -271,13 +275,19 @@ def assign(
     group: DeviceGroup | None = None,
     by,
     address: str | None = None,
+    refuse_existing: bool = False,
 ) -> tuple[int, int]:
-    """Assign the profile and queue it where it is missing. Returns (queued, skipped)."""
+    """Assign the profile and queue it where it is missing. Returns (queued, skipped).
+
+    Assigning again queues it where it went missing since; with `refuse_existing` an existing
+    assignment is a LibraryConflict instead (the API: the profile is already there)."""
     target = _target(device, group)
     with transaction.atomic():
-        ProfileAssignment.objects.get_or_create(
+        _assignment, created = ProfileAssignment.objects.get_or_create(
             profile=profile, **target, defaults={"created_by": actor_name(by)}
         )
+        if not created and refuse_existing:
+            raise LibraryConflict(f"{profile.identifier} is already assigned to {device or group}")
         members = (
             Device.objects.filter(pk=device.pk, state=Device.State.ENROLLED)
             if device is not None
@@ -319,7 +329,7 @@ def delete_profile(profile: Profile, *, by, address: str | None = None) -> None:
         groups = profile.assignments.exclude(group=None).count()
         devices = profile.assignments.exclude(device=None).count()
         if groups or devices:
-            raise LibraryError(
+            raise LibraryConflict(
                 f"{profile.identifier} is still assigned to {groups} group(s) and "
                 f"{devices} device(s): unassign it first (that removes it from the devices "
                 "that have it), then delete it"

@@ -18,10 +18,16 @@ DEFAULT_SCHEDULE: dict[str, tuple[str, int]] = {
 
 def install_default_schedule(apps) -> int:
     """Create the default entries that are missing; return how many were created."""
+    return install_schedule(apps, DEFAULT_SCHEDULE)
+
+
+def install_schedule(apps, entries: dict[str, tuple[str, int]]) -> int:
+    """Create the `entries` (name: (task, every N seconds)) that are missing, from a migration
+    (an app that comes later installs its own entries with its own migration)."""
     interval_model = apps.get_model("django_celery_beat", "IntervalSchedule")
     task_model = apps.get_model("django_celery_beat", "PeriodicTask")
     created = 0
-    for name, (task, seconds) in DEFAULT_SCHEDULE.items():
+    for name, (task, seconds) in entries.items():
         if task_model.objects.filter(name=name).exists():
             continue
         every, _ = interval_model.objects.get_or_create(every=seconds, period="seconds")

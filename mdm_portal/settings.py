@@ -51,6 +51,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc assets, served by the portal (no CDN)
     "django_htmx",
     "django_tables2",
     "django_filters",
@@ -61,6 +63,7 @@ INSTALLED_APPS = [
     "devices",
     "commands",
     "enrollment",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -71,6 +74,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "mdm_portal.audit.AuditScopeMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -227,6 +231,59 @@ MDM_KEEPALIVE_HOURS = env_int("MDM_KEEPALIVE_HOURS", 24)
 MDM_INACTIVE_DAYS = env_int("MDM_INACTIVE_DAYS", 7)
 MDM_COMMAND_EXPIRY_DAYS = env_int("MDM_COMMAND_EXPIRY_DAYS", 30)
 MDM_NOTNOW_REPUSH_HOURS = env_int("MDM_NOTNOW_REPUSH_HOURS", 4)
+
+# --- REST API (/api/v1/) ----------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "mdm_portal.api_tokens.ApiTokenAuthentication",  # first: a 401 says WWW-Authenticate
+        "mdm_portal.api_tokens.ApiSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["mdm_portal.api_base.RolePermission"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["mdm_portal.api_base.LimitedJSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "mdm_portal.api_base.Cursor",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "mdm_portal.api.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "MDM portal API",
+    "DESCRIPTION": (
+        "Everything the staff UI does, for scripts: devices, commands, profiles, enrollments, "
+        "groups, certificates, SCEP approvals, pushes, the audit log and webhooks. "
+        "Authenticate with `Authorization: Token <key>`; the token acts with its user's role."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "mdm_portal.api_schema.add_error_responses",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "CommandStatus": "commands.models.Status",
+        "DeviceState": "devices.models.Device.State",
+    },
+}
+# Largest JSON body the API reads (a command for 20,000 UDIDs is under 1 MiB): 413 above it.
+# (A profile upload has the library's own limit, MDM_PROFILE_MAX_BYTES.)
+MDM_API_MAX_BODY_BYTES = env_int("MDM_API_MAX_BODY_BYTES", 4 * 1024 * 1024)
+
+# --- Webhooks ---------------------------------------------------------------------------------
+
+# Webhook deliveries: attempts before giving up (with an alert), the first retry's delay
+# (doubled each time, with jitter, up to the maximum), the request timeout, deliveries in
+# flight at once, and how long the delivery log is kept.
+MDM_WEBHOOK_MAX_ATTEMPTS = env_int("MDM_WEBHOOK_MAX_ATTEMPTS", 15)
+MDM_WEBHOOK_RETRY_SECONDS = env_int("MDM_WEBHOOK_RETRY_SECONDS", 10)
+MDM_WEBHOOK_RETRY_MAX_SECONDS = env_int("MDM_WEBHOOK_RETRY_MAX_SECONDS", 3600)
+MDM_WEBHOOK_TIMEOUT_SECONDS = env_int("MDM_WEBHOOK_TIMEOUT_SECONDS", 10)
+MDM_WEBHOOK_CONCURRENCY = env_int("MDM_WEBHOOK_CONCURRENCY", 8)
+MDM_WEBHOOK_RETENTION_DAYS = env_int("MDM_WEBHOOK_RETENTION_DAYS", 30)
 
 # --- Celery ----------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from commands.views import connect
 from devices.views import checkin
 from enrollment.views import enroll_page, enroll_profile
 
-from . import ui
+from . import ui, ui_tokens
 
 
 def _superusers_only(request) -> bool:
@@ -33,5 +33,10 @@ urlpatterns = [
     path("", include("commands.ui_urls")),
     path("", include("enrollment.ui_urls")),  # /profiles/, /enrollments/, /groups/
     path("", include("devices.ui_urls")),
+    path("api-tokens/", ui_tokens.api_tokens, name="api-tokens"),
+    path("api-tokens/<int:pk>/revoke/", ui_tokens.revoke, name="api-token-revoke"),
+    path("webhooks/", include("webhooks.ui_urls")),
     path("admin/", admin.site.urls),
+    # Scripts: the REST API, its schema and docs.
+    path("api/", include("mdm_portal.api_urls")),
 ]

@@ -41,6 +41,9 @@ from enrollment.library import assign, upload_profile
 from enrollment.models import Enrollment
 from mdm_portal.admin import ReadOnlyAdmin
 from mdm_portal.encryption import EncryptedBinaryField
+from tests.webhook_receiver import closed_port
+from webhooks.delivery import deliver_pass
+from webhooks.registry import create_webhook
 
 pytestmark = pytest.mark.django_db
 
@@ -77,6 +80,10 @@ EXPECTED = {
     "enrollment.ProfileAssignment",
     "mdm_portal.Alert",
     "mdm_portal.AuditEntry",
+    "webhooks.Webhook",
+    "webhooks.WebhookEvent",
+    "webhooks.Delivery",
+    "webhooks.DeliveryAttempt",
 }
 # Secrets that are not encrypted fields (those are secrets by definition): never displayed.
 NAMED_SECRETS = {
@@ -85,6 +92,7 @@ NAMED_SECRETS = {
     "commands.Command": {"payload"},  # EraseDevice / DeviceLock PINs, profiles
     "commands.QueuedCommand": {"result"},  # e.g. an ActivationLockBypassCode
     "enrollment.Profile": {"payload"},  # passwords in payloads
+    "webhooks.WebhookEvent": {"body"},  # command results, e.g. an ActivationLockBypassCode
 }
 
 UNLOCK_TOKEN = b"unlock-token-e1f7a2"
@@ -93,6 +101,7 @@ PIN = "730519"
 BYPASS_CODE = "bypass-code-52ab88"
 WIFI_PASSWORD = "wifi-password-3be1c0"
 CSR_MARKER = b"csr-challenge-password-77d0e4"
+WEBHOOK_SECRET = "webhook-secret-0d3a9f6b21"
 
 
 def secret_fields(model: type[Model]) -> set[str]:
@@ -147,6 +156,8 @@ def answer_all(sim, **result) -> None:
 def protocol_state(ca, make_device) -> ProtocolState:
     """A row of every protocol model, made the way the portal makes them, with known secrets."""
     state = ProtocolState()
+    # A webhook whose receiver is down: every event below is in its outbox, one attempt failed.
+    create_webhook(f"http://127.0.0.1:{closed_port()}/hook", secret=WEBHOOK_SECRET, actor="tests")
     sim = make_device(unlock_token=UNLOCK_TOKEN)
     mac = {"ProductName": "Mac14,2", "ModelName": "MacBook Air", "OSVersion": "14.5"}
     assert sim.authenticate(**mac).status == 200
@@ -206,8 +217,10 @@ def protocol_state(ca, make_device) -> ProtocolState:
     )
     TaskResult.objects.create(task_id="task-1", status="SUCCESS")
     GroupResult.objects.create(group_id="group-1")
+    assert deliver_pass()["retrying"] == 1  # the head of the device's events
 
     state.secrets = [
+        WEBHOOK_SECRET,
         UNLOCK_TOKEN.decode(),
         BOOTSTRAP_TOKEN.decode(),
         PIN,

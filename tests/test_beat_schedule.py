@@ -31,3 +31,13 @@ def test_an_admins_change_survives_beat_starting():
     assert entry.interval.every == 600 and entry.enabled is False
     assert "inactivity sweep" not in scheduler.schedule  # disabled entries are not run
     assert "push due devices" in scheduler.schedule
+
+
+def test_the_webhook_deliveries_are_scheduled_by_their_own_migration():
+    from webhooks.schedule import SCHEDULE
+
+    app.loader.import_default_modules()
+    for name, (task, seconds) in SCHEDULE.items():
+        entry = PeriodicTask.objects.get(name=name)
+        assert (entry.task, entry.interval.every, entry.enabled) == (task, seconds, True)
+        assert task in app.tasks, f"{task} is not a registered Celery task"

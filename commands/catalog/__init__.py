@@ -17,10 +17,11 @@ from .definitions import (
     validate_payload,
 )
 from .device_queries import QUERY_RIGHTS
-from .hooks import HOOKS, Draft, Hook, Recipient, register_hook
+from .hooks import HOOKS, AdminOnly, Draft, Hook, Recipient, register_hook
 
 __all__ = [
     "ADMIN_ONLY",
+    "AdminOnly",
     "DEFINITIONS",
     "HOOKS",
     "CatalogError",
@@ -108,8 +109,10 @@ NEVER_NOT_NOW = frozenset(
 # Keys only the server supplies, at delivery (hooks.py): validated as present, never queued.
 SERVER_SUPPLIED_KEYS: dict[str, dict[str, object]] = {"ClearPasscode": {"UnlockToken": b"\0"}}
 
-# Commands only an administrator may queue (their hooks refuse anyone else; a raw command is
-# an administrator's anyway): the UI offers them to administrators only.
+# Commands only an administrator may queue (roles: mdm_portal/roles.py): they wipe the device
+# or use its escrowed UnlockToken. Their hooks refuse anyone else (AdminOnly, which enqueue
+# raises as EnqueueForbidden: a 403 in the API), and the UI offers them to administrators
+# only; raw commands are administrators' too.
 ADMIN_ONLY = frozenset({"ClearPasscode", "EraseDevice"})
 
 # Commands that count as done once delivered: the device may never be able to answer.

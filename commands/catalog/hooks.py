@@ -15,6 +15,10 @@ from .definitions import CatalogError
 from .device_queries import QUERY_RIGHTS
 
 
+class AdminOnly(CatalogError):
+    """A command only an administrator may queue, asked by someone else (the API: 403)."""
+
+
 @dataclass(frozen=True)
 class Recipient:
     """What the catalog needs to know of one device the command goes to."""
@@ -92,7 +96,7 @@ def _install_application(draft: Draft) -> dict:
 def _erase_device(draft: Draft) -> dict:
     """Administrators only (it destroys the device's data); a Mac needs its six-digit PIN."""
     if not draft.is_admin:
-        raise CatalogError("EraseDevice: only an administrator may erase a device")
+        raise AdminOnly("EraseDevice: only an administrator may erase a device")
     pin = draft.command.get("PIN")
     if pin is not None and not re.fullmatch(r"\d{6}", pin):
         raise CatalogError("EraseDevice: PIN must be six digits", key="PIN")
@@ -109,7 +113,7 @@ def _erase_device(draft: Draft) -> dict:
 def _clear_passcode(draft: Draft) -> dict:
     """The UnlockToken is a master passcode: admins only, with a reason, never to lost devices."""
     if not draft.is_admin:
-        raise CatalogError("ClearPasscode: only an administrator may clear a passcode")
+        raise AdminOnly("ClearPasscode: only an administrator may clear a passcode")
     if not draft.reason.strip():
         raise CatalogError("ClearPasscode: state the reason (it goes into the audit log)")
     lost = [r.udid for r in draft.recipients if r.lost_mode]

@@ -3,9 +3,8 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 from django.http import QueryDict
 
-from commands.catalog import DEFINITIONS, CatalogError
-from commands.catalog.definitions import from_json
-from commands.queue import EnqueueError, enqueue, queueable
+from commands.catalog import CatalogError
+from commands.queue import EnqueueError, enqueue_json, queueable
 from devices.models import Device
 from devices.selection import SelectionError, devices_matching
 
@@ -61,9 +60,7 @@ class Command(BaseCommand):
         if not isinstance(payload, dict):
             raise CommandError("--json must be a JSON object")
         try:
-            if request_type in DEFINITIONS:
-                payload = from_json(DEFINITIONS[request_type], payload)
-            command = enqueue(
+            command = enqueue_json(
                 devices,
                 request_type,
                 payload,

@@ -1,0 +1,98 @@
+"""The certificates' API representations: dates, subjects and fingerprints, never a private
+key or a SCEP challenge."""
+
+from rest_framework import serializers
+
+from .models import ScepRequest
+
+
+class PushCertificateStatusSerializer(serializers.Serializer):
+    topic = serializers.CharField()
+    kind = serializers.ChoiceField(choices=["production", "development"])
+    subject = serializers.CharField()
+    serial = serializers.CharField()
+    sha256 = serializers.CharField()
+    not_before = serializers.DateTimeField(allow_null=True)
+    not_after = serializers.DateTimeField()
+    days_left = serializers.IntegerField()
+    expired = serializers.BooleanField()
+    imported_at = serializers.DateTimeField()
+
+
+class PushCertificateSerializer(serializers.Serializer):
+    push_certificate = PushCertificateStatusSerializer(allow_null=True)
+
+
+class PushCertificateImportSerializer(serializers.Serializer):
+    """A PKCS#12 (p12 and its password), or Apple's certificate (PEM or DER) with its key
+    (PEM; without it, the key the portal kept from `mdm_pushcert csr`)."""
+
+    p12 = serializers.FileField(required=False)
+    certificate = serializers.FileField(required=False)
+    key = serializers.FileField(required=False)
+    password = serializers.CharField(required=False, allow_blank=True, default="")
+    force = serializers.BooleanField(
+        default=False, help_text="accept a new topic (every enrolled device must re-enroll)"
+    )
+
+
+class PushCertificateImportResultSerializer(serializers.Serializer):
+    push_certificate = PushCertificateStatusSerializer()
+    previous_topic = serializers.CharField(allow_null=True)
+    renewal = serializers.BooleanField(help_text="same topic as the certificate it replaces")
+    orphaned = serializers.IntegerField(help_text="enrolled devices left on another topic")
+
+
+SEVERITIES = ["ok", "notice", "warning", "critical", "expired", "error"]
+
+
+class CertificateEntrySerializer(serializers.Serializer):
+    """One certificate the portal depends on (certs.expiry.certificate_inventory)."""
+
+    kind = serializers.ChoiceField(
+        choices=["push", "ca", "server-identity", "tls", "device-identity"]
+    )
+    name = serializers.CharField()
+    subject = serializers.CharField()
+    not_after = serializers.DateTimeField(allow_null=True)
+    days_left = serializers.IntegerField(allow_null=True)
+    severity = serializers.ChoiceField(choices=SEVERITIES)
+    threshold = serializers.IntegerField(allow_null=True)
+
+
+class ScepRequestSerializer(serializers.ModelSerializer):
+    renews = serializers.CharField(source="renewal_of.serial", allow_null=True, default=None)
+    certificate = serializers.CharField(source="certificate.serial", allow_null=True, default=None)
+    enrollment = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ScepRequest
+        fields = [
+            "id",
+            "transaction_id",
+            "message_type",
+            "subject",
+            "status",
+            "enrollment",
+            "renews",
+            "certificate",
+            "created_at",
+            "decided_at",
+            "decided_by",
+        ]
+
+    def get_enrollment(self, request) -> str | None:
+        """The enrollment it is for (its challenge's, or that of the certificate it renews)."""
+        enrollment_of = self.context.get("enrollment_of")
+        found = enrollment_of(request) if enrollment_of else None
+        return found.name if found is not None else None
+
+
+class ScepRejectSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
+
+
+class IssuedSerializer(serializers.Serializer):
+    serial = serializers.CharField()
+    subject = serializers.CharField()
+    not_after = serializers.DateTimeField()

@@ -1,0 +1,87 @@
+"""Writing events into the outbox: inside the caller's transaction (a device request, a push,
+a sweep), so a rollback writes none and a device request never waits for a receiver. One
+event row, one Delivery per active webhook that wants the topic; after the commit the delivery
+task is asked to run (at most once a second per process; the every-minute run is the
+backstop)."""
+
+import logging
+from dataclasses import dataclass
+
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from . import events
+from .models import Delivery, Webhook, WebhookEvent
+
+log = logging.getLogger("mdm.webhooks")
+
+TRIGGER_KEY = "webhooks:delivery-triggered"
+TRIGGER_DELAY_SECONDS = 1
+
+
+@dataclass(frozen=True)
+class Event:
+    topic: str
+    content: dict  # the checkin_event, acknowledge_event or portal_event object
+    udid: str = ""  # the device it is about: its deliveries keep their order
+
+
+def emit(topic: str, content: dict, *, udid: str = "", only: Webhook | None = None) -> int:
+    """Queue one event for the webhooks that want it; returns how many deliveries."""
+    return emit_many([Event(topic, content, udid)], only=only)
+
+
+def emit_many(batch: list[Event], *, only: Webhook | None = None) -> int:
+    """Queue many events in three statements (webhooks, events, deliveries)."""
+    if not batch:
+        return 0
+    if only is not None:  # a ping: to this webhook, whatever topics it asked for
+        wanted = [(event, [only]) for event in batch]
+    else:
+        webhooks = list(Webhook.objects.filter(active=True).only("id", "events"))
+        wanted = [(event, [w for w in webhooks if w.wants(event.topic)]) for event in batch]
+    wanted = [(event, targets) for event, targets in wanted if targets]
+    if not wanted:
+        return 0
+    now = timezone.now()
+    rows = []
+    for event, _targets in wanted:
+        event_id = events.new_event_id()
+        section = events.section_of(event.topic)
+        rows.append(
+            WebhookEvent(
+                event_id=event_id,
+                topic=event.topic,
+                udid=event.udid[:128],
+                body=events.body(event.topic, event_id, now, section, event.content),
+                created_at=now,
+            )
+        )
+    stored = WebhookEvent.objects.bulk_create(rows)
+    deliveries = [
+        Delivery(
+            webhook=webhook,
+            event=row,
+            sequence=row.udid,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        for row, (_event, targets) in zip(stored, wanted, strict=True)
+        for webhook in targets
+    ]
+    Delivery.objects.bulk_create(deliveries)
+    transaction.on_commit(trigger_delivery)
+    return len(deliveries)
+
+
+def trigger_delivery() -> None:
+    """Ask the delivery task to run shortly; if the broker is away, the periodic run sends."""
+    if not cache.add(TRIGGER_KEY, 1, timeout=TRIGGER_DELAY_SECONDS):
+        return  # a run is already due within the second, and will see this event
+    from .tasks import deliver_webhooks
+
+    try:
+        deliver_webhooks.apply_async(countdown=TRIGGER_DELAY_SECONDS)
+    except Exception as exc:  # noqa: BLE001 - any broker failure; the periodic run retries
+        log.warning("webhook delivery not scheduled now (the periodic run will send): %s", exc)
