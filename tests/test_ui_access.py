@@ -102,3 +102,12 @@ def test_the_demo_admin_has_the_admin_role():
     out = StringIO()
     call_command("mdm_init", "--demo-admin", "demo", stdout=out)
     assert role_of(get_user_model().objects.get(username="demo")) == ADMIN
+
+
+def test_the_navigation_shows_admin_pages_to_admins_only(staff):
+    admin_page = staff[ADMIN].get("/").text
+    assert 'href="/api-tokens/"' in admin_page and 'href="/webhooks/"' in admin_page
+    for role in (VIEWER, OPERATOR):
+        page = staff[role].get("/").text
+        assert 'href="/api-tokens/"' not in page and 'href="/webhooks/"' not in page
+        assert 'href="/api/docs/"' in page
