@@ -5,6 +5,7 @@ task is asked to run (at most once a second per process; the every-minute run is
 backstop)."""
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.core.cache import cache
@@ -23,11 +24,22 @@ TRIGGER_DELAY_SECONDS = 1
 @dataclass(frozen=True)
 class Event:
     topic: str
-    content: dict  # the checkin_event, acknowledge_event or portal_event object
+    # The checkin_event, acknowledge_event or portal_event object, or a function that makes
+    # it: a device request builds its event (base64 of the body) only if a webhook wants it.
+    content: dict | Callable[[], dict]
     udid: str = ""  # the device it is about: its deliveries keep their order
 
+    def resolved(self) -> dict:
+        return self.content() if callable(self.content) else self.content
 
-def emit(topic: str, content: dict, *, udid: str = "", only: Webhook | None = None) -> int:
+
+def emit(
+    topic: str,
+    content: dict | Callable[[], dict],
+    *,
+    udid: str = "",
+    only: Webhook | None = None,
+) -> int:
     """Queue one event for the webhooks that want it; returns how many deliveries."""
     return emit_many([Event(topic, content, udid)], only=only)
 
@@ -54,7 +66,7 @@ def emit_many(batch: list[Event], *, only: Webhook | None = None) -> int:
                 event_id=event_id,
                 topic=event.topic,
                 udid=event.udid[:128],
-                body=events.body(event.topic, event_id, now, section, event.content),
+                body=events.body(event.topic, event_id, now, section, event.resolved()),
                 created_at=now,
             )
         )

@@ -24,12 +24,12 @@ def on_checkin(sender, message_type, udid, message, request, **kwargs) -> None:
     if topic not in MDM_TOPICS:
         return
     raw, params = _request_parts(request)
-    emit(topic, events.checkin_event(message, raw, params), udid=udid)
+    emit(topic, lambda: events.checkin_event(message, raw, params), udid=udid)
 
 
 def on_report(sender, device: Device, report, row, request, **kwargs) -> None:
     raw, params = _request_parts(request)
-    emit("mdm.Connect", events.acknowledge_event(report, raw, params), udid=device.udid)
+    emit("mdm.Connect", lambda: events.acknowledge_event(report, raw, params), udid=device.udid)
 
 
 def on_pushes_failed(sender, failures, kind, at, **kwargs) -> None:
