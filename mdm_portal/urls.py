@@ -8,6 +8,7 @@ from devices.views import checkin
 from enrollment.views import enroll_page, enroll_profile
 
 from . import ui, ui_tokens
+from .health import ping
 
 
 def _superusers_only(request) -> bool:
@@ -25,6 +26,7 @@ urlpatterns = [
     path("enroll/<str:token>/", enroll_page, name="enroll-page"),
     path("enroll/<str:token>/profile", enroll_profile, name="enroll-profile"),
     # Staff.
+    path("ping", ping, name="ping"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", ui.dashboard, name="dashboard"),
