@@ -3,19 +3,27 @@
 The certificate comes from the TLS proxy (a header, when MDM_CLIENT_CERT_HEADER names one) or
 else from the Mdm-Signature header (a CMS detached signature over the exact body). Either way it
 must chain to our CA, be in date, be in our registry of issued certificates and not be revoked.
+
+What never changes about a certificate is learned once per process: which CA issued it (a
+signature check) and its row in the registry. What can change, revocation, is read from the
+database on every request: `DeviceIdentity.require_unrevoked`, or, on the server-URL loop,
+inside the one statement that also locks the device (devices/polling.py).
 """
 
 import base64
 import binascii
 import datetime as dt
 import logging
-from dataclasses import dataclass
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
 
-from .ca import ca_certificate, sha256_hex
+from .ca import ca_certificate
 from .cms import CMSError, verify_detached
 from .models import CertificateAuthority, IssuedCertificate
 
@@ -27,10 +35,45 @@ class IdentityError(Exception):
 
 
 @dataclass(frozen=True)
+class KnownCertificate:
+    """What a verified certificate proved once and for all: our CA issued it, it is this row."""
+
+    record_id: int
+    authority_id: int
+    not_before: dt.datetime
+    not_after: dt.datetime
+
+
+@dataclass
 class DeviceIdentity:
+    """A presented certificate that chains to our CA, is in date and is in the registry.
+
+    Revocation is not part of it: `require_unrevoked` checks it (and loads the registry row),
+    or the caller checks `revoked_at` in a statement of its own in the same request.
+    """
+
     certificate: x509.Certificate
-    record: IssuedCertificate
+    record_id: int
     method: str  # "client-cert-header" or "mdm-signature"
+    fingerprint: str = ""
+    _record: IssuedCertificate | None = field(default=None, repr=False)
+
+    def require_unrevoked(self) -> IssuedCertificate:
+        """The registry row, read now; IdentityError if it was revoked (or removed)."""
+        record = IssuedCertificate.objects.filter(pk=self.record_id).first()
+        if record is None:
+            raise IdentityError(f"certificate {self.fingerprint} is no longer in the registry")
+        if record.revoked_at is not None:
+            raise IdentityError(
+                f"certificate {self.fingerprint} was revoked at {record.revoked_at}"
+            )
+        self._record = record
+        return record
+
+    @property
+    def record(self) -> IssuedCertificate:
+        """The registry row, checked for revocation the first time it is asked for."""
+        return self._record if self._record is not None else self.require_unrevoked()
 
 
 def certificate_from_header(value: str) -> x509.Certificate:
@@ -67,35 +110,111 @@ def presented_certificate(
     raise IdentityError("no client certificate and no Mdm-Signature")
 
 
-def _issuing_authority(certificate: x509.Certificate) -> CertificateAuthority:
-    # The private key stays undecrypted: checking a chain needs only the certificate.
-    for ca in CertificateAuthority.objects.defer("private_key_pem"):
-        issuer = ca_certificate(ca)
-        try:
-            certificate.verify_directly_issued_by(issuer)
-        except (ValueError, TypeError, InvalidSignature):
-            continue
-        return ca
-    raise IdentityError("the certificate does not chain to this portal's CA")
+class _Authorities:
+    """Our CAs' certificates and validity, parsed once per process. A CA is never changed
+    once made; a new one (made by another process) is picked up when a certificate chains to
+    none of those known here."""
+
+    def __init__(self) -> None:
+        self._known: list[tuple[int, x509.Certificate, dt.datetime, dt.datetime]] = []
+        self._lock = threading.Lock()
+
+    def _load(self) -> None:
+        # The private key stays undecrypted: checking a chain needs only the certificate.
+        rows = CertificateAuthority.objects.defer("private_key_pem")
+        self._known = [(ca.pk, ca_certificate(ca), ca.not_before, ca.not_after) for ca in rows]
+
+    def issuer_of(self, certificate: x509.Certificate) -> tuple[int, dt.datetime, dt.datetime]:
+        for reload in (False, True):
+            if reload or not self._known:
+                with self._lock:
+                    self._load()
+            for pk, issuer, not_before, not_after in self._known:
+                try:
+                    certificate.verify_directly_issued_by(issuer)
+                except (ValueError, TypeError, InvalidSignature):
+                    continue
+                return pk, not_before, not_after
+        raise IdentityError("the certificate does not chain to this portal's CA")
+
+    def validity(self, authority_id: int) -> tuple[dt.datetime, dt.datetime]:
+        for reload in (False, True):
+            if reload:
+                with self._lock:
+                    self._load()
+            for pk, _issuer, not_before, not_after in self._known:
+                if pk == authority_id:
+                    return not_before, not_after
+        raise IdentityError("the issuing CA is no longer known")
+
+    def forget(self) -> None:
+        with self._lock:
+            self._known = []
+
+
+_authorities = _Authorities()
+# Verified certificates by SHA-256 fingerprint, most recently seen last. A fleet's worth of
+# small entries; past the bound the least recently seen are checked again when they return.
+_known: OrderedDict[str, KnownCertificate] = OrderedDict()
+KNOWN_CERTIFICATES_MAX = 50_000
+_known_lock = threading.Lock()
+
+
+def forget_verified() -> None:
+    """Drop what this process learned (tests that replace the CA, `mdm_init --force`)."""
+    _authorities.forget()
+    with _known_lock:
+        _known.clear()
+
+
+def _in_date(certificate_dates: tuple[dt.datetime, dt.datetime], authority_id: int) -> None:
+    now = dt.datetime.now(dt.UTC)
+    not_before, not_after = certificate_dates
+    if not (not_before <= now <= not_after):
+        raise IdentityError("the certificate is not within its validity period")
+    ca_not_before, ca_not_after = _authorities.validity(authority_id)
+    if not (ca_not_before <= now <= ca_not_after):
+        raise IdentityError("the issuing CA is not within its validity period")
+
+
+def _learn(certificate: x509.Certificate, fingerprint: str) -> KnownCertificate:
+    authority_id, _nb, _na = _authorities.issuer_of(certificate)
+    dates = (certificate.not_valid_before_utc, certificate.not_valid_after_utc)
+    _in_date(dates, authority_id)
+    record_id = (
+        IssuedCertificate.objects.filter(sha256=fingerprint).values_list("pk", flat=True).first()
+    )
+    if record_id is None:
+        raise IdentityError(
+            f"certificate {fingerprint} is not in the registry of issued certificates"
+        )
+    known = KnownCertificate(record_id, authority_id, *dates)
+    with _known_lock:
+        _known[fingerprint] = known
+        if len(_known) > KNOWN_CERTIFICATES_MAX:
+            _known.popitem(last=False)
+    return known
+
+
+def known_certificate(certificate: x509.Certificate) -> tuple[KnownCertificate, str]:
+    """The certificate's CA and registry row (learned once), after checking that it and its
+    CA are within their validity now. Raises IdentityError. Revocation is not checked here."""
+    fingerprint = certificate.fingerprint(hashes.SHA256()).hex()
+    with _known_lock:
+        known = _known.get(fingerprint)
+        if known is not None:
+            _known.move_to_end(fingerprint)
+    if known is None:
+        return _learn(certificate, fingerprint), fingerprint
+    _in_date((known.not_before, known.not_after), known.authority_id)
+    return known, fingerprint
 
 
 def verify_certificate(certificate: x509.Certificate) -> IssuedCertificate:
     """Check that `certificate` is a current, unrevoked identity our CA issued."""
-    ca = _issuing_authority(certificate)
-    now = dt.datetime.now(dt.UTC)
-    if not (certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc):
-        raise IdentityError("the certificate is not within its validity period")
-    if not (ca.not_before <= now <= ca.not_after):
-        raise IdentityError("the issuing CA is not within its validity period")
-    fingerprint = sha256_hex(certificate)
-    record = IssuedCertificate.objects.filter(sha256=fingerprint).first()
-    if record is None:
-        raise IdentityError(
-            f"certificate {fingerprint} is not in the registry of issued certificates"
-        )
-    if record.revoked_at is not None:
-        raise IdentityError(f"certificate {fingerprint} was revoked at {record.revoked_at}")
-    return record
+    known, fingerprint = known_certificate(certificate)
+    identity = DeviceIdentity(certificate, known.record_id, "certificate", fingerprint)
+    return identity.require_unrevoked()
 
 
 def authenticate_device(
@@ -104,8 +223,9 @@ def authenticate_device(
     """The verified identity of the device that sent `body`, or raise IdentityError.
 
     `client_certificate` is the TLS proxy's forwarded certificate ("" when there is none or
-    the header is not trusted), `mdm_signature` the Mdm-Signature header.
+    the header is not trusted), `mdm_signature` the Mdm-Signature header. Revocation is the
+    caller's next step (DeviceIdentity.require_unrevoked, or its own statement).
     """
     certificate, method = presented_certificate(body, client_certificate, mdm_signature)
-    record = verify_certificate(certificate)
-    return DeviceIdentity(certificate=certificate, record=record, method=method)
+    known, fingerprint = known_certificate(certificate)
+    return DeviceIdentity(certificate, known.record_id, method, fingerprint)

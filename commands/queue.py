@@ -1,4 +1,4 @@
-"""The command queue: the only way commands are enqueued, and the server-URL loop.
+"""The command queue: the only way commands are enqueued (the server-URL loop is loop.py).
 
 A command is stored once (Command) and fanned out as one row per device (QueuedCommand).
 The loop follows the protocol's dequeuing rules: a command stays at the head of its device's
@@ -10,41 +10,31 @@ import logging
 import plistlib
 import uuid as uuid_lib
 from collections.abc import Iterable
-from datetime import datetime
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from devices.activity import mark_seen
-from devices.inventory import InventoryError, apply_result, json_safe
 from devices.models import Device
 from mdm_portal.audit import audit
 from mdm_portal.roles import ADMIN, has_role
 
 from .catalog import (
     DEFINITIONS,
-    DELIVERED_WHEN_SENT,
-    NEVER_NOT_NOW,
     AdminOnly,
     CatalogError,
     Draft,
     Recipient,
-    before_send,
-    on_acknowledged,
     prepare,
 )
 from .catalog.definitions import from_json
 from .models import (
-    ANSWER_STATUSES,
-    FINAL_STATUSES,
     PENDING_STATUSES,
     Command,
     QueuedCommand,
     Status,
 )
-from .signals import report_received
 
 log = logging.getLogger("mdm.queue")
 
@@ -298,115 +288,3 @@ def cancel_pending(device: Device, reason: str) -> int:
     if count:
         log.info("canceled %s pending command(s) of %s: %s", count, device.udid, reason)
     return count
-
-
-# --- the server-URL loop ----------------------------------------------------------------------
-
-
-def record_status(device: Device, report: dict) -> QueuedCommand | None:
-    """Record the status a device reported for one command. Idempotent: a final status is kept.
-
-    Returns the row, or None for a CommandUUID this device was never sent (logged, ignored).
-    """
-    command_uuid = report["CommandUUID"]
-    row = (
-        QueuedCommand.objects.select_for_update()
-        .filter(device=device, command__uuid=command_uuid)
-        .first()
-    )
-    if row is None:
-        log.warning("%s reported on unknown CommandUUID %s: ignored", device.udid, command_uuid)
-        return None
-    if row.status in FINAL_STATUSES:
-        log.info("%s repeated the status of %s: already recorded", device.udid, command_uuid)
-        return row
-    status = ANSWER_STATUSES[report["Status"]]
-    now = timezone.now()
-    if status == Status.NOT_NOW:
-        # The device keeps no copy: the row waits for the next Idle to be sent again.
-        row.status = Status.NOT_NOW
-        row.save(update_fields=["status"])
-        device.awaiting_idle_after_not_now = True
-        return row
-    row.status = status
-    row.answered_at = now
-    row.result = plistlib.dumps(report, fmt=plistlib.FMT_BINARY)
-    row.error_chain = json_safe(report.get("ErrorChain")) if "ErrorChain" in report else None
-    row.save(update_fields=["status", "answered_at", "result", "error_chain"])
-    if status == Status.ACKNOWLEDGED:
-        _update_inventory(device, row, report)
-        changed = on_acknowledged(device, row.request_type, report)
-        if changed:
-            device.save(update_fields=changed)
-    return row
-
-
-def _update_inventory(device: Device, row: QueuedCommand, report: dict) -> None:
-    # A result we cannot read must not lose the status: the inventory update has its own
-    # savepoint, and its failure is logged.
-    try:
-        with transaction.atomic():
-            apply_result(device, row.request_type, report)
-    except InventoryError as exc:
-        log.warning(
-            "%s: %s result not applied to inventory: %s", device.udid, row.request_type, exc
-        )
-
-
-def next_row(device: Device, poll_started: datetime) -> QueuedCommand | None:
-    """The command to send now, or None. Call with the device row locked."""
-    pending = (
-        QueuedCommand.objects.filter(device=device, status__in=PENDING_STATUSES)
-        .exclude(status=Status.SENT, request_type__in=DELIVERED_WHEN_SENT)
-        .select_related("command")
-        .order_by("id")
-    )
-    if device.awaiting_idle_after_not_now:
-        pending = pending.filter(request_type__in=NEVER_NOT_NOW).exclude(status=Status.NOT_NOW)
-    head = pending.first()
-    if head is None:
-        return None
-    if head.status == Status.SENT and head.sent_at and head.sent_at >= poll_started:
-        # Delivered to a poll that ran while this one waited for the lock: this poll never
-        # saw it, so it is in flight, not lost. Sending it here would deliver it twice.
-        return None
-    return head
-
-
-def render_command(device: Device, row: QueuedCommand) -> bytes:
-    """The plist the device receives: CommandUUID and the Command dictionary."""
-    command = before_send(device, row.request_type, row.command.command_dict())
-    return plistlib.dumps({"CommandUUID": row.command.uuid, "Command": command})
-
-
-def process_report(
-    device_id: int, report: dict, poll_started: datetime, request=None
-) -> bytes | None:
-    """Handle one server-URL request of a managed device: record its status, pick the next.
-
-    Returns the plist to send, or None for an empty 200. The device row is locked for the
-    whole exchange, so two polls of one device are handled one after the other. The report
-    (Idle included) is announced inside the exchange's transaction, with the DeviceRequest
-    (`request`: raw body, query parameters) it came in.
-    """
-    with transaction.atomic():
-        device = Device.objects.select_for_update().get(pk=device_id)
-        answered = None
-        if report["Status"] == "Idle":
-            device.awaiting_idle_after_not_now = False
-        else:
-            answered = record_status(device, report)
-        report_received.send(
-            QueuedCommand, device=device, report=report, row=answered, request=request
-        )
-        row = next_row(device, poll_started)
-        now = timezone.now()
-        body = None
-        if row is not None:
-            body = render_command(device, row)
-            QueuedCommand.objects.filter(pk=row.pk).update(
-                status=Status.SENT, sent_at=now, sent_count=F("sent_count") + 1
-            )
-        seen = mark_seen(device, now)  # active again as soon as it polls
-        device.save(update_fields=["awaiting_idle_after_not_now", *seen])
-    return body

@@ -5,18 +5,20 @@ MessageType, or the check-in content type, and go to the check-in handlers. Hand
 Reply (data, not HTTP); commands/views.py serves it.
 """
 
-from certs.identity import DeviceIdentity
-from devices.checkin import bound_device, handle_checkin
+from django.db import transaction
+
+from certs.identity import DeviceIdentity, IdentityError
+from devices.checkin import handle_checkin
+from devices.polling import polling_device
 from devices.protocol import (
     DeviceRequest,
-    NotManaged,
     ProtocolError,
     Reply,
     check_keys,
     device_id,
 )
 
-from . import queue
+from . import loop
 
 CHECKIN_CONTENT_TYPE = "application/x-apple-aspen-mdm-checkin"
 STATUSES = {"Acknowledged", "Error", "CommandFormatError", "Idle", "NotNow"}
@@ -42,12 +44,12 @@ def handle_report(message: dict, identity: DeviceIdentity, request: DeviceReques
     if status != "Idle" and "CommandUUID" not in message:
         raise ProtocolError(400, f"a {status} report must carry its CommandUUID")
     udid = device_id(message)
-    device = bound_device(identity, udid)
-    if not device.is_managed:
-        raise NotManaged(f"{udid} is not managed (no TokenUpdate since Authenticate)")
-    if "UserID" in message:
-        return Reply()  # no user-channel commands
-    body = queue.process_report(device.pk, message, request.started, request)
+    if "UserID" in message:  # no user-channel commands; the device channel's checks still hold
+        with transaction.atomic():
+            polling_device(identity, udid)
+        return Reply()
+    # Revocation, binding and managed state are checked by the loop's first statement.
+    body = loop.poll(identity, udid, message, request.started, request)
     if body is None:
         return Reply()
     return Reply(body=body, content_type="application/xml; charset=UTF-8")
@@ -56,5 +58,9 @@ def handle_report(message: dict, identity: DeviceIdentity, request: DeviceReques
 def handle_connect(message: dict, identity: DeviceIdentity, request: DeviceRequest) -> Reply:
     """Everything the server URL receives: check-in messages and command reports."""
     if is_checkin(request, message):
+        try:  # the server URL leaves revocation to its handlers (commands/views.py)
+            identity.require_unrevoked()
+        except IdentityError as exc:
+            raise ProtocolError(403, f"device identity refused: {exc}") from None
         return handle_checkin(message, identity, request)
     return handle_report(message, identity, request)

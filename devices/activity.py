@@ -10,12 +10,23 @@ from django.utils import timezone
 from .models import DailyActivity, Device
 
 ACTIVITY_RETENTION_DAYS = 90
+# last_seen_at is kept to this precision: a device polling many times a minute (answering a
+# burst of commands) writes its row once, not at every poll.
+SEEN_PRECISION = dt.timedelta(seconds=60)
 
 
 def mark_seen(device: Device, now: dt.datetime) -> list[str]:
-    """Note a request of `device` at `now` (caller saves the returned fields). The first
-    request of a UTC day records that day's activity."""
+    """Note a request of `device` at `now` (caller saves the returned fields, none when the
+    row already says it was seen within SEEN_PRECISION). The first request of a UTC day
+    records that day's activity."""
     previous = device.last_seen_at
+    if (
+        previous is not None
+        and device.inactive_since is None
+        and previous.date() == now.date()
+        and dt.timedelta(0) <= now - previous < SEEN_PRECISION
+    ):
+        return []
     device.last_seen_at = now
     device.inactive_since = None  # a device that talks is not inactive
     if previous is None or previous.date() != now.date():

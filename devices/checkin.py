@@ -137,7 +137,7 @@ def authenticate(message: dict, identity: DeviceIdentity, udid: str) -> Reply:
     check_topic(message)
     now = timezone.now()
     with transaction.atomic():
-        record = IssuedCertificate.objects.select_for_update().get(pk=identity.record.pk)
+        record = IssuedCertificate.objects.select_for_update().get(pk=identity.record_id)
         device = Device.objects.select_for_update().filter(udid=udid).first()
         bound_to = bound_device_id(record)
         if bound_to is not None and (device is None or bound_to != device.pk):

@@ -47,8 +47,10 @@ def http_response(reply: Reply) -> HttpResponse:
     return response
 
 
-def serve_http(request: HttpRequest, limit: int, handler: Handler) -> HttpResponse:
-    """A device endpoint: HTTP in, the protocol pipeline, HTTP out."""
+def serve_http(
+    request: HttpRequest, limit: int, handler: Handler, *, handler_checks_revocation=False
+) -> HttpResponse:
+    """A device endpoint: HTTP in, the protocol pipeline, HTTP out (serve_device_request)."""
     started = timezone.now()  # before the body is read and before any lock is waited for
     body = b""
     if request.method == "PUT":
@@ -57,4 +59,7 @@ def serve_http(request: HttpRequest, limit: int, handler: Handler) -> HttpRespon
         except ProtocolError as exc:
             return http_response(refusal(exc))
     device = device_request(request, body, started)
-    return http_response(serve_device_request(device, limit, handler))
+    reply = serve_device_request(
+        device, limit, handler, handler_checks_revocation=handler_checks_revocation
+    )
+    return http_response(reply)

@@ -120,8 +120,15 @@ def check_body(body: bytes, limit: int) -> None:
         raise ProtocolError(400, "empty body")
 
 
-def serve_device_request(request: DeviceRequest, limit: int, handler: Handler) -> Reply:
-    """Run the checks every device request needs, then `handler(message, identity, request)`."""
+def serve_device_request(
+    request: DeviceRequest, limit: int, handler: Handler, *, handler_checks_revocation=False
+) -> Reply:
+    """Run the checks every device request needs, then `handler(message, identity, request)`.
+
+    Revocation is read from the database here, unless the handler reads it itself in the
+    statement that also locks the device (`handler_checks_revocation`: the server-URL loop,
+    which calls DeviceIdentity.require_unrevoked for anything else it serves).
+    """
     try:
         if request.method != "PUT":
             raise ProtocolError(405, f"method {request.method} not allowed: devices use PUT")
@@ -132,6 +139,8 @@ def serve_device_request(request: DeviceRequest, limit: int, handler: Handler) -
                 client_certificate=request.client_certificate,
                 mdm_signature=request.mdm_signature,
             )
+            if not handler_checks_revocation:
+                identity.require_unrevoked()
         except IdentityError as exc:
             # Never 401 here: a proxy that lost the client certificate must not unenroll the
             # fleet. 403 changes nothing on the device.

@@ -6,8 +6,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from commands.loop import process_report
 from commands.models import QueuedCommand, Status
-from commands.queue import enqueue, process_report
+from commands.queue import enqueue
 from devices.models import Device, InventoryReport
 
 pytestmark = pytest.mark.django_db

@@ -5,6 +5,7 @@ task is asked to run (at most once a second per process; the every-minute run is
 backstop)."""
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,6 +20,28 @@ log = logging.getLogger("mdm.webhooks")
 
 TRIGGER_KEY = "webhooks:delivery-triggered"
 TRIGGER_DELAY_SECONDS = 1
+# Most portals have no webhook: then every check-in and poll would read the webhooks table
+# for nothing. Each process remembers for this long that none is active. Only that answer is
+# remembered (a webhook that exists is always read fresh), and saving or deleting one forgets
+# it at once in this process: a webhook made in another process gets events within seconds.
+NONE_ACTIVE_SECONDS = 5.0
+_none_active_until = 0.0
+
+
+def forget_none_active(**kwargs) -> None:
+    """A webhook changed: read the table again at the next event (post_save / post_delete)."""
+    global _none_active_until
+    _none_active_until = 0.0
+
+
+def _active_webhooks() -> list[Webhook]:
+    global _none_active_until
+    if time.monotonic() < _none_active_until:
+        return []
+    webhooks = list(Webhook.objects.filter(active=True).only("id", "events"))
+    if not webhooks:
+        _none_active_until = time.monotonic() + NONE_ACTIVE_SECONDS
+    return webhooks
 
 
 @dataclass(frozen=True)
@@ -51,7 +74,7 @@ def emit_many(batch: list[Event], *, only: Webhook | None = None) -> int:
     if only is not None:  # a ping: to this webhook, whatever topics it asked for
         wanted = [(event, [only]) for event in batch]
     else:
-        webhooks = list(Webhook.objects.filter(active=True).only("id", "events"))
+        webhooks = _active_webhooks()
         wanted = [(event, [w for w in webhooks if w.wants(event.topic)]) for event in batch]
     wanted = [(event, targets) for event, targets in wanted if targets]
     if not wanted:

@@ -1,6 +1,8 @@
 """How webhooks answers what the layers below announce, connected by WebhooksConfig.ready.
 Each writes outbox rows inside the announcing transaction (webhooks.outbox)."""
 
+from django.db.models.signals import post_delete, post_save
+
 from certs.signals import certificate_expiring
 from commands.signals import pushes_failed, report_received
 from devices.models import Device
@@ -9,8 +11,8 @@ from enrollment.enrollments import enrollment_link
 from enrollment.signals import enrollment_created
 
 from . import events
-from .models import MDM_TOPICS
-from .outbox import Event, emit, emit_many
+from .models import MDM_TOPICS, Webhook
+from .outbox import Event, emit, emit_many, forget_none_active
 
 
 def _request_parts(request) -> tuple[bytes | None, dict]:
@@ -91,6 +93,8 @@ def on_certificate_expiring(sender, entry, **kwargs) -> None:
 
 
 def connect() -> None:
+    post_save.connect(forget_none_active, sender=Webhook, dispatch_uid="webhooks.saved")
+    post_delete.connect(forget_none_active, sender=Webhook, dispatch_uid="webhooks.deleted")
     checkin_received.connect(on_checkin, dispatch_uid="webhooks.checkin")
     report_received.connect(on_report, dispatch_uid="webhooks.report")
     pushes_failed.connect(on_pushes_failed, dispatch_uid="webhooks.push-failed")

@@ -271,6 +271,13 @@ def prepare(draft: Draft, *, raw: bool = False) -> dict:
     return command
 
 
+def uses_device(request_type: str) -> bool:
+    """Whether this type's hooks read the device when it is sent or answered (the server-URL
+    loop loads the whole device row only then)."""
+    hook = HOOKS.get(request_type)
+    return bool(hook and (hook.before_send or hook.on_acknowledged))
+
+
 def before_send(device, request_type: str, command: dict) -> dict:
     hook = HOOKS.get(request_type)
     if hook and hook.before_send:
