@@ -1,9 +1,6 @@
 """The command queue: the only way commands are enqueued (the server-URL loop is loop.py).
 
 A command is stored once (Command) and fanned out as one row per device (QueuedCommand).
-The loop follows the protocol's dequeuing rules: a command stays at the head of its device's
-queue until a status with its CommandUUID arrives; NotNow holds back everything that could
-answer NotNow until the device's next Idle; EraseDevice is done once delivered.
 """
 
 import logging
