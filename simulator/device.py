@@ -30,8 +30,9 @@ from .state import DeviceState
 MAX_COMMANDS_PER_POLL = 1000  # a server that never stops sending is a bug worth reporting
 
 
-class EnrollmentFailed(Exception):
-    """The device could not enroll; the reason was counted in the stats."""
+class ExchangeFailed(Exception):
+    """A request of the device failed (already counted in the stats): its enrollment or poll
+    stops there, as a real device gives up until its next try."""
 
 
 @dataclass
@@ -109,7 +110,7 @@ class SimulatedDevice:
             response = await client.request(method, url, **kw)
         except httpx.HTTPError as exc:
             self.stats.error(f"{kind}: connection error ({type(exc).__name__})")
-            raise EnrollmentFailed(f"{kind}: {exc}") from None
+            raise ExchangeFailed(f"{kind}: {exc}") from None
         self.stats.request(kind, time.monotonic() - started)
         return response
 
@@ -129,7 +130,7 @@ class SimulatedDevice:
     # -- enrollment ----------------------------------------------------------------------------
 
     async def enroll(self) -> None:
-        """Profile, identity, Authenticate, TokenUpdate; EnrollmentFailed (counted) if not."""
+        """Profile, identity, Authenticate, TokenUpdate; ExchangeFailed (counted) if not."""
         if not self.fleet.token:
             self._fail("profile: no enrollment token to enroll with")
         url = f"{self.fleet.url}/enroll/{self.fleet.token}/profile"
@@ -171,7 +172,7 @@ class SimulatedDevice:
 
     def _fail(self, kind: str) -> None:
         self.stats.error(kind)
-        raise EnrollmentFailed(kind)
+        raise ExchangeFailed(kind)
 
     def _authenticate_keys(self) -> dict:
         state = self.state
@@ -249,7 +250,7 @@ class SimulatedDevice:
             return
         try:
             await self._poll()
-        except EnrollmentFailed:
+        except ExchangeFailed:
             return
 
     async def _poll(self, reenrolled: bool = False) -> None:
@@ -291,7 +292,7 @@ class SimulatedDevice:
         self.state.enrolled = False
         try:
             await self.enroll()
-        except EnrollmentFailed:
+        except ExchangeFailed:
             self.stats.enroll_failed += 1
             raise
         self.stats.reenrolled += 1

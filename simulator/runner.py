@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import serialization
 
 from . import scep
 from .apns import APNsListener, parse_listen
-from .device import EnrollmentFailed, Fleet, SimulatedDevice
+from .device import ExchangeFailed, Fleet, SimulatedDevice
 from .report import Progress, Stats, summary_text, write_json
 from .state import DeviceState, load_fleet, new_device, save_fleet
 
@@ -98,6 +98,8 @@ def run(options: Options, *, stream=None) -> Stats:
     SimulatorError before anything runs when it cannot start."""
     options.url = options.url.rstrip("/")
     options.check()
+    # httpx logs every request at INFO: under Django's logging that is a line per request.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     stats = Stats()
     fleet_state = _load_state(options)
     restored = fleet_state[: options.devices]
@@ -116,8 +118,6 @@ def run(options: Options, *, stream=None) -> Stats:
     stats.started = time.monotonic()
     new_devices = list(zip(new, keys, strict=True))
     kept = fleet_state[options.devices :]  # beyond --devices: left as they are in the file
-    # httpx logs every request at INFO: under Django's logging that is a line per request.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     asyncio.run(_simulate(options, stats, restored, new_devices, kept, stream))
     stats.finished = time.monotonic()
     if options.json:
@@ -231,7 +231,7 @@ async def _first_round(device: SimulatedDevice, limit: asyncio.Semaphore, stats:
         if not device.state.enrolled:
             try:
                 await device.enroll()
-            except EnrollmentFailed:
+            except ExchangeFailed:
                 stats.enroll_failed += 1
                 return
             stats.enrolled += 1
