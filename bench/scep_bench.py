@@ -48,7 +48,7 @@ def bench_pkcs_req(count: int, key_count: int) -> None:
     from certs.ca import ensure_ca
     from certs.challenges import issue_challenge
     from certs.models import IssuedCertificate
-    from tests import scep_client as sc
+    from simulator import scep as sc
 
     ensure_ca(actor="bench")
     client = Client()

@@ -1,4 +1,6 @@
-"""A simulated Apple device: its own key, a CSR, a certificate from our CA, and the messages.
+"""A simulated Apple device for the tests: its own key, a CSR, a certificate from our CA, and
+the messages. (The fleet simulator, `mdm_simulate`, is the package simulator/: a client over
+real HTTP that enrolls through the profile and SCEP; this one is given its certificate.)
 
 It speaks the check-in and server-URL protocol as a device does: XML plists over PUT, signed
 with an `Mdm-Signature` (a CMS detached signature made by cryptography's PKCS7 builder), or
@@ -6,21 +8,26 @@ with its certificate passed in the TLS proxy's header. `send` is any callable th
 the HTTP request (Django's test client, or httpx against a live server).
 """
 
-import base64
 import plistlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import quote
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 
-CHECKIN_CT = "application/x-apple-aspen-mdm-checkin"
-CONNECT_CT = "application/x-apple-aspen-mdm; charset=UTF-8"
+# The signing helpers are the fleet simulator's (simulator/identity.py); tests import them
+# from here too.
+from simulator.identity import (  # noqa: F401 - re-exported
+    CHECKIN_CT,
+    CONNECT_CT,
+    escaped_pem,
+    rfc9440,
+    sign_detached,
+)
+
 TOPIC = "com.apple.mgmt.External.0f4a6a4c-8c2b-4a8e-9f6e-3c1a2b3c4d5e"
 
 
@@ -42,31 +49,6 @@ def make_key(kind: str = "rsa"):
 def make_csr(key, common_name: str) -> x509.CertificateSigningRequest:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     return x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
-
-
-def sign_detached(body: bytes, certificate: x509.Certificate, key) -> str:
-    """The Mdm-Signature header value: base64 of a DER CMS detached signature over `body`."""
-    der = (
-        pkcs7.PKCS7SignatureBuilder()
-        .set_data(body)
-        .add_signer(certificate, key, hashes.SHA256())
-        .sign(
-            serialization.Encoding.DER,
-            # Binary: sign the exact bytes (no S/MIME CRLF canonicalisation), as devices do.
-            [pkcs7.PKCS7Options.DetachedSignature, pkcs7.PKCS7Options.Binary],
-        )
-    )
-    return base64.b64encode(der).decode()
-
-
-def escaped_pem(certificate: x509.Certificate) -> str:
-    """As nginx's $ssl_client_escaped_cert."""
-    return quote(certificate.public_bytes(serialization.Encoding.PEM).decode(), safe="")
-
-
-def rfc9440(certificate: x509.Certificate) -> str:
-    der = certificate.public_bytes(serialization.Encoding.DER)
-    return ":" + base64.b64encode(der).decode() + ":"
 
 
 Sender = Callable[[str, bytes, dict[str, str]], Response]

@@ -17,7 +17,7 @@ from commands.models import QueuedCommand, Status
 from commands.queue import enqueue
 from devices.models import Device, DeviceGroup
 from enrollment.links import device_enrollment, enrollment_of
-from tests import scep_client
+from simulator import scep as scep_client
 from tests.simulator import TOPIC, SimulatedDevice
 
 pytestmark = pytest.mark.django_db

@@ -31,7 +31,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from certs.cms import signed_content
-from tests import scep_client
+from simulator import scep as scep_client
 from tests.apns_fixtures import shared_pki
 from tests.apns_standin import APNsStandIn
 from tests.simulator import CHECKIN_CT, Response, SimulatedDevice, escaped_pem, make_key, rfc9440

@@ -1,4 +1,4 @@
-"""The SCEP server (RFC 8894) through Django's full request handling, with tests/scep_client.py."""
+"""The SCEP server (RFC 8894) through Django's full request handling, with simulator/scep.py."""
 
 import base64
 import datetime as dt
@@ -26,7 +26,7 @@ from enrollment.links import (
 )
 from enrollment.models import Enrollment
 from mdm_portal.models import AuditEntry
-from tests import scep_client as sc
+from simulator import scep as sc
 from tests.conftest import new_identity
 from tests.simulator import sign_detached
 

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from certs.scep_codec import FailInfo, ScepFailure, scep_keys
 from certs.scep_envelope import open_envelope
-from tests import scep_client as sc
+from simulator import scep as sc
 
 pytestmark = pytest.mark.django_db
 

@@ -18,7 +18,7 @@ from enrollment.links import issue_enrollment_challenge, record_device_enrollmen
 from enrollment.models import Enrollment
 from enrollment.renewal import renew_identity
 from mdm_portal.roles import ADMIN, VIEWER
-from tests import scep_client as sc
+from simulator import scep as sc
 from tests.apns_standin import StandInPKI
 from tests.conftest import ARTIFACTS, new_identity
 from tests.ui_certs_support import as_pkcs12, pending_scep_request

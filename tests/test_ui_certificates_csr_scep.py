@@ -15,7 +15,7 @@ from devices.models import Device
 from enrollment.models import Enrollment
 from mdm_portal.models import AuditEntry
 from mdm_portal.roles import ADMIN, VIEWER
-from tests import scep_client as sc
+from simulator import scep as sc
 from tests.conftest import new_identity
 from tests.test_pushcert import FakeApple, cert_pem, key_pem, new_key
 from tests.ui_certs_support import (

@@ -12,7 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from enrollment.links import issue_enrollment_challenge
-from tests import scep_client as sc
+from simulator import scep as sc
 from tests.test_pushcert import FakeApple, _ca, new_key
 
 PKI_MESSAGE = "application/x-pki-message"

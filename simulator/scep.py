@@ -1,4 +1,4 @@
-"""A small SCEP client (RFC 8894), for the tests and the device simulator.
+"""A small SCEP client (RFC 8894): the device simulator's, and the tests'.
 
 It builds pkiMessages the way a device does (asn1crypto for the structures, cryptography for the
 maths) and reads CertReps without any help from the server's code: the signature is checked
@@ -73,18 +73,52 @@ class ScepClientError(ValueError):
     """The CertRep is malformed or its signature does not verify."""
 
 
+class ScepFailure(RuntimeError):
+    """SCEP gave no certificate: an HTTP error, or a CertRep with a failure status."""
+
+
+# The short names of an enrollment profile's SCEP Subject (Apple's Configuration Profile
+# Reference: an array of RDNs, each an array of [name, value] pairs).
+SUBJECT_NAMES = {
+    "CN": NameOID.COMMON_NAME,
+    "O": NameOID.ORGANIZATION_NAME,
+    "OU": NameOID.ORGANIZATIONAL_UNIT_NAME,
+    "C": NameOID.COUNTRY_NAME,
+    "ST": NameOID.STATE_OR_PROVINCE_NAME,
+    "L": NameOID.LOCALITY_NAME,
+    "E": NameOID.EMAIL_ADDRESS,
+    "DC": NameOID.DOMAIN_COMPONENT,
+}
+
+
 # ------------------------------------------------------------------ keys, CSRs, signer certs
 
 
-def make_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+def make_key(bits: int = 2048) -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=bits)
+
+
+def subject_from_payload(subject: list) -> x509.Name:
+    """The x509 Name of a SCEP payload's Subject, e.g. [[["CN", "x"]], [["O", "Org"]]]."""
+    rdns = []
+    for rdn in subject:
+        attributes = [
+            x509.NameAttribute(SUBJECT_NAMES.get(name.upper(), NameOID.COMMON_NAME), str(value))
+            for name, value in rdn
+        ]
+        rdns.append(x509.RelativeDistinguishedName(attributes))
+    return x509.Name(rdns)
 
 
 def make_scep_csr(
-    key, common_name: str, challenge: str | None = None
+    key, subject: str | x509.Name, challenge: str | None = None
 ) -> x509.CertificateSigningRequest:
-    """A CSR as a device sends it: its subject, and the challengePassword attribute."""
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    """A CSR as a device sends it: its subject (a Name, or a common name), and the
+    challengePassword attribute."""
+    if isinstance(subject, x509.Name):
+        name = subject
+    else:
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
     builder = x509.CertificateSigningRequestBuilder().subject_name(name)
     if challenge is not None:
         builder = builder.add_attribute(AttributeOID.CHALLENGE_PASSWORD, challenge.encode())
@@ -428,21 +462,38 @@ def transaction_id_of(der: bytes) -> str:
 # ------------------------------------------------------------------ a device's enrollment
 
 
-def enroll_with_payload(get, post, scep: dict) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
-    """What a device does with an enrollment profile's SCEP payload: GetCACert, then PKCSReq
-    with its own key and the payload's challenge. `get(params)` and `post(params, body)` send
-    to the payload's URL, over any transport, and return (status, content type, body)."""
-    status, content_type, body = get({"operation": "GetCACert", "message": scep["Name"]})
-    assert status == 200, body
-    ca_cert, recipient = split_ca_certs(body, content_type)
-    key = make_key()
-    common_name = dict(item[0] for item in scep["Subject"])["CN"]
-    csr = make_scep_csr(key, common_name, scep["Challenge"])
+def pkcs_req_for(scep: dict, key, recipient: x509.Certificate) -> tuple[bytes, x509.Certificate]:
+    """(PKCSReq DER, signer certificate) for an enrollment profile's SCEP payload: the
+    payload's Subject and Challenge, with the device's own `key`."""
+    csr = make_scep_csr(key, subject_from_payload(scep.get("Subject") or []), scep.get("Challenge"))
     signer = signer_for(key, csr)
-    status, _type, reply = post(
-        {"operation": "PKIOperation"}, build_pkcs_req(csr, signer, key, recipient)
-    )
-    assert status == 200, reply
+    return build_pkcs_req(csr, signer, key, recipient), signer
+
+
+def issued_certificate(
+    reply: bytes, signer: x509.Certificate, key, ca_cert: x509.Certificate
+) -> x509.Certificate:
+    """The certificate in a CertRep; ScepFailure when the CA refused or left it pending."""
     pki_status, fail_info, certificate, _nonce, _tid = read_cert_rep(reply, signer, key, ca_cert)
-    assert (pki_status, fail_info) == (SUCCESS, None)
-    return certificate, key
+    if pki_status != SUCCESS or certificate is None:
+        raise ScepFailure(f"CertRep pkiStatus {pki_status}, failInfo {fail_info}")
+    return certificate
+
+
+def enroll_with_payload(
+    get, post, scep: dict, key=None
+) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
+    """What a device does with an enrollment profile's SCEP payload: GetCACert, then PKCSReq
+    with its own key (`key`, else a new one) and the payload's challenge. `get(params)` and
+    `post(params, body)` send to the payload's URL, over any transport, and return
+    (status, content type, body). Raises ScepFailure."""
+    status, content_type, body = get({"operation": "GetCACert", "message": scep["Name"]})
+    if status != 200:
+        raise ScepFailure(f"GetCACert: HTTP {status}: {body[:200]!r}")
+    ca_cert, recipient = split_ca_certs(body, content_type)
+    key = key or make_key(int(scep.get("Keysize") or 2048))
+    request, signer = pkcs_req_for(scep, key, recipient)
+    status, _type, reply = post({"operation": "PKIOperation"}, request)
+    if status != 200:
+        raise ScepFailure(f"PKIOperation: HTTP {status}: {reply[:200]!r}")
+    return issued_certificate(reply, signer, key, ca_cert), key

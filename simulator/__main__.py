@@ -1,0 +1,25 @@
+"""`python -m simulator --url ... --enrollment TOKEN ...`: the simulator without Django (the
+`mdm_simulate` management command can also create the enrollment)."""
+
+import argparse
+import sys
+
+from .cli import DESCRIPTION, add_arguments, options_from
+from .runner import SimulatorError, print_summary, run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m simulator", description=DESCRIPTION)
+    add_arguments(parser)
+    values = vars(parser.parse_args(argv))
+    try:
+        stats = run(options_from(values))
+    except SimulatorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print_summary(stats)
+    return 1 if stats.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""The simulator's command line, shared by `manage.py mdm_simulate` and `python -m simulator`.
+
+`add_arguments(parser)` declares every option with its help; `options_from(values)` turns
+the parsed values (a dict) into `runner.Options`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .runner import Options
+
+DESCRIPTION = (
+    "Simulate a fleet of Apple devices against an MDM portal, over real HTTP(S): each device "
+    "has its own key, downloads the enrollment profile, gets its identity by SCEP, sends "
+    "Authenticate and TokenUpdate, then polls the server URL and answers every command as a "
+    "device does. Prints a summary (enrollments, requests, commands by type and status, "
+    "errors, requests per second, latency) and exits non-zero when a device failed to enroll "
+    "or a request got an unexpected answer."
+)
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser, *, enrollment_help: str = "") -> None:
+    parser.add_argument(
+        "--url",
+        required=True,
+        help="the portal's base URL, e.g. https://mdm.example.org (profile download at "
+        "URL/enroll/TOKEN/profile; the profile then gives the SCEP, check-in and server URLs)",
+    )
+    parser.add_argument(
+        "--devices", type=_positive, default=10, help="how many devices (default 10)"
+    )
+    parser.add_argument(
+        "--enrollment",
+        metavar="TOKEN",
+        help=enrollment_help or "the enrollment token (the end of the enrollment link)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=_positive,
+        default=8,
+        help="devices in flight at once (default 8); each sends one request at a time",
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        metavar="S",
+        help="after enrolling, keep polling for S seconds; 0: until SIGINT/SIGTERM; "
+        "not given: enroll, drain each device's queue once, and exit",
+    )
+    parser.add_argument(
+        "--poll-interval",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="with --duration: seconds between a device's polls (default 5, +-20%%), "
+        "sooner when a push wakes it",
+    )
+    parser.add_argument(
+        "--not-now-rate",
+        type=_fraction,
+        default=0.0,
+        metavar="R",
+        help="answer NotNow to this fraction (0-1) of the commands a device may postpone "
+        "(never to the ones Apple says are never answered NotNow)",
+    )
+    parser.add_argument(
+        "--client-cert",
+        action="store_true",
+        help="present the identity as TLS client certificate on check-in and server "
+        "requests (the production stack, scripts/serve.sh) instead of only an Mdm-Signature",
+    )
+    parser.add_argument(
+        "--ca-file",
+        metavar="PEM",
+        help="CA certificates to trust for the portal's TLS when it is private (the profile "
+        "download; afterwards the profile's certificate payloads are trusted too)",
+    )
+    parser.add_argument(
+        "--state",
+        metavar="FILE",
+        help="keep the enrolled devices in this JSON file (mode 0600; holds their keys): "
+        "a later run continues as the same devices without enrolling again",
+    )
+    parser.add_argument("--json", metavar="FILE", help="also write the summary as JSON here")
+    parser.add_argument(
+        "--apns-listen",
+        metavar="HOST:PORT",
+        help="serve a local APNs stand-in (TLS + HTTP/2) here: a push to one of the devices' "
+        "tokens makes it poll at once; point the portal at it with MDM_APNS_URL=https://HOST:PORT",
+    )
+    parser.add_argument(
+        "--apns-tls-dir",
+        metavar="DIR",
+        help="the stand-in's DIR/apns-cert.pem and DIR/apns-key.pem (a self-signed pair for "
+        "127.0.0.1 and localhost is made when missing; the portal trusts it with "
+        "MDM_APNS_CA_FILE=DIR/apns-cert.pem)",
+    )
+    parser.add_argument(
+        "--key-size",
+        type=int,
+        default=2048,
+        metavar="BITS",
+        help="RSA key size made beforehand for SCEP (default 2048; a profile asking for "
+        "another Keysize gets it)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=30.0, metavar="S", help="per request (default 30)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+
+
+def options_from(values: dict) -> Options:
+    return Options(
+        url=values["url"],
+        devices=values["devices"],
+        enrollment=values.get("enrollment"),
+        concurrency=values["concurrency"],
+        duration=values.get("duration"),
+        poll_interval=values["poll_interval"],
+        not_now_rate=values["not_now_rate"],
+        client_cert=values["client_cert"],
+        ca_file=values.get("ca_file"),
+        state=values.get("state"),
+        json=values.get("json"),
+        apns_listen=values.get("apns_listen"),
+        apns_tls_dir=values.get("apns_tls_dir"),
+        key_size=values["key_size"],
+        timeout=values["timeout"],
+        progress=not values["no_progress"],
+    )

@@ -1,0 +1,298 @@
+"""One simulated device doing over HTTP(S) what an iPhone does with an MDM enrollment link.
+
+Enrollment: download the enrollment profile, take its trust, get the identity (SCEP with the
+profile's Challenge, Subject and Keysize; or the PKCS#12 in it), then Authenticate and
+TokenUpdate to the CheckInURL. Polling: PUT Idle to the ServerURL, answer each command it
+gets, until an empty 200. One request at a time, as a device sends them. A 401 is the portal
+saying the device is not managed: the device drops its enrollment and enrolls again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import plistlib
+import ssl
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from . import profile as profiles
+from . import scep
+from .answers import answer
+from .identity import CHECKIN_CT, CONNECT_CT, sign_detached
+from .report import Stats
+from .state import DeviceState
+
+MAX_COMMANDS_PER_POLL = 1000  # a server that never stops sending is a bug worth reporting
+
+
+class ExchangeFailed(Exception):
+    """A request of the device failed (already counted in the stats): its enrollment or poll
+    stops there, as a real device gives up until its next try."""
+
+
+@dataclass
+class Fleet:
+    """What every device of a run shares: where to enroll, how to connect, what to count."""
+
+    url: str
+    token: str | None
+    stats: Stats
+    ca_file: str | None = None
+    client_cert: bool = False  # the identity as TLS client certificate (behind nginx)
+    not_now_rate: float = 0.0
+    timeout: float = 30.0
+    concurrency: int = 8
+
+    def __post_init__(self) -> None:
+        self._clients: dict[tuple, httpx.AsyncClient] = {}
+        self._folder = tempfile.TemporaryDirectory(prefix="mdm-simulate-")
+
+    def _context(self, trust: tuple[str, ...], identity: DeviceState | None) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=self.ca_file or None)
+        if trust:
+            # The profile's certificate payloads: what the device trusts once they installed.
+            context.load_verify_locations(cadata="".join(trust))
+        if identity is not None:
+            # ssl takes a client certificate from files only: the run's private folder.
+            path = Path(self._folder.name) / f"{identity.udid}.pem"
+            path.write_text(identity.key_pem + identity.certificate_pem)
+            path.chmod(0o600)
+            context.load_cert_chain(path)
+        return context
+
+    def client(self, trust: list[str] = (), identity: DeviceState | None = None):
+        """A client that trusts `trust` (plus --ca-file or the system's roots), presenting
+        `identity` as client certificate when given; shared by the devices that can share it."""
+        key = (tuple(trust), identity.udid if identity is not None else None)
+        client = self._clients.get(key)
+        if client is None:
+            limits = httpx.Limits(
+                max_connections=self.concurrency * 2 if identity is None else 2,
+                max_keepalive_connections=self.concurrency * 2 if identity is None else 1,
+            )
+            client = httpx.AsyncClient(
+                verify=self._context(tuple(trust), identity), timeout=self.timeout, limits=limits
+            )
+            self._clients[key] = client
+        return client
+
+    def forget(self, identity: DeviceState) -> None:
+        """Drop the device's own client (its certificate changed)."""
+        for key in [k for k in self._clients if k[1] == identity.udid]:
+            client = self._clients.pop(key)
+            asyncio.get_running_loop().create_task(client.aclose())
+
+    async def close(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
+        self._folder.cleanup()
+
+
+class SimulatedDevice:
+    def __init__(self, state: DeviceState, fleet: Fleet, key=None):
+        self.state = state
+        self.fleet = fleet
+        self.stats = fleet.stats
+        self.spare_key = key  # made before the run, for SCEP
+        self.wake = asyncio.Event()
+
+    # -- HTTP ----------------------------------------------------------------------------------
+
+    async def _request(self, kind: str, client, method: str, url: str, **kw) -> httpx.Response:
+        started = time.monotonic()
+        try:
+            response = await client.request(method, url, **kw)
+        except httpx.HTTPError as exc:
+            self.stats.error(f"{kind}: connection error ({type(exc).__name__})")
+            raise ExchangeFailed(f"{kind}: {exc}") from None
+        self.stats.request(kind, time.monotonic() - started)
+        return response
+
+    def _mdm_client(self):
+        identity = self.state if self.fleet.client_cert else None
+        return self.fleet.client(self.state.trust_pem, identity)
+
+    async def _put(self, kind: str, url: str, message: dict, content_type: str):
+        body = plistlib.dumps(message)
+        headers = {"Content-Type": content_type, "User-Agent": "MDM/1.0"}
+        if self.state.sign_message or not self.fleet.client_cert:
+            headers["Mdm-Signature"] = sign_detached(body, self.state.certificate, self.state.key)
+        return await self._request(
+            kind, self._mdm_client(), "PUT", url, content=body, headers=headers
+        )
+
+    # -- enrollment ----------------------------------------------------------------------------
+
+    async def enroll(self) -> None:
+        """Profile, identity, Authenticate, TokenUpdate; ExchangeFailed (counted) if not."""
+        if not self.fleet.token:
+            self._fail("profile: no enrollment token to enroll with")
+        url = f"{self.fleet.url}/enroll/{self.fleet.token}/profile"
+        response = await self._request("profile", self.fleet.client(), "GET", url)
+        if response.status_code != 200:
+            self._fail(f"profile: HTTP {response.status_code}")
+        try:
+            enrollment = profiles.read_enrollment_profile(response.content)
+        except profiles.ProfileError as exc:
+            self._fail(f"profile: unusable ({exc})")
+        state = self.state
+        state.trust_pem = [profiles.pem(c) for c in enrollment.trust]
+        if enrollment.pkcs12 is not None:
+            certificate, key = enrollment.pkcs12
+        else:
+            certificate, key = await self._scep(enrollment.scep)
+        state.set_identity(key, certificate)
+        self.fleet.forget(state)
+        state.topic = str(enrollment.mdm["Topic"])
+        state.server_url = enrollment.server_url
+        state.checkin_url = enrollment.checkin_url
+        state.sign_message = bool(enrollment.mdm.get("SignMessage"))
+        state.enrollment_profile = profiles.summary(
+            enrollment.profile, enrollment.profile.get("PayloadContent") or [], encrypted=False
+        )
+        state.enrollment_profile["IsManaged"] = False  # installed by the user, not by the MDM
+        state.profiles = []
+        await self._checkin("Authenticate", self._authenticate_keys())
+        await self._checkin(
+            "TokenUpdate",
+            {
+                "Topic": state.topic,
+                "Token": bytes.fromhex(state.token),
+                "PushMagic": state.push_magic,
+                "UnlockToken": bytes.fromhex(state.unlock_token),
+            },
+        )
+        state.enrolled = True
+
+    def _fail(self, kind: str) -> None:
+        self.stats.error(kind)
+        raise ExchangeFailed(kind)
+
+    def _authenticate_keys(self) -> dict:
+        state = self.state
+        return {
+            "Topic": state.topic,
+            "DeviceName": state.name,
+            "Model": state.model,
+            "ModelName": state.model_name,
+            "ProductName": state.product,
+            "OSVersion": state.os_version,
+            "BuildVersion": state.build_version,
+            "SerialNumber": state.serial,
+            "IMEI": state.imei,
+        }
+
+    async def _checkin(self, message_type: str, keys: dict) -> None:
+        message = {"MessageType": message_type, "UDID": self.state.udid, **keys}
+        response = await self._put("checkin", self.state.checkin_url, message, CHECKIN_CT)
+        if response.status_code != 200:
+            self._fail(f"checkin: {message_type} HTTP {response.status_code}")
+
+    async def _scep(self, payload: dict):
+        """GetCACaps, GetCACert, then PKCSReq (POST when the CA says it takes it)."""
+        url = payload.get("URL")
+        if not url:
+            self._fail("scep: the SCEP payload has no URL")
+        client = self.fleet.client(self.state.trust_pem)
+        caps = await self._request("scep", client, "GET", url, params={"operation": "GetCACaps"})
+        if caps.status_code != 200:
+            self._fail(f"scep: GetCACaps HTTP {caps.status_code}")
+        params = {"operation": "GetCACert", "message": payload.get("Name", "")}
+        answer_ = await self._request("scep", client, "GET", url, params=params)
+        if answer_.status_code != 200:
+            self._fail(f"scep: GetCACert HTTP {answer_.status_code}")
+        try:
+            ca_cert, recipient = scep.split_ca_certs(
+                answer_.content, answer_.headers.get("content-type", "")
+            )
+        except (ValueError, StopIteration, TypeError) as exc:
+            self._fail(f"scep: unreadable GetCACert ({type(exc).__name__})")
+        key = self._key_for(int(payload.get("Keysize") or 2048))
+        request, signer = scep.pkcs_req_for(payload, key, recipient)
+        if "POSTPKIOperation" in caps.text.split():
+            reply = await self._request(
+                "scep",
+                client,
+                "POST",
+                url,
+                params={"operation": "PKIOperation"},
+                content=request,
+                headers={"Content-Type": "application/x-pki-message"},
+            )
+        else:
+            message = base64.b64encode(request).decode()
+            params = {"operation": "PKIOperation", "message": message}
+            reply = await self._request("scep", client, "GET", url, params=params)
+        if reply.status_code != 200:
+            self._fail(f"scep: PKIOperation HTTP {reply.status_code}")
+        try:
+            return scep.issued_certificate(reply.content, signer, key, ca_cert), key
+        except (scep.ScepFailure, scep.ScepClientError, ValueError) as exc:
+            self._fail(f"scep: failure ({exc})")
+
+    def _key_for(self, bits: int):
+        key, self.spare_key = self.spare_key, None
+        if key is not None and key.key_size == bits:
+            return key
+        return scep.make_key(bits)  # a Keysize other than the one made beforehand
+
+    # -- polling -------------------------------------------------------------------------------
+
+    async def poll(self) -> None:
+        """Idle, then answer every command until an empty 200. Counts what went wrong."""
+        if self.state.erased or not self.state.enrolled:
+            return
+        try:
+            await self._poll()
+        except ExchangeFailed:
+            return
+
+    async def _poll(self, reenrolled: bool = False) -> None:
+        state = self.state
+        report: dict = {"UDID": state.udid, "Status": "Idle"}
+        for _ in range(MAX_COMMANDS_PER_POLL):
+            response = await self._put("poll", state.server_url, report, CONNECT_CT)
+            if response.status_code == 401 and not reenrolled:
+                await self._reenroll()
+                return await self._poll(reenrolled=True)
+            if response.status_code != 200:
+                self.stats.error(f"poll: HTTP {response.status_code}")
+                return
+            if state.erased or not response.content:
+                return
+            try:
+                delivered = plistlib.loads(response.content)
+                command = delivered["Command"]
+                request_type = str(command["RequestType"])
+                command_uuid = str(delivered["CommandUUID"])
+            except Exception:  # a body that is not a command: the device ignores it
+                self.stats.error("poll: a 200 that is not a command")
+                return
+            result = answer(state, command, self.fleet.not_now_rate)
+            self.stats.commands[(request_type, result.status)] += 1
+            if state.erased:
+                self.stats.erased += 1
+            report = {
+                "UDID": state.udid,
+                "CommandUUID": command_uuid,
+                "Status": result.status,
+                **result.result,
+            }
+        self.stats.error(f"poll: more than {MAX_COMMANDS_PER_POLL} commands in one session")
+
+    async def _reenroll(self) -> None:
+        """A 401: the portal no longer manages us; remove the enrollment and enroll anew."""
+        self.stats.error("poll: HTTP 401 (re-enrolled)", problem=False)
+        self.state.enrolled = False
+        try:
+            await self.enroll()
+        except ExchangeFailed:
+            self.stats.enroll_failed += 1
+            raise
+        self.stats.reenrolled += 1

@@ -1,0 +1,178 @@
+"""What a simulator run counts, the progress line it draws, and the summary it ends with.
+
+One `Stats` per run, updated by every device (all on one event loop, so no locks): requests
+and their latencies, commands answered by RequestType and status, errors by kind. `problems`
+are what make the run fail (a device that could not enroll, a request with a status no device
+expects); errors that a device handles as a real one does (a 401 that makes it re-enroll) are
+counted but are not problems.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Stats:
+    devices: int = 0
+    enrolled: int = 0  # enrolled in this run (Authenticate + TokenUpdate answered 200)
+    restored: int = 0  # taken from the state file, already enrolled
+    enroll_failed: int = 0
+    reenrolled: int = 0  # after a 401
+    erased: int = 0
+    requests: int = 0
+    requests_by_kind: Counter = field(default_factory=Counter)  # profile, scep, checkin, poll
+    commands: Counter = field(default_factory=Counter)  # (RequestType, Status)
+    errors: Counter = field(default_factory=Counter)  # "kind: detail"
+    problems: int = 0
+    pushes: int = 0  # pushes the APNs listener accepted for our devices
+    wakeups: int = 0  # polls started by a push
+    unknown_pushes: int = 0
+    latencies: list[float] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    key_seconds: float = 0.0
+
+    def request(self, kind: str, seconds: float) -> None:
+        self.requests += 1
+        self.requests_by_kind[kind] += 1
+        self.latencies.append(seconds)
+
+    def error(self, kind: str, *, problem: bool = True) -> None:
+        self.errors[kind] += 1
+        if problem:
+            self.problems += 1
+
+    @property
+    def elapsed(self) -> float:
+        return (self.finished or time.monotonic()) - self.started
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.problems or self.enroll_failed)
+
+    def percentile(self, fraction: float) -> float:
+        if not self.latencies:
+            return 0.0
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+    def as_dict(self) -> dict:
+        commands: dict[str, dict[str, int]] = {}
+        for (request_type, status), count in sorted(self.commands.items()):
+            commands.setdefault(request_type, {})[status] = count
+        elapsed = self.elapsed
+        return {
+            "devices": self.devices,
+            "enrolled": self.enrolled,
+            "restored": self.restored,
+            "enroll_failed": self.enroll_failed,
+            "reenrolled": self.reenrolled,
+            "erased": self.erased,
+            "requests": self.requests,
+            "requests_by_kind": dict(sorted(self.requests_by_kind.items())),
+            "commands_answered": sum(self.commands.values()),
+            "commands": commands,
+            "errors": dict(sorted(self.errors.items())),
+            "problems": self.problems,
+            "pushes": self.pushes,
+            "wakeups": self.wakeups,
+            "unknown_pushes": self.unknown_pushes,
+            "seconds": round(elapsed, 3),
+            "key_generation_seconds": round(self.key_seconds, 3),
+            "requests_per_second": round(self.requests / elapsed, 1) if elapsed else 0.0,
+            "latency_ms": {
+                name: round(self.percentile(fraction) * 1000, 1)
+                for name, fraction in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99))
+            },
+            "ok": not self.failed,
+        }
+
+
+def summary_text(stats: Stats) -> str:
+    data = stats.as_dict()
+    lines = [
+        f"devices: {data['devices']}  enrolled: {data['enrolled']}  from state: "
+        f"{data['restored']}  failed to enroll: {data['enroll_failed']}  re-enrolled after "
+        f"401: {data['reenrolled']}  erased: {data['erased']}",
+        f"requests: {data['requests']} in {data['seconds']:.1f} s "
+        f"({data['requests_per_second']}/s; keys made beforehand in "
+        f"{data['key_generation_seconds']:.1f} s)  "
+        + "  ".join(f"{k}: {v}" for k, v in data["requests_by_kind"].items()),
+        "latency: " + "  ".join(f"{k} {v} ms" for k, v in data["latency_ms"].items()),
+        f"commands answered: {data['commands_answered']}",
+    ]
+    for request_type, statuses in data["commands"].items():
+        counts = ", ".join(f"{status} {count}" for status, count in statuses.items())
+        lines.append(f"  {request_type}: {counts}")
+    if data["pushes"] or data["unknown_pushes"]:
+        lines.append(
+            f"pushes received: {data['pushes']} (woke {data['wakeups']} polls), "
+            f"for unknown tokens: {data['unknown_pushes']}"
+        )
+    lines.append(f"errors: {sum(data['errors'].values())}" + ("" if data["errors"] else " (none)"))
+    for kind, count in data["errors"].items():
+        lines.append(f"  {kind}: {count}")
+    lines.append("result: OK" if data["ok"] else "result: FAILED")
+    return "\n".join(lines)
+
+
+def write_json(stats: Stats, path: Path) -> None:
+    path.write_text(json.dumps(stats.as_dict(), indent=2) + "\n")
+
+
+class Progress:
+    """A one-line progress bar on stderr (a terminal only; a log gets a line every 10 s)."""
+
+    WIDTH = 30
+
+    def __init__(self, stats: Stats, stream=None):
+        self.stats = stats
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.phase = "enrolling"
+        self._task: asyncio.Task | None = None
+
+    def line(self) -> str:
+        stats = self.stats
+        done = stats.enrolled + stats.restored + stats.enroll_failed
+        total = max(stats.devices, 1)
+        filled = int(self.WIDTH * min(done, total) / total)
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        rate = stats.requests / stats.elapsed if stats.elapsed else 0.0
+        return (
+            f"[{bar}] {done}/{stats.devices} {self.phase}  {stats.requests} requests "
+            f"({rate:.0f}/s)  {sum(stats.commands.values())} commands  "
+            f"{sum(stats.errors.values())} errors"
+        )
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._draw())
+
+    async def _draw(self) -> None:
+        interval = 0.2 if self.tty else 10.0
+        while True:
+            await asyncio.sleep(interval)
+            self.draw()
+
+    def draw(self) -> None:
+        if self.tty:
+            self.stream.write("\r" + self.line() + "\x1b[K")
+        else:
+            self.stream.write(self.line() + "\n")
+        self.stream.flush()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self.tty:
+            self.draw()
+            self.stream.write("\n")
+            self.stream.flush()
