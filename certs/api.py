@@ -82,6 +82,7 @@ class PushCertificateView(APIView):
             "previous_topic": result.previous.topic if result.previous else None,
             "renewal": result.renewal,
             "orphaned": result.orphaned,
+            "replaced_demo": result.replaced_demo,
         }
         return Response(body)
 

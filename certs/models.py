@@ -60,6 +60,9 @@ class PushCertificate(models.Model):
     not_before = models.DateTimeField(null=True, blank=True)
     not_after = models.DateTimeField()
     development = models.BooleanField(default=False)
+    # Made by the portal itself (`mdm_pushcert demo`), not by Apple: pushes with it go only to
+    # MDM_APNS_URL (a local stand-in), never to Apple's hosts, which would refuse it anyway.
+    demo = models.BooleanField(default=False)
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -9,6 +9,9 @@ Two ways in:
   to https://identity.apple.com/pushcert, and importing the certificate Apple returns pairs it
   with the kept key (here).
 
+A third, for trying the portal without Apple: a demo certificate the portal makes itself
+(certs/pushcert_demo.py), recorded with `demo=True` and usable only with a local APNs stand-in.
+
 The management command `mdm_pushcert` and the Certificates page are thin shells over these
 functions: `import_files` takes what either of them was given.
 """
@@ -47,6 +50,9 @@ TOPIC_PREFIX = "com.apple.mgmt."
 OID_APNS_DEVELOPMENT = ObjectIdentifier("1.2.840.113635.100.6.3.1")
 OID_APNS_PRODUCTION = ObjectIdentifier("1.2.840.113635.100.6.3.2")
 DEVELOPMENT_CN_PREFIXES = ("Apple Development IOS Push Services", "Apple Development")
+# The organization in the subject of the portal's own demo certificates (self-signed): how an
+# import recognises one, so that a demo certificate stays a demo one however it comes in.
+DEMO_ORGANIZATION = "MDM Portal demo push certificate (not issued by Apple)"
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
@@ -155,6 +161,14 @@ def is_development(certificate: x509.Certificate) -> bool:
     return common_name.startswith(DEVELOPMENT_CN_PREFIXES)
 
 
+def is_demo(certificate: x509.Certificate) -> bool:
+    """A demo certificate of the portal: self-signed, with DEMO_ORGANIZATION in its subject."""
+    names = certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    return certificate.issuer == certificate.subject and any(
+        name.value == DEMO_ORGANIZATION for name in names
+    )
+
+
 def inspect_push_certificate(certificate: x509.Certificate) -> PushCertInfo:
     return PushCertInfo(
         topic=topic_of(certificate),
@@ -251,8 +265,9 @@ class ImportResult:
     certificate: PushCertificate
     previous: PushCertificate | None
     renewal: bool  # same topic as the certificate it replaces
-    orphaned: int  # enrolled devices left on another topic (non-zero only when forced)
+    orphaned: int  # enrolled devices left on another topic (forced, or leaving a demo)
     request: PushCertificateRequest | None  # the pending request whose key was used
+    replaced_demo: bool = False  # a real certificate took the place of a demo one
 
 
 # How many enrolled devices listen to a topic other than the one given: a certificate for that
@@ -331,6 +346,7 @@ def _import(
     source: str,
 ) -> ImportResult:
     info = inspect_push_certificate(certificate)
+    demo = is_demo(certificate)
     now = now or _now()
     if info.not_after <= now:
         raise PushCertError(
@@ -360,8 +376,11 @@ def _import(
         current = list(PushCertificate.objects.select_for_update().filter(active=True))
         previous = max(current, key=lambda c: c.created_at, default=None)
         renewal = previous is not None and previous.topic == info.topic
+        # Leaving a demo certificate for a real one needs no --force: the devices enrolled
+        # with it are simulated (or test) devices, which the demo expects to enroll again.
+        replaced_demo = previous is not None and previous.demo and not demo
         orphaned = 0 if renewal else orphaned_devices(info.topic)
-        if orphaned and not force:
+        if orphaned and not force and not replaced_demo:
             old = previous.topic if previous is not None else "another topic"
             raise TopicChangeRefused(
                 f"REFUSED: this certificate's topic is {info.topic}, but {orphaned} enrolled "
@@ -390,6 +409,7 @@ def _import(
             not_before=info.not_before,
             not_after=info.not_after,
             development=info.development,
+            demo=demo,
             active=True,
         )
         if request is not None and request.completed_at is None:
@@ -404,23 +424,40 @@ def _import(
         serial=info.serial,
         not_after=info.not_after.isoformat(),
         kind=info.kind,
+        demo=demo,
         source=source,
         renewal=renewal,
         previous_topic=previous.topic if previous is not None else None,
-        forced=bool(force and orphaned),
+        forced=bool(force and orphaned and not replaced_demo),
+        replaced_demo=replaced_demo,
         orphaned_devices=orphaned,
         request=request.public_key_sha256 if request is not None else None,
     )
     if orphaned:
-        log.warning(
-            "push certificate %s imported with --force: %d enrolled device(s) on another topic "
-            "can no longer be woken",
-            info.topic,
-            orphaned,
-        )
+        log.warning("push certificate %s imported: %s", info.topic, orphan_warning(orphaned, demo))
     log.info("push certificate %s imported (%s, until %s)", info.topic, info.kind, info.not_after)
     return ImportResult(
-        certificate=record, previous=previous, renewal=renewal, orphaned=orphaned, request=request
+        certificate=record,
+        previous=previous,
+        renewal=renewal,
+        orphaned=orphaned,
+        request=request,
+        replaced_demo=replaced_demo,
+    )
+
+
+def orphan_warning(orphaned: int, replaced_demo: bool) -> str:
+    """What a person must know when an import leaves enrolled devices on the old topic (the
+    command, the page and the log say the same)."""
+    if replaced_demo:
+        return (
+            f"{orphaned} device(s) enrolled with the demo push certificate listen to its topic and "
+            "can no longer be woken: they must enroll again (simulated devices: start the "
+            "simulator with a new --state file)"
+        )
+    return (
+        f"{orphaned} enrolled device(s) listen to another topic and can no longer be woken: "
+        "they must enroll again"
     )
 
 
@@ -477,9 +514,12 @@ def describe_import(result: ImportResult) -> list[str]:
         f"valid until {cert.not_after:%Y-%m-%d %H:%M} UTC",
         f"sha256 {cert.sha256}",
     ]
+    if cert.demo:
+        lines.append("DEMO certificate: pushes go only to the local APNs stand-in (MDM_APNS_URL)")
     if result.previous is not None:
         what = "renewal of" if result.renewal else "REPLACES"
-        lines.append(f"{what} {result.previous.topic} (sha256 {result.previous.sha256})")
+        demo = "the demo certificate " if result.replaced_demo else ""
+        lines.append(f"{what} {demo}{result.previous.topic} (sha256 {result.previous.sha256})")
     if result.request is not None:
         lines.append("paired with the key of the portal's own CSR")
     return lines
@@ -500,6 +540,7 @@ def push_certificate_status(now: dt.datetime | None = None) -> dict | None:
     return {
         "topic": cert.topic,
         "kind": "development" if cert.development else "production",
+        "demo": cert.demo,
         "subject": cert.subject,
         "serial": cert.serial,
         "sha256": cert.sha256,

@@ -9,6 +9,10 @@ from .models import ScepRequest
 class PushCertificateStatusSerializer(serializers.Serializer):
     topic = serializers.CharField()
     kind = serializers.ChoiceField(choices=["production", "development"])
+    demo = serializers.BooleanField(
+        help_text="a demo certificate made by the portal (`mdm_pushcert demo`), not by Apple: "
+        "pushes go only to the local APNs stand-in (MDM_APNS_URL), never to Apple"
+    )
     subject = serializers.CharField()
     serial = serializers.CharField()
     sha256 = serializers.CharField()
@@ -41,6 +45,9 @@ class PushCertificateImportResultSerializer(serializers.Serializer):
     previous_topic = serializers.CharField(allow_null=True)
     renewal = serializers.BooleanField(help_text="same topic as the certificate it replaces")
     orphaned = serializers.IntegerField(help_text="enrolled devices left on another topic")
+    replaced_demo = serializers.BooleanField(
+        help_text="it replaced the demo certificate: devices enrolled with it must enroll again"
+    )
 
 
 SEVERITIES = ["ok", "notice", "warning", "critical", "expired", "error"]

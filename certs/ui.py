@@ -279,11 +279,8 @@ def _imported(request, result) -> None:
     first, *rest = pushcert.describe_import(result)
     messages.success(request, f"{first[:1].upper()}{first[1:]}: " + "; ".join(rest) + ".")
     if result.orphaned:
-        messages.warning(
-            request,
-            f"{result.orphaned} enrolled device(s) listen to another topic and can no longer be "
-            "woken: each must enroll again.",
-        )
+        warning = pushcert.orphan_warning(result.orphaned, result.replaced_demo)
+        messages.warning(request, f"{warning[:1].upper()}{warning[1:]}.")
 
 
 @require_POST

@@ -3,7 +3,11 @@
 `push_config(certificate)` reads everything the async side of `commands.apns` needs
 beforehand (settings, the certificate, the decrypted key loaded into an SSLContext), so the
 event loop never touches Django. `certificate_problem` says why a certificate cannot be used
-at all (missing, expired) before anything is loaded.
+at all (missing, expired, a demo certificate without a stand-in) before anything is loaded.
+
+A demo certificate (`PushCertificate.demo`, made by `mdm_pushcert demo`) pushes only to
+MDM_APNS_URL, a local stand-in, and never to Apple's hosts: with no MDM_APNS_URL, or one that
+names Apple, it refuses to push, and the reason is recorded and logged like any other.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.conf import settings
 
@@ -22,6 +27,7 @@ from certs.models import PushCertificate
 
 PRODUCTION_URL = "https://api.push.apple.com"
 DEVELOPMENT_URL = "https://api.sandbox.push.apple.com"
+APPLE_DOMAIN = "apple.com"
 
 
 @dataclass(frozen=True)
@@ -42,11 +48,38 @@ def certificate_problem(certificate: PushCertificate | None, now: dt.datetime) -
         return "no push certificate"
     if certificate.not_after <= now:
         return f"push certificate expired on {certificate.not_after:%Y-%m-%d %H:%M} UTC"
+    if certificate.demo:
+        return demo_target_problem()
+    return None
+
+
+def demo_target_problem() -> str | None:
+    """Why a demo certificate may not push to MDM_APNS_URL (unset, or Apple's); None if it may.
+    Apple would refuse a self-signed certificate anyway: not connecting at all keeps a demo
+    from ever reaching out of the machine and says what to do instead."""
+    url = settings.MDM_APNS_URL
+    if not url:
+        return (
+            "demo push certificate: pushes go only to a local APNs stand-in and MDM_APNS_URL is "
+            "not set (scripts/quickstart.sh --demo sets it); for real devices import Apple's "
+            "push certificate (`mdm_pushcert import`)"
+        )
+    host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    if host == APPLE_DOMAIN or host.endswith("." + APPLE_DOMAIN):
+        return (
+            f"demo push certificate: MDM_APNS_URL ({url}) is Apple's, and a demo certificate "
+            "pushes only to a local APNs stand-in"
+        )
     return None
 
 
 def apns_base_url(certificate: PushCertificate) -> str:
-    """MDM_APNS_URL (a stand-in), else Apple's production or development host on port 443."""
+    """MDM_APNS_URL (a stand-in), else Apple's production or development host on port 443.
+    A demo certificate gets MDM_APNS_URL or ValueError, never Apple's host."""
+    if certificate.demo:
+        problem = demo_target_problem()
+        if problem:
+            raise ValueError(problem)
     if settings.MDM_APNS_URL:
         return settings.MDM_APNS_URL.rstrip("/")
     return DEVELOPMENT_URL if certificate.development else PRODUCTION_URL

@@ -238,6 +238,10 @@ def alert_unusable_certificate(certificate: PushCertificate | None, problem: str
         )
         raise_alert("apns:certificate", message, severity="warning", reason=problem)
         return
+    if certificate.demo:  # nothing to renew at Apple: the demo lacks its stand-in
+        message = f"Pushes are not sent: {problem}."
+        raise_alert("apns:certificate", message, severity="warning", reason=problem)
+        return
     message = (
         f"Pushes are not sent: {problem} (topic {certificate.topic}). Renew it at "
         "https://identity.apple.com/pushcert with the same Apple ID (same topic) and import "

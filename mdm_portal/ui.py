@@ -8,6 +8,7 @@ from django.dispatch import receiver
 from django.shortcuts import render
 
 from certs.expiry import certificate_inventory, warning_days
+from certs.pushcert_demo import demo_push_certificate_active
 from commands.stats import failed_pushes, queue_counts
 from devices.activity import daily_checkins, os_version_counts
 from devices.identities import identities_due_for_renewal
@@ -36,6 +37,7 @@ def dashboard(request):
         "latest_push_failures": latest_failures,
         "expiring": [e for e in certificates if e["severity"] != "ok"],
         "identities_due": identities_due,
+        "demo_push_certificate": demo_push_certificate_active(),
         "alerts": Alert.objects.filter(resolved_at__isnull=True).order_by("-created_at")[:10],
         "checkins_chart": bar_chart(
             [(day.strftime("%d %b"), n) for day, n in checkins],

@@ -269,11 +269,25 @@ class _State:
 class APNsStandIn:
     """An HTTP/2 TLS server on 127.0.0.1 that answers like APNs. See the module docstring."""
 
-    def __init__(self, folder: Path | str | None = None, *, pki: StandInPKI | None = None):
-        """`pki`: the test CA to use; else a new one is made in `folder`."""
+    def __init__(
+        self,
+        folder: Path | str | None = None,
+        *,
+        pki: StandInPKI | None = None,
+        trust_clients: bytes | None = None,
+    ):
+        """`pki`: the test CA to use; else a new one is made in `folder`. `trust_clients`: more
+        PEM certificates accepted as client certificates (e.g. the portal's self-signed demo
+        push certificate), written with the test CA into `folder`."""
         if pki is None and folder is None:
             raise ValueError("give a folder for the test PKI, or a StandInPKI")
+        if trust_clients and folder is None:
+            raise ValueError("give a folder for the client trust file")
         self.pki = pki or StandInPKI.create(Path(folder) / "pki")
+        self._client_ca_file = self.pki.ca_file
+        if trust_clients:
+            self._client_ca_file = Path(folder) / "client-trust.pem"
+            self._client_ca_file.write_bytes(self.pki.ca_file.read_bytes() + trust_clients)
         self.latency = 0.0  # seconds before each answer
         self.drop_after: int | None = None  # close a connection after this many answers
         self.port = 0
@@ -292,7 +306,7 @@ class APNsStandIn:
         config = Config()
         config.certfile = str(self.pki.server_cert_file)
         config.keyfile = str(self.pki.server_key_file)
-        config.ca_certs = str(self.pki.ca_file)
+        config.ca_certs = str(self._client_ca_file)
         config.verify_mode = ssl.CERT_REQUIRED  # mutual TLS, as APNs
         config.alpn_protocols = ["h2"]
         config.h2_max_concurrent_streams = 1000  # what APNs allows per connection

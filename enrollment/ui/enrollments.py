@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
+from certs.pushcert_demo import real_push_certificate_warning
 from commands.catalog import ALL_RIGHTS
 from mdm_portal.roles import OPERATOR, VIEWER, role_required
 
@@ -55,7 +56,11 @@ def enrollment_new(request):
     return answer or render(
         request,
         "enrollment/enrollment_form.html",
-        {"title": "New enrollment", "form": form},
+        {
+            "title": "New enrollment",
+            "form": form,
+            "push_warning": real_push_certificate_warning(),
+        },
         status=status,
     )
 

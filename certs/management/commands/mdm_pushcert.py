@@ -1,13 +1,19 @@
-"""`mdm_pushcert`: import, show, and request the APNs push certificate (certs.pushcert and
-certs.pushcert_csr; the Certificates page calls the same functions)."""
+"""`mdm_pushcert`: import, show, and request the APNs push certificate, or make a demo one
+(certs.pushcert, certs.pushcert_csr, certs.pushcert_demo; the Certificates page and the
+quickstart call the same functions)."""
 
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from certs import pushcert, pushcert_csr
+from certs import pushcert, pushcert_csr, pushcert_demo
 from certs.pushcert import PushCertError
 from devices.topics import devices_on_other_topic
+
+DEMO_NOTE = (
+    "DEMO push certificate, not from Apple: pushes go only to the local APNs stand-in "
+    "(MDM_APNS_URL), never to Apple; import Apple's certificate for real devices"
+)
 
 
 def _read(path: str, what: str) -> bytes:
@@ -21,7 +27,8 @@ class Command(BaseCommand):
     help = (
         "The APNs push certificate: import Apple's certificate (PEM + key, or PKCS#12), show the "
         "active one, make the customer CSR (its key stays in the portal), or sign a CSR as the "
-        "MDM vendor into the PushCertWebRequest file for https://identity.apple.com/pushcert."
+        "MDM vendor into the PushCertWebRequest file for https://identity.apple.com/pushcert; "
+        "or make a demo certificate for trying the portal without Apple."
     )
 
     def add_arguments(self, parser):
@@ -50,6 +57,29 @@ class Command(BaseCommand):
         )
 
         sub.add_parser("show", help="the active push certificate: topic, expiry, days left, kind")
+
+        demo = sub.add_parser(
+            "demo",
+            help="make a demo push certificate (no Apple): pushes go only to MDM_APNS_URL",
+            description=(
+                "Make (or keep) a self-signed push certificate shaped like Apple's, for a demo "
+                "with a local APNs stand-in and simulated devices (scripts/quickstart.sh --demo). "
+                "Pushes with it go only to MDM_APNS_URL, never to Apple. Refused when a "
+                "certificate from Apple is imported; importing one later replaces the demo "
+                "certificate (its devices must enroll again)."
+            ),
+        )
+        demo.add_argument(
+            "--force",
+            action="store_true",
+            help="accept a new topic even though enrolled devices listen to another one",
+        )
+        demo.add_argument(
+            "--keep-real",
+            action="store_true",
+            help="when a certificate from Apple is imported, keep it and succeed (the "
+            "quickstart's --demo); without this option that is an error",
+        )
 
         csr = sub.add_parser(
             "csr",
@@ -88,6 +118,7 @@ class Command(BaseCommand):
         handler = {
             "import": self._import,
             "show": self._show,
+            "demo": self._demo,
             "csr": self._csr,
             "sign-csr": self._sign_csr,
         }[options["subcommand"]]
@@ -111,10 +142,25 @@ class Command(BaseCommand):
         for line in rest:
             self.stdout.write(f"  {line}")
         if result.orphaned:
-            self.stderr.write(
-                f"WARNING: {result.orphaned} enrolled device(s) listen to another topic and can "
-                "no longer be woken: they must enroll again."
+            warning = pushcert.orphan_warning(result.orphaned, result.replaced_demo)
+            self.stderr.write(f"WARNING: {warning}.")
+
+    def _demo(self, options) -> None:
+        real = pushcert.active_push_certificate()
+        if options["keep_real"] and real is not None and not real.demo:
+            self.stdout.write(
+                f"a push certificate from Apple is imported ({real.topic}): kept, no demo "
+                "certificate made"
             )
+            return
+        made = pushcert_demo.ensure_demo_push_certificate(
+            orphaned_devices=devices_on_other_topic, force=options["force"], actor="mdm_pushcert"
+        )
+        cert = made.certificate
+        what = "demo push certificate created" if made.created else "demo push certificate kept"
+        self.stdout.write(f"{what}: {cert.topic}")
+        self.stdout.write(f"  valid until {cert.not_after:%Y-%m-%d %H:%M} UTC")
+        self.stdout.write(f"  {DEMO_NOTE}")
 
     def _show(self, options) -> None:
         status = pushcert.push_certificate_status()
@@ -125,6 +171,8 @@ class Command(BaseCommand):
             )
         self.stdout.write(f"topic:      {status['topic']}")
         self.stdout.write(f"kind:       {status['kind']}")
+        if status["demo"]:
+            self.stdout.write(f"demo:       yes: {DEMO_NOTE}")
         self.stdout.write(f"subject:    {status['subject']}")
         self.stdout.write(f"not after:  {status['not_after']:%Y-%m-%d %H:%M} UTC")
         expired = "  (EXPIRED: devices can no longer be woken)" if status["expired"] else ""

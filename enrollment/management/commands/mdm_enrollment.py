@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
+from certs.pushcert_demo import real_push_certificate_warning
 from commands.catalog import ALL_RIGHTS
 from devices.groups import GroupError, get_or_create_group
 from enrollment.enrollments import (
@@ -134,6 +135,10 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         self.stdout.write(f"enrollment created: {enrollment.name}")
         self.stdout.write(enrollment_link(enrollment))
+        # Created all the same: the certificate may well be imported before anyone enrolls.
+        warning = real_push_certificate_warning()
+        if warning:
+            self.stderr.write(f"WARNING: {warning}")
 
     def _list(self) -> None:
         enrollments = Enrollment.objects.select_related("group").order_by("-created_at", "-id")
