@@ -201,7 +201,9 @@ def _refusal(selection: DeviceFilter, key: str) -> str:
     value = selection.data.get(key, "")
     if key == "group":
         return f"group must be a group id or {NO_GROUP!r}, and {value!r} names no group"
-    choices = [str(choice) for choice, _label in selection.form.fields[key].choices if choice]
+    # Only choice fields list what they accept; a text filter's error says what is wrong.
+    field_choices = getattr(selection.form.fields[key], "choices", ())
+    choices = [str(choice) for choice, _label in field_choices if choice]
     if choices:
         return f"{key} must be one of {', '.join(choices)}, not {value!r}"
     return " ".join(selection.errors[key])

@@ -3,9 +3,8 @@
 With `--demo 3 --detach`: the demo push certificate, the simulator's APNs stand-in and 3
 simulated devices that enroll; a DeviceInformation enqueued through the REST API is pushed
 (through the stand-in, never Apple) and answered within seconds; `stop` leaves no process of
-the demo behind. The simulator (`python manage.py mdm_simulate`) comes with another change:
-until it is in the tree, that test is skipped. Without `--demo`, the quickstart is what it was:
-no push certificate, no simulator.
+the demo behind. Without `--demo`, the quickstart is what it
+was: no push certificate, no simulator.
 """
 
 import os
@@ -20,7 +19,6 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SIMULATOR = ROOT / "mdm_portal" / "management" / "commands" / "mdm_simulate.py"
 QUICKSTART = ROOT / "scripts" / "quickstart.sh"
 # What may not leak from the caller (the suite may run on the test services' DATABASE_URL).
 PORTAL_SETTINGS = ("MDM_", "DJANGO_", "DATABASE_URL", "REDIS_URL", "SECRET_KEY", "ALLOWED_HOSTS")
@@ -28,12 +26,6 @@ DEVICES = 3
 # Enqueue to answer: the coalescing window (2 s), the embedded broker's polling, the push and
 # the simulated device's poll. Generous for a loaded machine, far below a sweep's minute.
 ANSWER_SECONDS = 30
-
-needs_simulator = pytest.mark.skipif(
-    not SIMULATOR.exists(),
-    reason="needs the device simulator, mdm_portal/management/commands/mdm_simulate.py, "
-    "which another change brings",
-)
 
 
 def free_port() -> int:
@@ -134,7 +126,6 @@ def web_pid(quickstart: Quickstart) -> str:
     return (quickstart.data / "run" / "web.pid").read_text().strip()
 
 
-@needs_simulator
 def test_quickstart_demo_devices_enroll_and_answer_a_command(tmp_path):
     quickstart = Quickstart(tmp_path)
     out = quickstart.run(
