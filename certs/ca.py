@@ -122,7 +122,9 @@ def _create_ca() -> CertificateAuthority:
 
 
 def active_ca() -> CertificateAuthority:
-    ca = CertificateAuthority.objects.filter(active=True).first()
+    # The key stays undecrypted until it is asked for (ca_private_key): most callers only
+    # need the certificate, and decrypting it is most of the cost of reading the row.
+    ca = CertificateAuthority.objects.defer("private_key_pem").filter(active=True).first()
     if ca is None:
         raise CAError("no device-identity CA yet: run `python manage.py mdm_init`")
     return ca
@@ -149,8 +151,17 @@ def load_stored_key(pem: bytes) -> PrivateKey:
     )
 
 
+_ca_keys: dict[tuple[int, str], PrivateKey] = {}
+
+
 def ca_private_key(ca: CertificateAuthority) -> PrivateKey:
-    return load_stored_key(ca.private_key_pem)
+    """The CA's key, decrypted once per process (a CA's key never changes; a new CA has
+    another fingerprint)."""
+    cache_key = (ca.pk, ca.sha256)
+    key = _ca_keys.get(cache_key)
+    if key is None:
+        key = _ca_keys[cache_key] = load_stored_key(ca.private_key_pem)
+    return key
 
 
 def issue_certificate(
@@ -265,6 +276,11 @@ PROFILE_SIGNING = "profile-signing"
 
 def ensure_server_identity(purpose: str, *, actor: object = "mdm_init") -> ServerIdentity:
     """The server's own certificate for `purpose`, issued by our CA on first use."""
+    # Read without a lock: every enrollment profile is signed with it, and a row lock held
+    # to the end of each profile's transaction would sign them one at a time.
+    existing = ServerIdentity.objects.filter(purpose=purpose).first()
+    if existing is not None:
+        return existing
     with transaction.atomic():
         existing = ServerIdentity.objects.select_for_update().filter(purpose=purpose).first()
         if existing is not None:
@@ -296,7 +312,17 @@ def ensure_server_identity(purpose: str, *, actor: object = "mdm_init") -> Serve
     return identity
 
 
+_credentials: dict[str, tuple[tuple[int, str], x509.Certificate, PrivateKey]] = {}
+
+
 def server_credentials(purpose: str) -> tuple[x509.Certificate, PrivateKey]:
+    """The certificate and key of `purpose`, parsed once per process for each certificate the
+    row holds (a renewal writes a new certificate, so it is parsed again)."""
     identity = ensure_server_identity(purpose, actor="system")
-    certificate = x509.load_pem_x509_certificate(identity.certificate_pem.encode())
-    return certificate, load_stored_key(identity.private_key_pem)
+    version = (identity.pk, identity.certificate_pem)
+    cached = _credentials.get(purpose)
+    if cached is None or cached[0] != version:
+        certificate = x509.load_pem_x509_certificate(identity.certificate_pem.encode())
+        cached = (version, certificate, load_stored_key(identity.private_key_pem))
+        _credentials[purpose] = cached
+    return cached[1], cached[2]

@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import padding as asym_padding
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs7
 
-from .ca import PrivateKey, active_ca, ca_certificate, load_stored_key
+from .ca import PrivateKey, active_ca, ca_certificate, ca_private_key
 from .cms import CMSError, SignedDataParts, encrypt_for, read_signed_data, verify_signer
 from .models import CertificateAuthority
 from .scep_ra import ra_credentials
@@ -137,7 +137,7 @@ class ScepKeys:
     @cached_property
     def ca_key(self) -> PrivateKey:
         # Loaded only for the rare envelope addressed to the CA rather than the RA.
-        return load_stored_key(self.ca.private_key_pem)
+        return ca_private_key(self.ca)
 
     def recipients(self) -> tuple[x509.Certificate, ...]:
         # Clients encrypt to the RA; some (micromdm's) to every GetCACert certificate.

@@ -47,9 +47,18 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+_loaded: dict[tuple[int, str], tuple[x509.Certificate, rsa.RSAPrivateKey]] = {}
+
+
 def _load(identity: ServerIdentity) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
-    certificate = x509.load_pem_x509_certificate(identity.certificate_pem.encode())
-    return certificate, load_stored_key(identity.private_key_pem)
+    """The RA's certificate and key, parsed and decrypted once per process for each
+    certificate the row holds (a replacement writes a new one)."""
+    version = (identity.pk, identity.certificate_pem)
+    if version not in _loaded:
+        certificate = x509.load_pem_x509_certificate(identity.certificate_pem.encode())
+        _loaded.clear()  # one RA at a time: keep only the current one
+        _loaded[version] = (certificate, load_stored_key(identity.private_key_pem))
+    return _loaded[version]
 
 
 def _usable(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
@@ -102,7 +111,8 @@ def ra_credentials() -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
     """The RA certificate and key, created or replaced when needed (idempotent)."""
     ca = active_ca()
     issuer = ca_certificate(ca)
-    identity = ServerIdentity.objects.filter(purpose=RA_PURPOSE).first()
+    # The key column is read (and decrypted) only when this process has not loaded it yet.
+    identity = ServerIdentity.objects.defer("private_key_pem").filter(purpose=RA_PURPOSE).first()
     if identity is not None:
         certificate, key = _load(identity)
         if _usable(certificate, issuer):

@@ -361,6 +361,20 @@ def build_enrollment_profile(
     `for_device` makes a renewal profile for an enrolled device: no use is counted and the
     new identity binds to that device.
     """
+    return _issue(enrollment, actor=actor, client=client, for_device=for_device)
+
+
+def enrollment_profile_bytes(
+    enrollment: Enrollment, *, actor: object = "ota", client: str = ""
+) -> bytes:
+    """The signed enrollment profile (DER CMS). The use is counted only if signing succeeds."""
+    return _issue(enrollment, actor=actor, client=client, for_device=None, finish=sign_profile)
+
+
+def _issue(enrollment: Enrollment, *, actor, client: str, for_device, finish=None):
+    """Build the profile, `finish` it (sign it), then count the use: last, because every
+    device of an enrollment counts on the same row, which stays locked until the commit (so
+    the profiles of many devices are built and signed side by side, not one after another)."""
     push = check_available(enrollment, renewal=for_device is not None)
     if not settings.MDM_PUBLIC_URL.startswith("https://"):
         log.warning("MDM_PUBLIC_URL is not https: devices will refuse this enrollment profile")
@@ -375,8 +389,6 @@ def build_enrollment_profile(
     # The key is made before the transaction: RSA generation must not hold the write lock.
     key = new_private_key("rsa") if enrollment.identity == Enrollment.Identity.PKCS12 else None
     with transaction.atomic():
-        if for_device is None:
-            _consume_use(enrollment)
         record = None
         if key is not None:
             identity, record = pkcs12_payload(
@@ -400,6 +412,9 @@ def build_enrollment_profile(
             ),
             "PayloadContent": [*trust, identity, mdm],
         }
+        result = finish(profile) if finish is not None else profile
+        if for_device is None:
+            _consume_use(enrollment)
         audit(
             "enrollment.profile_issued",
             actor=actor,
@@ -415,12 +430,4 @@ def build_enrollment_profile(
             uses=enrollment.uses,
             client=client,
         )
-    return profile
-
-
-def enrollment_profile_bytes(
-    enrollment: Enrollment, *, actor: object = "ota", client: str = ""
-) -> bytes:
-    """The signed enrollment profile (DER CMS). The use is counted only if signing succeeds."""
-    with transaction.atomic():
-        return sign_profile(build_enrollment_profile(enrollment, actor=actor, client=client))
+    return result
