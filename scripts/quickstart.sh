@@ -181,7 +181,7 @@ The demo: $DEMO_DEVICES simulated devices enroll in "Simulated devices" and stay
 Pushes go to the local APNs stand-in on 127.0.0.1:$APNS_PORT, never to Apple,
 $push_note. To try it:
   1. open http://$HOST:$PORT/ and log in; the devices appear under Devices within a minute;
-  2. open a device, choose "Send a command", e.g. DeviceInformation or DeviceLock;
+  2. open a device and press a button under "Send a command", e.g. "Lock…" then "Send";
   3. watch the command page: the push wakes the device and its answer arrives in seconds.
 MSG
 else

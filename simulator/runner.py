@@ -20,6 +20,7 @@ import signal
 import ssl
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -262,21 +263,28 @@ async def _keep_polling(
         stopping.cancel()
 
 
-async def _start_listener(options: Options, stats: Stats, by_token: dict) -> APNsListener | None:
-    if not options.apns_listen:
-        return None
+def waker(stats: Stats, by_token: dict) -> Callable[[str, str], bool]:
+    """The listener's answer to a push: whether the token is one of ours (waking it)."""
 
     def wake(token: str, push_magic: str) -> bool:
         device = by_token.get(token)
-        if device is None or not device.state.enrolled:
+        if device is None:
             stats.unknown_pushes += 1
             return False
+        # APNs knows a token from the moment the device has it: a push can arrive before the
+        # device has read the answer to its TokenUpdate. It polls once it is enrolled.
         stats.pushes += 1
         if push_magic == device.state.push_magic:  # a device ignores someone else's push
             device.wake.set()
         return True
 
-    listener = APNsListener(wake)
+    return wake
+
+
+async def _start_listener(options: Options, stats: Stats, by_token: dict) -> APNsListener | None:
+    if not options.apns_listen:
+        return None
+    listener = APNsListener(waker(stats, by_token))
     host, port = parse_listen(options.apns_listen)
     try:
         await listener.start(host, port, Path(options.apns_tls_dir))

@@ -200,3 +200,23 @@ def _wait(condition, timeout: float = 10.0):
             return value
         time.sleep(0.1)
     pytest.fail("timed out")
+
+
+def test_apns_knows_a_token_before_the_device_read_its_tokenupdate_answer():
+    """A push can arrive between the portal committing a TokenUpdate and the device reading
+    the answer: APNs accepts it (a BadDeviceToken would make the portal stop pushing to a
+    device that is fine), and the device is woken."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from simulator.report import Stats
+    from simulator.runner import waker
+
+    device = SimpleNamespace(
+        state=SimpleNamespace(enrolled=False, push_magic="MAGIC"), wake=asyncio.Event()
+    )
+    stats = Stats()
+    wake = waker(stats, {"ab" * 32: device})
+    assert wake("ab" * 32, "MAGIC") is True and device.wake.is_set()
+    assert wake("cd" * 32, "MAGIC") is False
+    assert (stats.pushes, stats.unknown_pushes) == (1, 1)
