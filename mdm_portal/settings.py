@@ -296,6 +296,20 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Web requests ask the broker for "run soon" only after their work is in the database, and must
+# not wait for it (mdm_portal/broker.py): a broker that does not answer within this many seconds
+# is taken as down, and this process then leaves it alone for the pause.
+MDM_BROKER_TIMEOUT_SECONDS = env_int("MDM_BROKER_TIMEOUT_SECONDS", 1)
+MDM_BROKER_PAUSE_SECONDS = env_int("MDM_BROKER_PAUSE_SECONDS", 15)
+if REDIS_URL:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # One connection attempt when publishing (kombu's default retries for 4 s); workers
+        # keep their own reconnect loop (broker_connection_max_retries).
+        "max_retries": 0,
+        "socket_connect_timeout": MDM_BROKER_TIMEOUT_SECONDS,
+        # Above the worker's 1 s BRPOP wait, which a shorter read timeout would break.
+        "socket_timeout": max(MDM_BROKER_TIMEOUT_SECONDS, 5),
+    }
 # The schedule lives in the database (django-celery-beat): admins change it without code.
 # Its default entries are installed by a migration (mdm_portal/schedule.py), not listed in
 # CELERY_BEAT_SCHEDULE, which beat would write over the admins' changes at every start.
@@ -303,5 +317,13 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 if REDIS_URL:
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            # The same short timeouts as the broker's: the cache is on the same Redis.
+            "OPTIONS": {
+                "socket_connect_timeout": MDM_BROKER_TIMEOUT_SECONDS,
+                "socket_timeout": MDM_BROKER_TIMEOUT_SECONDS,
+            },
+        }
     }
