@@ -67,6 +67,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: a database outage raised anywhere below becomes a 503 with Retry-After.
+    "mdm_portal.unavailable.DatabaseUnavailableMiddleware",
     "mdm_portal.proxy.RealClientAddressMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -106,8 +108,17 @@ DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'mdm.sqlite3'}",
         conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
+        # A kept connection is checked before a request reuses it, so the first request after
+        # a PostgreSQL restart reconnects instead of failing on the dead connection.
+        conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # A database host that does not answer fails a request in seconds (a 503, see
+    # mdm_portal/unavailable.py) rather than holding a web worker for the TCP timeout.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env_int("MDM_DB_CONNECT_TIMEOUT_SECONDS", 5)
+    )
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # The embedded default: WAL and IMMEDIATE transactions so the web server and the worker can
     # share the file, and a write transaction takes the lock up front (no upgrade deadlocks).

@@ -428,6 +428,20 @@ def transaction_id_of(der: bytes) -> str:
 # ------------------------------------------------------------------ a device's enrollment
 
 
+def over_httpx(http):
+    """The `get` and `post` of enroll_with_payload, sent with the httpx client `http`."""
+
+    def get(params):
+        answer = http.get("/scep", params=params)
+        return answer.status_code, answer.headers["content-type"], answer.content
+
+    def post(params, body):
+        answer = http.post("/scep", params=params, content=body)
+        return answer.status_code, answer.headers["content-type"], answer.content
+
+    return get, post
+
+
 def enroll_with_payload(get, post, scep: dict) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
     """What a device does with an enrollment profile's SCEP payload: GetCACert, then PKCSReq
     with its own key and the payload's challenge. `get(params)` and `post(params, body)` send
