@@ -247,7 +247,10 @@ def request_push(devices: QuerySet) -> None:
     If the broker cannot be reached the marks stay, and the every-minute run sends them: the
     request never waits for the broker (mdm_portal.broker).
     """
-    devices.filter(push_due_at__isnull=True).update(push_due_at=timezone.now())
+    now = timezone.now()
+    # A mark in the future is a push run's claim (commands.tasks.claim_due_pushes): due again
+    # now, so that a command queued while that push goes out gets a push of its own.
+    devices.filter(Q(push_due_at__isnull=True) | Q(push_due_at__gt=now)).update(push_due_at=now)
 
     def trigger() -> None:
         from .tasks import push_due_devices

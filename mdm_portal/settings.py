@@ -234,6 +234,9 @@ MDM_APNS_RETRIES = env_int("MDM_APNS_RETRIES", 3)  # for 429 and 5xx
 MDM_APNS_EXPIRATION_SECONDS = env_int("MDM_APNS_EXPIRATION_SECONDS", 7 * 24 * 3600)
 # Pushes follow enqueues after this many seconds, one per device however many commands.
 MDM_PUSH_COALESCE_SECONDS = env_int("MDM_PUSH_COALESCE_SECONDS", 2)
+# A push run holds the devices it claimed for this long; if its worker dies before APNs got
+# the batch, the next run after it pushes them again. Longer than a batch takes to send.
+MDM_PUSH_CLAIM_LEASE_SECONDS = env_int("MDM_PUSH_CLAIM_LEASE_SECONDS", 300)
 
 # Sweeps: keep-alive push to devices not seen for a day; inactive after 7 days of silence;
 # unanswered commands expire after 30 days; devices held back by NotNow are pushed again
@@ -307,6 +310,11 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A worker killed mid-task leaves its message unacknowledged (ACKS_LATE), but it is not
+# re-queued at once (TASK_REJECT_ON_WORKER_LOST stays off): a task that kills its worker would
+# loop. What must survive a kill is in the database instead (a push claim is a lease that the
+# next run takes over, commands/tasks.py).
+CELERY_TASK_REJECT_ON_WORKER_LOST = False
 # Web requests ask the broker for "run soon" only after their work is in the database, and must
 # not wait for it (mdm_portal/broker.py): a broker that does not answer within this many seconds
 # is taken as down, and this process then leaves it alone for the pause.
