@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from devices.models import Device
 from mdm_portal.audit import audit
+from mdm_portal.broker import run_soon
 from mdm_portal.roles import ADMIN, has_role
 
 from .catalog import (
@@ -230,17 +231,18 @@ def request_push(devices: QuerySet) -> None:
     """Mark `devices` as wanting a push, and have the push task run once the window closes.
 
     Many commands in the window make one push per device: the task claims the marks.
-    If the broker cannot be reached the marks stay, and the every-minute run sends them.
+    If the broker cannot be reached the marks stay, and the every-minute run sends them: the
+    request never waits for the broker (mdm_portal.broker).
     """
-    devices.filter(push_due_at__isnull=True).update(push_due_at=timezone.now())
+    now = timezone.now()
+    # A mark in the future is a push run's claim (commands.tasks.claim_due_pushes): due again
+    # now, so that a command queued while that push goes out gets a push of its own.
+    devices.filter(Q(push_due_at__isnull=True) | Q(push_due_at__gt=now)).update(push_due_at=now)
 
     def trigger() -> None:
         from .tasks import push_due_devices
 
-        try:
-            push_due_devices.apply_async(countdown=settings.MDM_PUSH_COALESCE_SECONDS)
-        except Exception as exc:  # noqa: BLE001 - any broker failure; the periodic run retries
-            log.warning("push not scheduled now (the periodic run will send it): %s", exc)
+        run_soon(push_due_devices, "push", countdown=settings.MDM_PUSH_COALESCE_SECONDS)
 
     transaction.on_commit(trigger)
 

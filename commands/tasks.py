@@ -4,7 +4,8 @@ The schedule (celery beat, kept in the database by django-celery-beat) is in set
 """
 
 import logging
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from celery import shared_task
 from django.conf import settings
@@ -32,13 +33,26 @@ def _push(device_ids: list[int], kind: str) -> dict:
     return {"sent": summary.sent, "ok": summary.ok, "failed": summary.failed}
 
 
-def claim_due_pushes(limit: int = CLAIM_BATCH) -> list[int]:
-    """Take the devices whose push is due and clear their mark, so one push serves them all.
+@dataclass(frozen=True)
+class Claim:
+    """The devices one run took the push of, until `until` (the end of its lease)."""
 
-    Two workers never claim the same device: rows are locked (skipped if another holds them)
-    and cleared in the same transaction.
+    ids: list[int]
+    until: datetime
+
+
+def claim_due_pushes(limit: int = CLAIM_BATCH) -> Claim:
+    """Take the devices whose push is due, for one push that serves all their commands.
+
+    The claim is a lease, not a deletion: push_due_at moves to the end of the lease, so other
+    runs leave the device alone, and only `release` clears it, once the batch was handed to
+    APNs. A worker killed in between leaves the marks, which fall due again when the lease
+    ends, and the next run pushes them: a duplicate push is harmless, a lost one would leave
+    the device's commands waiting for its next keep-alive. Two workers never claim the same
+    device: rows are locked (skipped if another holds them) and moved in one transaction.
     """
     now = timezone.now()
+    until = now + timedelta(seconds=settings.MDM_PUSH_CLAIM_LEASE_SECONDS)
     with transaction.atomic():
         ids = list(
             Device.objects.select_for_update(skip_locked=True)
@@ -47,17 +61,24 @@ def claim_due_pushes(limit: int = CLAIM_BATCH) -> list[int]:
             .values_list("id", flat=True)[:limit]
         )
         if ids:
-            Device.objects.filter(pk__in=ids).update(push_due_at=None)
-    return ids
+            Device.objects.filter(pk__in=ids).update(push_due_at=until)
+    return Claim(ids, until)
+
+
+def release(claim: Claim) -> None:
+    """Clear the marks of a claim whose pushes went to APNs. A mark that moved since (a command
+    queued meanwhile: commands.queue.request_push) stays, for a push of its own."""
+    Device.objects.filter(pk__in=claim.ids, push_due_at=claim.until).update(push_due_at=None)
 
 
 @shared_task
 def push_due_devices() -> dict:
     """Push every device with commands waiting since the last push (coalesced)."""
     total = {"sent": 0, "ok": 0, "failed": 0}
-    while ids := claim_due_pushes():
-        for key, value in _push(ids, "command").items():
+    while (claim := claim_due_pushes()).ids:
+        for key, value in _push(claim.ids, "command").items():
             total[key] = total.get(key, 0) + value
+        release(claim)
     return total
 
 

@@ -76,8 +76,9 @@ class Device(models.Model):
     token_invalid_at = models.DateTimeField(null=True, blank=True)
     # Not seen for MDM_INACTIVE_DAYS: set by the inactivity sweep, cleared by the next request.
     inactive_since = models.DateTimeField(null=True, blank=True)
-    # A push is wanted (commands were queued); the push task claims and clears it, so many
-    # commands in a short window make one push.
+    # A push is wanted (commands were queued); the push task claims it (moves it to the end
+    # of a lease) and clears it once APNs has the push, so many commands in a short window make
+    # one push and a worker killed mid-batch loses none.
     push_due_at = models.DateTimeField(null=True, blank=True, db_index=True)
     last_push_at = models.DateTimeField(null=True, blank=True)
 

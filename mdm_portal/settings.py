@@ -67,6 +67,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: a database outage raised anywhere below becomes a 503 with Retry-After.
+    "mdm_portal.unavailable.DatabaseUnavailableMiddleware",
     "mdm_portal.proxy.RealClientAddressMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -106,8 +108,17 @@ DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'mdm.sqlite3'}",
         conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
+        # A kept connection is checked before a request reuses it, so the first request after
+        # a PostgreSQL restart reconnects instead of failing on the dead connection.
+        conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # A database host that does not answer fails a request in seconds (a 503, see
+    # mdm_portal/unavailable.py) rather than holding a web worker for the TCP timeout.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env_int("MDM_DB_CONNECT_TIMEOUT_SECONDS", 5)
+    )
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # The embedded default: WAL and IMMEDIATE transactions so the web server and the worker can
     # share the file, and a write transaction takes the lock up front (no upgrade deadlocks).
@@ -223,6 +234,9 @@ MDM_APNS_RETRIES = env_int("MDM_APNS_RETRIES", 3)  # for 429 and 5xx
 MDM_APNS_EXPIRATION_SECONDS = env_int("MDM_APNS_EXPIRATION_SECONDS", 7 * 24 * 3600)
 # Pushes follow enqueues after this many seconds, one per device however many commands.
 MDM_PUSH_COALESCE_SECONDS = env_int("MDM_PUSH_COALESCE_SECONDS", 2)
+# A push run holds the devices it claimed for this long; if its worker dies before APNs got
+# the batch, the next run after it pushes them again. Longer than a batch takes to send.
+MDM_PUSH_CLAIM_LEASE_SECONDS = env_int("MDM_PUSH_CLAIM_LEASE_SECONDS", 300)
 
 # Sweeps: keep-alive push to devices not seen for a day; inactive after 7 days of silence;
 # unanswered commands expire after 30 days; devices held back by NotNow are pushed again
@@ -296,6 +310,25 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A worker killed mid-task leaves its message unacknowledged (ACKS_LATE), but it is not
+# re-queued at once (TASK_REJECT_ON_WORKER_LOST stays off): a task that kills its worker would
+# loop. What must survive a kill is in the database instead (a push claim is a lease that the
+# next run takes over, commands/tasks.py).
+CELERY_TASK_REJECT_ON_WORKER_LOST = False
+# Web requests ask the broker for "run soon" only after their work is in the database, and must
+# not wait for it (mdm_portal/broker.py): a broker that does not answer within this many seconds
+# is taken as down, and this process then leaves it alone for the pause.
+MDM_BROKER_TIMEOUT_SECONDS = env_int("MDM_BROKER_TIMEOUT_SECONDS", 1)
+MDM_BROKER_PAUSE_SECONDS = env_int("MDM_BROKER_PAUSE_SECONDS", 15)
+if REDIS_URL:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # One connection attempt when publishing (kombu's default retries for 4 s); workers
+        # keep their own reconnect loop (broker_connection_max_retries).
+        "max_retries": 0,
+        "socket_connect_timeout": MDM_BROKER_TIMEOUT_SECONDS,
+        # Above the worker's 1 s BRPOP wait, which a shorter read timeout would break.
+        "socket_timeout": max(MDM_BROKER_TIMEOUT_SECONDS, 5),
+    }
 # The schedule lives in the database (django-celery-beat): admins change it without code.
 # Its default entries are installed by a migration (mdm_portal/schedule.py), not listed in
 # CELERY_BEAT_SCHEDULE, which beat would write over the admins' changes at every start.
@@ -303,5 +336,13 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 if REDIS_URL:
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            # The same short timeouts as the broker's: the cache is on the same Redis.
+            "OPTIONS": {
+                "socket_connect_timeout": MDM_BROKER_TIMEOUT_SECONDS,
+                "socket_timeout": MDM_BROKER_TIMEOUT_SECONDS,
+            },
+        }
     }

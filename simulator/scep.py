@@ -480,6 +480,20 @@ def issued_certificate(
     return certificate
 
 
+def over_httpx(http):
+    """The `get` and `post` of enroll_with_payload, sent with the httpx client `http`."""
+
+    def get(params):
+        answer = http.get("/scep", params=params)
+        return answer.status_code, answer.headers["content-type"], answer.content
+
+    def post(params, body):
+        answer = http.post("/scep", params=params, content=body)
+        return answer.status_code, answer.headers["content-type"], answer.content
+
+    return get, post
+
+
 def enroll_with_payload(
     get, post, scep: dict, key=None
 ) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:

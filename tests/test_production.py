@@ -282,16 +282,7 @@ def download_profile(stack: Stack, token: str) -> dict:
 def scep_enroll(stack: Stack, scep: dict):
     assert scep["URL"] == f"{stack.url}/scep"
     with stack.client() as http:
-
-        def get(params):
-            answer = http.get("/scep", params=params)
-            return answer.status_code, answer.headers["content-type"], answer.content
-
-        def post(params, body):
-            answer = http.post("/scep", params=params, content=body)
-            return answer.status_code, answer.headers["content-type"], answer.content
-
-        return scep_client.enroll_with_payload(get, post, scep)
+        return scep_client.enroll_with_payload(*scep_client.over_httpx(http), scep)
 
 
 def wait_for(condition, what: str, timeout: float = 60):

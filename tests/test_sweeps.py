@@ -10,7 +10,7 @@ from django.utils import timezone
 from commands import sweeps as command_sweeps
 from commands.models import QueuedCommand, Status
 from commands.queue import EnqueueError, enqueue
-from commands.tasks import claim_due_pushes
+from commands.tasks import claim_due_pushes, release
 from devices import sweeps
 from devices.models import Device
 from tests.apns_fixtures import apns_fixture  # noqa: F401
@@ -117,10 +117,39 @@ def test_many_commands_in_a_window_make_one_claimed_push():
     for _ in range(5):
         enqueue(device, "ProfileList")
     assert Device.objects.get(pk=device.pk).push_due_at is not None
-    assert claim_due_pushes() == [device.pk]
-    assert claim_due_pushes() == []  # claimed once
+    assert claim_due_pushes().ids == [device.pk]
+    assert claim_due_pushes().ids == []  # claimed once
     enqueue(device, "ProfileList")
-    assert claim_due_pushes() == [device.pk]
+    assert claim_due_pushes().ids == [device.pk]
+
+
+def test_a_claim_is_a_lease_cleared_once_the_push_went_out(settings):
+    settings.MDM_PUSH_CLAIM_LEASE_SECONDS = 60
+    device = managed("D", HOUR)
+    enqueue(device, "ProfileList")
+    claim = claim_due_pushes()
+    assert claim.ids == [device.pk]
+    # Claimed, not cleared: a worker that dies here leaves the mark, due when the lease ends.
+    assert Device.objects.get(pk=device.pk).push_due_at == claim.until
+    assert claim_due_pushes().ids == []  # held by the lease
+    # The lease ends (its worker died before releasing): the next run takes the push over.
+    Device.objects.filter(pk=device.pk).update(push_due_at=timezone.now() - timedelta(seconds=1))
+    stale = claim_due_pushes()
+    assert stale.ids == [device.pk]
+    release(claim)  # the dead run's release would change nothing now
+    assert Device.objects.get(pk=device.pk).push_due_at == stale.until
+    release(stale)
+    assert Device.objects.get(pk=device.pk).push_due_at is None
+
+
+def test_a_command_queued_during_a_push_gets_a_push_of_its_own():
+    device = managed("D", HOUR)
+    enqueue(device, "ProfileList")
+    claim = claim_due_pushes()
+    enqueue(device, "SecurityInfo")  # while the claimed push is being sent
+    release(claim)
+    assert Device.objects.get(pk=device.pk).push_due_at is not None
+    assert claim_due_pushes().ids == [device.pk]
 
 
 def test_certificate_expiry_sweep_raises_and_resolves_alerts(ca):

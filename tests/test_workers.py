@@ -66,7 +66,9 @@ def run_task_through_worker(broker_url: str, broker_env: dict, tmp_path: Path) -
     old_answered_rows(25)
     worker = start_worker(broker_env, tmp_path)
     try:
-        client = Celery(broker=broker_url)
+        # Not the current app: shared tasks queued later in this process (other tests) would
+        # go to this test's broker.
+        client = Celery(broker=broker_url, set_as_current=False)
         sent = client.send_task(TASK)
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:

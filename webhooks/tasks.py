@@ -5,6 +5,8 @@ import logging
 
 from celery import shared_task
 
+from mdm_portal.broker import run_soon
+
 from . import delivery
 
 log = logging.getLogger("mdm.webhooks")
@@ -18,10 +20,7 @@ def deliver_webhooks() -> dict:
     counts = delivery.deliver_due()
     wait = delivery.next_due_in()
     if wait is not None and wait < RESCHEDULE_BELOW_SECONDS:
-        try:
-            deliver_webhooks.apply_async(countdown=max(wait, 1))
-        except Exception as exc:  # noqa: BLE001 - the periodic run retries
-            log.warning("webhook retry not scheduled (the periodic run will send): %s", exc)
+        run_soon(deliver_webhooks, "webhook retry", countdown=max(wait, 1))
     return counts
 
 
