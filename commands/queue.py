@@ -238,13 +238,17 @@ def request_push(devices: QuerySet) -> None:
     # A mark in the future is a push run's claim (commands.tasks.claim_due_pushes): due again
     # now, so that a command queued while that push goes out gets a push of its own.
     devices.filter(Q(push_due_at__isnull=True) | Q(push_due_at__gt=now)).update(push_due_at=now)
+    # One broker call per transaction, however many commands it queued (a first TokenUpdate
+    # queues five): the task claims every mark. Django forgets the callbacks of a savepoint
+    # that rolls back, so one still in its list will run.
+    if not any(call is _trigger_push for _ids, call, _robust in connection.run_on_commit):
+        transaction.on_commit(_trigger_push)
 
-    def trigger() -> None:
-        from .tasks import push_due_devices
 
-        run_soon(push_due_devices, "push", countdown=settings.MDM_PUSH_COALESCE_SECONDS)
+def _trigger_push() -> None:
+    from .tasks import push_due_devices
 
-    transaction.on_commit(trigger)
+    run_soon(push_due_devices, "push", countdown=settings.MDM_PUSH_COALESCE_SECONDS)
 
 
 def queueable(devices: QuerySet) -> QuerySet:

@@ -91,3 +91,18 @@ def test_a_webhook_made_after_polls_without_one_gets_the_next_event(enrolled):
     webhook, _secret = create_webhook("https://hooks.example.org/mdm", actor="tests")
     enrolled.idle()
     assert Delivery.objects.filter(webhook=webhook).count() == 1
+
+
+def test_a_first_token_update_asks_the_broker_once_for_its_five_commands(
+    device, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The initial inventory queues several commands in one transaction: one push task."""
+    from commands import queue
+
+    calls = []
+    monkeypatch.setattr(queue, "run_soon", lambda task, what, **kw: calls.append(what))
+    device.authenticate()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert device.token_update().status == 200
+    queued = QueuedCommand.objects.filter(device=managed(device)).count()
+    assert queued >= 3 and calls == ["push"]
