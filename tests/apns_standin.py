@@ -14,10 +14,8 @@ certificate's subject) and answered per device token as the test asks:
         apns.goaway_after = 50  # or: hypercorn's GOAWAY once a connection got 50 requests
         ... settings.MDM_APNS_URL = apns.url; settings.MDM_APNS_CA_FILE = str(apns.ca_file)
 
-The server runs in a background thread with its own event loop (`start()`/`stop()` or a
-context manager). `serve_in_process` runs it in a child process instead, so that a benchmark
-measures the client and not the server sharing its CPU. This module does not need Django;
-`install_push_certificate` (which does) stores a push certificate the stand-in trusts.
+It runs in a thread with its own event loop (`start()`/`stop()`, a context manager) or, for a
+benchmark, in a child process (`serve_in_process`). Only `install_push_certificate` needs Django.
 """
 
 from __future__ import annotations
