@@ -274,9 +274,8 @@ class APNsStandIn:
         pki: StandInPKI | None = None,
         trust_clients: bytes | None = None,
     ):
-        """`pki`: the test CA to use; else a new one is made in `folder`. `trust_clients`: more
-        PEM certificates accepted as client certificates (e.g. the portal's self-signed demo
-        push certificate), written with the test CA into `folder`."""
+        """`pki`: the test CA (else a new one in `folder`). `trust_clients`: more PEM client
+        certificates to accept (the portal's self-signed demo push certificate)."""
         if pki is None and folder is None:
             raise ValueError("give a folder for the test PKI, or a StandInPKI")
         if trust_clients and folder is None:
