@@ -10,6 +10,7 @@ maths.
 """
 
 import hmac
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from asn1crypto import cms as asn1_cms
@@ -33,6 +34,7 @@ HASHES = {
 
 OID_CONTENT_TYPE = "1.2.840.113549.1.9.3"
 OID_MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
+_DIGEST_ATTRIBUTES = frozenset({OID_CONTENT_TYPE, OID_MESSAGE_DIGEST})
 
 
 class CMSError(ValueError):
@@ -61,12 +63,29 @@ class SignedDataParts:
     content: bytes | None  # the encapsulated content; None or b"" when detached
     digest_algorithm: str  # asn1crypto's name, e.g. "sha256"
 
-    def signed_attributes(self) -> dict[str, core.Asn1Value]:
-        """The signed attributes by dotted OID, each with its first value."""
+    def signed_attributes(self, wanted: frozenset[str] | None = None) -> dict[str, core.Asn1Value]:
+        """The signed attributes by dotted OID, each with its first value (only the `wanted`
+        ones: a device request needs two, and reading each costs)."""
         values = {}
         for attribute in self.signer_info["signed_attrs"]:
-            values[attribute["type"].dotted] = attribute["values"][0]
+            oid = _dotted(attribute["type"])
+            if wanted is None or oid in wanted:
+                values[oid] = attribute["values"][0]
         return values
+
+
+# OIDs by their DER contents: asn1crypto decodes `.dotted` at every access.
+_DOTTED: dict[bytes, str] = {}
+
+
+def _dotted(oid: core.ObjectIdentifier) -> str:
+    contents = oid.contents
+    dotted = _DOTTED.get(contents)
+    if dotted is None:
+        dotted = oid.dotted
+        if len(_DOTTED) < 1024:  # signers choose their OIDs: keep the table bounded
+            _DOTTED[contents] = dotted
+    return dotted
 
 
 def read_signed_data(der: bytes, *, strict: bool = False) -> SignedDataParts:
@@ -109,12 +128,43 @@ def identifies(identifier, certificate: asn1_x509.Certificate) -> bool:
     )
 
 
+# Certificates by their DER: a device sends the same one with every request.
+_PARSED: OrderedDict[bytes, x509.Certificate] = OrderedDict()
+PARSED_MAX = 4096
+
+
+def _parsed(der: bytes) -> x509.Certificate:
+    certificate = _PARSED.get(der)
+    if certificate is None:
+        certificate = x509.load_der_x509_certificate(der)
+        _PARSED[der] = certificate
+        if len(_PARSED) > PARSED_MAX:
+            _PARSED.popitem(last=False)
+    return certificate
+
+
+def _signer_named(sid, certificate: x509.Certificate, parsed: asn1_x509.Certificate) -> bool:
+    """identifies(), on the cryptography object first (the same answer, without asn1crypto
+    decoding the certificate): serial and issuer bytes, or the subject key identifier."""
+    if sid.name == "issuer_and_serial_number":
+        wanted = sid.chosen
+        if certificate.serial_number != wanted["serial_number"].native:
+            return False
+        return certificate.issuer.public_bytes() == wanted["issuer"].dump() or identifies(
+            sid, parsed
+        )
+    return identifies(sid, parsed)
+
+
 def signer_of(parts: SignedDataParts) -> x509.Certificate:
     """The certificate the signer info names, from the SignedData's certificates (not trusted)."""
     sid = parts.signer_info["sid"]
     for choice in parts.signed_data["certificates"] or []:
-        if choice.name == "certificate" and identifies(sid, choice.chosen):
-            return x509.load_der_x509_certificate(choice.chosen.dump())
+        if choice.name != "certificate":
+            continue
+        certificate = _parsed(choice.chosen.dump())
+        if _signer_named(sid, certificate, choice.chosen):
+            return certificate
     raise CMSError("the signer's certificate is not in the signature")
 
 
@@ -125,7 +175,7 @@ def _signed_bytes(
     signed_attrs = parts.signer_info["signed_attrs"]
     if not signed_attrs:
         return content
-    attributes = parts.signed_attributes()
+    attributes = parts.signed_attributes(_DIGEST_ATTRIBUTES)
     message_digest = attributes.get(OID_MESSAGE_DIGEST)
     content_type = attributes.get(OID_CONTENT_TYPE)
     if content_type is None or content_type.native != "data":
