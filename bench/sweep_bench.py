@@ -36,7 +36,7 @@ def fill(count: int) -> None:
     now = timezone.now()
     generated = {
         "udid": "'BENCH-' || n",
-        "last_seen_at": "%s - mod(n * 7919, 1209600) * interval '1 second'",  # over 14 days
+        "last_seen_at": "%s - mod(n::bigint * 7919, 1209600) * interval '1 second'",  # over 14 days
         "enrolled_at": "%s - interval '30 days'",
         "push_token": "md5(n::text) || md5((n + 1)::text)",
         "push_magic": "md5(n::text)",
