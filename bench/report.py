@@ -123,7 +123,7 @@ def ui_rows(f: dict) -> list[Row]:
     return [
         Row(figure, f"{median:.0f} ms", "< 150 ms at 100,000", _at_scale(f, 100_000, median < 150))
         for figure, median in (
-            (f"device list at {f['devices']:,} devices, page 1 (median)", first),
+            (f"device list at {f['devices']:,} devices ({f['through']}), page 1 (median)", first),
             (f"device list, slowest of {len(f['pages'])} pages (median)", f["slowest_median_ms"]),
         )
     ]

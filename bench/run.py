@@ -14,11 +14,12 @@ as JSON (default var/bench/results.json; the table's rows under "table"). The pa
     scep    certificates per second, the portal (stack's /scep) vs Debian's scepserver
     push    10,000 pushes through the APNs client to the lean HTTP/2 stand-in
     sweep   the inactivity sweep over 1,000,000 devices
-    ui      the device list at 100,000 devices (in process, Django's test Client)
+    ui      the device list at 100,000 devices through nginx and gunicorn, as a logged-in
+            viewer (the devices in the stack's database meanwhile)
     rss     the largest resident memory of a gunicorn worker, after the others
 
-push, sweep and ui run on one throwaway database on the stack's PostgreSQL (its superuser,
-over the cluster's private socket). `--quick` runs every part with small counts (a smoke
+push and sweep run on one throwaway database on the stack's PostgreSQL (its superuser, over
+the cluster's private socket). `--quick` runs every part with small counts (a smoke
 test; the targets of push and sweep scale with the count, the others do not). Exit status 1
 when a part failed to run (a target missed is a figure, not an error).
 """
@@ -42,7 +43,7 @@ from bench.stack import BENCH_ENV, Stack  # noqa: E402
 from bench.testdb import setup_django, throwaway_database  # noqa: E402
 
 PARTS = ("loop", "enroll", "scep", "push", "sweep", "ui", "rss")
-ON_THROWAWAY_DATABASE = {"push", "sweep", "ui"}
+ON_THROWAWAY_DATABASE = {"push", "sweep"}
 SIZES = {
     "full": {
         "loop": {"devices": 2000, "commands": 8, "threads": 32, "seconds": 10},
@@ -76,7 +77,7 @@ def worker_rss(stack: Stack) -> dict:
 
 
 def run_part(name: str, stack: Stack, sizes: dict) -> dict:
-    from bench import enroll_bench, loop_bench, push_bench, scep_bench, sweep_bench, ui_bench
+    from bench import enroll_bench, loop_bench, push_bench, scep_bench, sweep_bench, ui_http
 
     if name == "loop":
         return loop_bench.run(stack.url, **sizes["loop"])
@@ -89,7 +90,7 @@ def run_part(name: str, stack: Stack, sizes: dict) -> dict:
     if name == "sweep":
         return sweep_bench.run(**sizes["sweep"])
     if name == "ui":
-        return ui_bench.run(**sizes["ui"])
+        return ui_http.run(stack.url, stack.ca_file, **sizes["ui"])
     return worker_rss(stack)
 
 
