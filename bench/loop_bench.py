@@ -12,7 +12,6 @@ Used by bench/run.py; alone: `python bench/loop_bench.py` starts the bench stack
 
 import json
 import multiprocessing
-import os
 import re
 import shutil
 import subprocess
@@ -39,7 +38,7 @@ def _sign_all(jobs: list[tuple[bytes, bytes, bytes]]) -> list[str]:
     return signed
 
 
-def make_fleet(count: int):
+def make_fleet(count: int, prefix: str = PREFIX):
     """`count` managed devices, each with its own certificate from the portal's CA (one shared
     key pair: the server verifies each certificate and signature all the same)."""
     from cryptography.hazmat.primitives import serialization
@@ -53,7 +52,7 @@ def make_fleet(count: int):
     now = timezone.now()
     devices = Device.objects.bulk_create(
         Device(
-            udid=f"{PREFIX}{i:06d}",
+            udid=f"{prefix}{i:06d}",
             state=Device.State.ENROLLED,
             topic=TOPIC,
             push_token=uuid.uuid4().hex * 2,
@@ -180,10 +179,58 @@ def wrk(url: str, path: str, folder: Path, threads: int, seconds: int, content_t
     return figures
 
 
-def statements_per_exchange(devices, certificates, key, uuid_) -> dict:
-    """SQL statements of each kind of exchange, counted by Django on the same code and
-    database (after the timed run, on a device of its own)."""
-    return {}
+def statements_per_exchange() -> dict[str, list[str]]:
+    """The SQL statements (their first 120 characters; BEGIN, COMMIT and savepoints count too)
+    of each kind of exchange, captured by Django (CaptureQueriesContext) on
+    the same code and database, through Django's test Client, with a device of its own
+    (certificate from the portal's CA, bound, enrolled) signing with Mdm-Signature. One round
+    first warms the process's caches; the second is counted."""
+    import plistlib
+
+    from cryptography.hazmat.primitives import serialization
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from commands.queue import enqueue
+    from devices.models import Device
+    from tests.simulator import CONNECT_CT, sign_detached
+
+    (device,), (certificate,), key_pem = make_fleet(1, prefix=PREFIX + "SQL-")
+    key = serialization.load_pem_private_key(key_pem, None)
+    client = Client(HTTP_HOST="localhost")
+
+    def exchange(message: dict) -> tuple[dict | None, list[str]]:
+        body = plistlib.dumps({"UDID": device.udid, **message})
+        headers = {"Mdm-Signature": sign_detached(body, certificate, key)}
+        with CaptureQueriesContext(connection) as captured:
+            response = client.generic(
+                "PUT", "/mdm/connect", body, content_type=CONNECT_CT, headers=headers
+            )
+        if response.status_code != 200:
+            raise RuntimeError(f"/mdm/connect answered {response.status_code}")
+        command = plistlib.loads(response.content) if response.content else None
+        return command, [query["sql"][:120] for query in captured.captured_queries]
+
+    def answer(command: dict) -> dict:
+        return {
+            "Status": "Acknowledged",
+            "CommandUUID": command["CommandUUID"],
+            "QueryResponses": {"DeviceName": "Bench", "OSVersion": "17.4", "BatteryLevel": 0.5},
+        }
+
+    statements = {}
+    selection = Device.objects.filter(pk=device.pk)
+    for _round in range(2):
+        for _ in range(2):
+            enqueue(selection, "DeviceInformation", {"Queries": QUERIES}, queued_by="bench-loop")
+        first, statements["idle_to_command"] = exchange({"Status": "Idle"})
+        second, statements["acknowledged_to_next_command"] = exchange(answer(first))
+        nothing, statements["acknowledged_to_nothing"] = exchange(answer(second))
+        assert first and second and nothing is None, "unexpected answers from /mdm/connect"
+        nothing, statements["idle_to_nothing"] = exchange({"Status": "Idle"})
+        assert nothing is None
+    return statements
 
 
 def run(
@@ -216,15 +263,29 @@ def run(
     acknowledged = QueuedCommand.objects.filter(
         device__udid__startswith=PREFIX, status=Status.ACKNOWLEDGED
     ).count()
-    remove_fleet()
+    try:
+        statements = statements_per_exchange()
+    finally:
+        remove_fleet()
     return {
         "devices": devices,
         "exchanges_prepared": listed,
         "floor": floor,
         "loop": loop,
+        "errors": errors(loop),
         "acknowledged": acknowledged,
         "ratio": loop["per_second"] / floor["per_second"],
+        "statements_per_exchange": {kind: len(sql) for kind, sql in statements.items()},
+        "statements": statements,
     }
+
+
+def errors(figures: dict) -> int:
+    """Failed requests of a wrk run: socket errors and answers other than 200."""
+    return (
+        sum(figures[name] for name in ("errors_connect", "errors_read", "errors_timeout"))
+        + (figures["bad"])
+    )
 
 
 if __name__ == "__main__":
@@ -232,11 +293,9 @@ if __name__ == "__main__":
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from bench.stack import Stack
+    from bench.testdb import setup_django
 
     stack = Stack.start()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mdm_portal.settings")
-    import django
-
-    django.setup()
-    args = dict(arg.split("=") for arg in sys.argv[1:])
+    setup_django()
+    args = dict(arg.split("=") for arg in sys.argv[1:])  # devices=2000 commands=8 ...
     print(json.dumps(run(stack.url, **{k: int(v) for k, v in args.items()}), indent=2))

@@ -4,7 +4,8 @@ The stand-in runs in its own process, so the client's figures are not the server
 default it is the lean h2 server (tests/h2_standin.py, ~15,000 requests/s on 2 cores);
 `--server hypercorn` uses tests/apns_standin.py, which tops out near 1,500 requests/s and so
 measures hypercorn rather than the client. Both use mutual TLS with the same test PKI. Runs on
-a throwaway test database of whatever DATABASE_URL names (SQLite by default):
+a throwaway test database of whatever DATABASE_URL names (SQLite by default); bench/run.py calls
+`run()` on the bench stack's PostgreSQL:
 
     python bench/push_bench.py [--server lean|hypercorn] [--devices 10000]
                                [--concurrency 50,100,500] [--latency 0]
@@ -13,7 +14,7 @@ a throwaway test database of whatever DATABASE_URL names (SQLite by default):
 Prints, per MDM_APNS_CONCURRENCY: the total time of `push_devices` (load the tokens, push,
 record the PushAttempts), pushes per second, the client process's CPU time, the stand-in
 process's CPU time (Linux), and how the time splits between loading, sending and recording.
-Asserts nothing.
+Asserts nothing. `run()` returns the same figures as a dict.
 """
 
 import argparse
@@ -24,16 +25,10 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mdm_portal.settings")
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import django  # noqa: E402
-
-django.setup()
-
-from django.conf import settings  # noqa: E402
-from django.db import connection  # noqa: E402
-from django.test.utils import setup_test_environment  # noqa: E402
+from bench.testdb import setup_django, throwaway_database
 
 
 class Phases:
@@ -41,10 +36,13 @@ class Phases:
 
     def __init__(self, module):
         self.times = {}
+        self._originals = []  # (module, name, function) to put back
         for name, function in (("load", "_load_targets"), ("record", "record")):
-            if callable(getattr(module, function, None)):  # the client's internals may change
+            original = getattr(module, function, None)
+            if callable(original):  # the client's internals may change
                 self.times[name] = 0.0
-                setattr(module, function, self._timed(name, getattr(module, function)))
+                self._originals.append((module, function, original))
+                setattr(module, function, self._timed(name, original))
 
     def _timed(self, name, function):
         def wrapper(*args, **kwargs):
@@ -56,17 +54,27 @@ class Phases:
 
         return wrapper
 
+    def restore(self) -> None:
+        for module, function, original in self._originals:
+            setattr(module, function, original)
+
     def reset(self) -> None:
         self.times = dict.fromkeys(self.times, 0.0)
 
-    def describe(self, elapsed: float) -> str:
+    def figures(self, elapsed: float) -> dict:
         if set(self.times) != {"load", "record"}:
-            return "phases n/a"
+            return {}
         load, record = self.times["load"], self.times["record"]
-        return (
-            f"load {load * 1000:.0f} ms, send {(elapsed - load - record):.2f} s, "
-            f"record {record * 1000:.0f} ms"
-        )
+        return {"load_s": load, "send_s": elapsed - load - record, "record_s": record}
+
+
+def describe(phases: dict) -> str:
+    if not phases:
+        return "phases n/a"
+    return (
+        f"load {phases['load_s'] * 1000:.0f} ms, send {phases['send_s']:.2f} s, "
+        f"record {phases['record_s'] * 1000:.0f} ms"
+    )
 
 
 def process_cpu(pid: int | None) -> float | None:
@@ -90,16 +98,49 @@ def main() -> None:
     parser.add_argument("--concurrency", default="50,100,200,500")
     parser.add_argument("--latency", type=float, default=0.0, help="stand-in delay per answer (s)")
     args = parser.parse_args()
-    setup_test_environment()
-    test_db = connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    try:
-        with tempfile.TemporaryDirectory(prefix="push-bench-") as folder:
-            run(args, Path(folder))
-    finally:
-        connection.creation.destroy_test_db(test_db, verbosity=0)
+    setup_django()
+    from django.db import connection
+
+    figures = run(
+        devices=args.devices,
+        concurrency=[int(value) for value in args.concurrency.split(",")],
+        server=args.server,
+        latency=args.latency,
+    )
+    print(f"database: {connection.vendor}; {args.devices} devices; {os.cpu_count()} CPU(s)")
+    print(
+        f"stand-in: {args.server} at {figures['standin_url']}, own process, "
+        f"answer latency {args.latency * 1000:.0f} ms"
+    )
+    for one in figures["runs"]:
+        cpu = "n/a" if one["standin_cpu_s"] is None else f"{one['standin_cpu_s']:.2f} s"
+        print(
+            f"[{args.server}] MDM_APNS_CONCURRENCY={one['concurrency']:>4}: "
+            f"{one['ok']}/{args.devices} ok in {one['seconds']:.2f} s = "
+            f"{one['per_second']:,.0f} pushes/s; client CPU {one['client_cpu_s']:.2f} s, "
+            f"stand-in CPU {cpu}; {describe(one['phases'])}"
+        )
+    print(
+        f"stand-in ({args.server}) answered {figures['standin_requests']} requests; "
+        f"{figures['attempts']} attempts"
+    )
 
 
-def run(args, folder: Path) -> None:
+def run(
+    *,
+    devices: int = 10_000,
+    concurrency: list[int | None] = (None,),
+    server: str = "lean",
+    latency: float = 0.0,
+) -> dict:
+    """Push `devices` devices once per concurrency (None: the setting's default) on a
+    throwaway database; the figures of each run."""
+    with throwaway_database(), tempfile.TemporaryDirectory(prefix="push-bench-") as folder:
+        return _run(devices, concurrency, server, latency, Path(folder))
+
+
+def _run(devices: int, concurrencies, server: str, latency: float, folder: Path) -> dict:
+    from django.conf import settings
     from django.utils import timezone
 
     from commands import apns
@@ -120,45 +161,56 @@ def run(args, folder: Path) -> None:
                 push_token=uuid.uuid4().hex + uuid.uuid4().hex,
                 push_magic=str(uuid.uuid4()).upper(),
             )
-            for i in range(args.devices)
+            for i in range(devices)
         ),
         batch_size=5000,
     )
     device_ids = list(Device.objects.values_list("id", flat=True))
     phases = Phases(apns)
-    print(f"database: {connection.vendor}; {args.devices} devices; {os.cpu_count()} CPU(s)")
-    server_class = LeanStandInProcess if args.server == "lean" else StandInProcess
-    with server_class(pki, latency=args.latency) as standin:
-        settings.MDM_APNS_URL = standin.url
-        settings.MDM_APNS_CA_FILE = str(pki.ca_file)
-        server_pid = standin._process.pid
-        print(
-            f"stand-in: {args.server} ({server_class.__name__}) at {standin.url}, own process, "
-            f"answer latency {args.latency * 1000:.0f} ms"
-        )
-        for concurrency in (int(value) for value in args.concurrency.split(",")):
-            settings.MDM_APNS_CONCURRENCY = concurrency
-            phases.reset()
-            server_cpu = process_cpu(server_pid)
-            cpu, start = time.process_time(), time.perf_counter()
-            summary = apns.push_devices(device_ids, "keepalive")
-            elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
-            server_after = process_cpu(server_pid)
-            server_cpu = (
-                "n/a"
-                if server_cpu is None or server_after is None
-                else f"{server_after - server_cpu:.2f} s"
-            )
-            print(
-                f"[{args.server}] MDM_APNS_CONCURRENCY={concurrency:>4}: "
-                f"{summary.ok}/{args.devices} ok in {elapsed:.2f} s = "
-                f"{args.devices / elapsed:,.0f} pushes/s; client CPU {cpu:.2f} s, "
-                f"stand-in CPU {server_cpu}; {phases.describe(elapsed)}"
-            )
-    print(
-        f"stand-in ({args.server}) answered {standin.requests} requests; "
-        f"{PushAttempt.objects.count()} attempts"
-    )
+    server_class = LeanStandInProcess if server == "lean" else StandInProcess
+    saved = {
+        name: getattr(settings, name)
+        for name in ("MDM_APNS_URL", "MDM_APNS_CA_FILE", "MDM_APNS_CONCURRENCY")
+    }
+    runs = []
+    try:
+        with server_class(pki, latency=latency) as standin:
+            settings.MDM_APNS_URL = standin.url
+            settings.MDM_APNS_CA_FILE = str(pki.ca_file)
+            server_pid = standin._process.pid
+            for concurrency in concurrencies:
+                settings.MDM_APNS_CONCURRENCY = concurrency or saved["MDM_APNS_CONCURRENCY"]
+                phases.reset()
+                server_cpu = process_cpu(server_pid)
+                cpu, start = time.process_time(), time.perf_counter()
+                summary = apns.push_devices(device_ids, "keepalive")
+                elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+                server_after = process_cpu(server_pid)
+                runs.append(
+                    {
+                        "concurrency": settings.MDM_APNS_CONCURRENCY,
+                        "ok": summary.ok,
+                        "seconds": elapsed,
+                        "per_second": devices / elapsed,
+                        "client_cpu_s": cpu,
+                        "standin_cpu_s": None
+                        if server_cpu is None or server_after is None
+                        else server_after - server_cpu,
+                        "phases": phases.figures(elapsed),
+                    }
+                )
+    finally:
+        phases.restore()
+        for name, value in saved.items():
+            setattr(settings, name, value)
+    return {
+        "devices": devices,
+        "server": server,
+        "standin_url": standin.url,
+        "standin_requests": standin.requests,
+        "attempts": PushAttempt.objects.count(),
+        "runs": runs,
+    }
 
 
 if __name__ == "__main__":

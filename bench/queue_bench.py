@@ -5,43 +5,29 @@ Runs on a throwaway test database of whatever DATABASE_URL names (SQLite by defa
     python bench/queue_bench.py [--devices 10000] [--commands 200]
     DATABASE_URL=postgres://mdm:mdm@127.0.0.1:55432/mdm python bench/queue_bench.py
 
-Prints figures; asserts nothing.
+Prints figures; asserts nothing. `run()` returns them as a dict.
 """
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mdm_portal.settings")
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import django  # noqa: E402
-
-django.setup()
-
-from django.db import connection  # noqa: E402
-from django.test import Client  # noqa: E402
-from django.test.utils import CaptureQueriesContext, setup_test_environment  # noqa: E402
+from bench.testdb import setup_django, throwaway_database
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--devices", type=int, default=10_000)
-    parser.add_argument("--commands", type=int, default=200)
-    args = parser.parse_args()
-    setup_test_environment()
-    test_db = connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    try:
-        print(f"database: {connection.vendor} ({test_db})")
-        bench_fan_out(args.devices)
-        bench_server_url(args.commands)
-    finally:
-        connection.creation.destroy_test_db(test_db, verbosity=0)
+def run(*, devices: int = 10_000, commands: int = 200) -> dict:
+    with throwaway_database():
+        return {"fan_out": fan_out(devices), "server_url": server_url(commands)}
 
 
-def bench_fan_out(count: int) -> None:
+def fan_out(count: int) -> dict:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
     from commands.queue import enqueue
     from devices.models import Device
 
@@ -54,13 +40,12 @@ def bench_fan_out(count: int) -> None:
         start = time.perf_counter()
         enqueue(devices, "ProfileList", queued_by="bench")
         elapsed = time.perf_counter() - start
-    print(
-        f"enqueue to {count} devices: {elapsed * 1000:.0f} ms, "
-        f"{len(queries.captured_queries)} SQL statements"
-    )
+    return {"devices": count, "seconds": elapsed, "statements": len(queries.captured_queries)}
 
 
-def bench_server_url(commands: int) -> None:
+def server_url(commands: int) -> dict:
+    from django.test import Client
+
     from certs.ca import ensure_ca, issue_certificate
     from commands.models import QueuedCommand
     from commands.queue import enqueue
@@ -70,7 +55,9 @@ def bench_server_url(commands: int) -> None:
     ensure_ca(actor="bench")
     key = make_key()
     certificate, _ = issue_certificate(make_csr(key, "bench"))
-    sim = SimulatedDevice(send=client_sender(Client()), certificate=certificate, key=key)
+    sim = SimulatedDevice(
+        send=client_sender(Client(HTTP_HOST="localhost")), certificate=certificate, key=key
+    )
     sim.enroll()
     device = Device.objects.get(udid=sim.udid)
     QueuedCommand.objects.filter(device=device).delete()
@@ -83,10 +70,28 @@ def bench_server_url(commands: int) -> None:
         response = sim.report(response.plist()["CommandUUID"], ProfileList=[])
         exchanges += 1
     elapsed = time.perf_counter() - start
+    return {"exchanges": exchanges, "seconds": elapsed, "per_second": exchanges / elapsed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--devices", type=int, default=10_000)
+    parser.add_argument("--commands", type=int, default=200)
+    args = parser.parse_args()
+    setup_django()
+    from django.db import connection
+
+    print(f"database: {connection.vendor}")
+    figures = run(devices=args.devices, commands=args.commands)
+    out, loop = figures["fan_out"], figures["server_url"]
     print(
-        f"server URL with Mdm-Signature: {exchanges} exchanges in {elapsed:.2f} s, "
-        f"{exchanges / elapsed:.0f} per second, {elapsed / exchanges * 1000:.1f} ms each "
-        "(signing on the device side included)"
+        f"enqueue to {out['devices']} devices: {out['seconds'] * 1000:.0f} ms, "
+        f"{out['statements']} SQL statements"
+    )
+    print(
+        f"server URL with Mdm-Signature: {loop['exchanges']} exchanges in {loop['seconds']:.2f} s, "
+        f"{loop['per_second']:.0f} per second, {loop['seconds'] / loop['exchanges'] * 1000:.1f} "
+        "ms each (signing on the device side included)"
     )
 
 

@@ -1,6 +1,8 @@
 """The production stack the benchmarks measure: `scripts/serve.sh` on its own folder and ports
-(var/bench, HTTPS 9443, PostgreSQL 55434, Redis 56381), so a benchmark never touches the
-production data in var/production nor the tests' services.
+(var/bench, HTTPS 9443, PostgreSQL 55434, Redis 56381 by default; MDM_BENCH_SERVE_DIR,
+MDM_BENCH_HTTPS_PORT, MDM_BENCH_PG_PORT, MDM_BENCH_REDIS_PORT, MDM_BENCH_PUBLIC_URL override
+them), so a benchmark never touches the production data in var/production nor the tests'
+services.
 
     stack = Stack.start()      # serve.sh start; os.environ gets the stack's settings
     stack.url                  # https://localhost:9443
@@ -14,13 +16,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCH_ENV = {
-    "MDM_SERVE_DIR": str(ROOT / "var" / "bench"),
-    "MDM_HTTPS_PORT": "9443",
-    "MDM_SERVE_PG_PORT": "55434",
-    "MDM_SERVE_REDIS_PORT": "56381",
-    "MDM_PUBLIC_URL": "https://localhost:9443",
-}
+
+
+def _bench_env() -> dict[str, str]:
+    """The stack's folder and ports; each overridable by MDM_BENCH_<NAME> (e.g.
+    MDM_BENCH_HTTPS_PORT=9543), so two benchmark stacks can run side by side."""
+    get = os.environ.get
+    port = get("MDM_BENCH_HTTPS_PORT", "9443")
+    return {
+        "MDM_SERVE_DIR": get("MDM_BENCH_SERVE_DIR", str(ROOT / "var" / "bench")),
+        "MDM_HTTPS_PORT": port,
+        "MDM_SERVE_PG_PORT": get("MDM_BENCH_PG_PORT", "55434"),
+        "MDM_SERVE_REDIS_PORT": get("MDM_BENCH_REDIS_PORT", "56381"),
+        "MDM_PUBLIC_URL": get("MDM_BENCH_PUBLIC_URL", f"https://localhost:{port}"),
+    }
+
+
+BENCH_ENV = _bench_env()
 
 
 def serve(command: str, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -70,6 +82,36 @@ class Stack:
     @property
     def ca_file(self) -> Path:
         return Path(BENCH_ENV["MDM_SERVE_DIR"]) / "tls" / "chain.pem"
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(BENCH_ENV["MDM_SERVE_DIR"]) / "run"
+
+    @property
+    def superuser(self) -> dict[str, str]:
+        """Django connection settings for the stack's PostgreSQL superuser: trusted over the
+        cluster's private unix socket, for throwaway databases (the portal's role may not
+        create any)."""
+        return {
+            "USER": "postgres",
+            "PASSWORD": "",
+            "HOST": str(Path(BENCH_ENV["MDM_SERVE_DIR"]) / "services" / "pg-socket"),
+            "PORT": BENCH_ENV["MDM_SERVE_PG_PORT"],
+        }
+
+    def web_workers(self) -> list[int]:
+        """The pids of gunicorn's workers: the children of the master in run/gunicorn.pid
+        ("<pid> <start time>")."""
+        master = (self.run_dir / "gunicorn.pid").read_text().split()[0]
+        workers = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:  # gone meanwhile
+                continue
+            if fields[1] == master:  # the parent's pid, after the state
+                workers.append(int(stat.parent.name))
+        return sorted(workers)
 
     def restart(self, part: str) -> None:
         """Restart the web side or the workers (`web` or `workers`), as an admin would."""

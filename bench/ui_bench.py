@@ -10,33 +10,24 @@ Client as a logged-in viewer (without the test environment's template instrument
 `--runs` times after a warm-up, and prints the median and p95 in ms, the SQL queries per page
 and the time spent in SQL. `--explain` prints EXPLAIN ANALYZE of each page's device query,
 `--profile` the Python hot spots of one page (cProfile), `--without-indexes` drops the list's
-indexes first to show what they buy. Target: under 150 ms per page.
+indexes first to show what they buy. Target: under 150 ms per page. `run()` returns the
+figures as a dict (bench/run.py).
 """
 
 import argparse
 import cProfile
 import datetime as dt
 import io
-import os
 import pstats
 import statistics
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mdm_portal.settings")
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import django  # noqa: E402
-
-django.setup()
-
-from django.db import connection  # noqa: E402
-from django.test import Client  # noqa: E402
-from django.test.utils import CaptureQueriesContext  # noqa: E402
-from django.utils import timezone  # noqa: E402
-
-from bench.fleet import insert_devices  # noqa: E402
+from bench.testdb import require_postgres, setup_django, throwaway_database
 
 PAGES = [
     ("page 1 (by name)", "/devices/"),
@@ -44,7 +35,7 @@ PAGES = [
     ("sorted by last seen, newest first", "/devices/?sort=-last_seen_at"),
     ("sorted by model, page 20", "/devices/?sort=model&page=20"),
     ("filtered + searched", "/devices/?q=ana&state=enrolled&platform=iOS&seen=7d"),
-    ("group + OS version, by OS", "/devices/?group=3&os_version=17&sort=os"),
+    ("group + OS version, by OS", "/devices/?group={group}&os_version=17&sort=os"),
     ("search by serial", "/devices/?q=SN0004242"),
     ("sorted by group", "/devices/?sort=group"),
     ("every enrolled device selected (count)", "/devices/?state=enrolled&select=all"),
@@ -68,17 +59,24 @@ def _case(expression: str, values: list[str]) -> str:
     return f"(CASE mod({expression}, {len(values)}) {whens} END)"
 
 
-def fill(count: int) -> None:
-    """Groups, then `count` devices in one INSERT ... SELECT generate_series."""
+def fill(count: int, prefix: str = "") -> int:
+    """Groups, then `count` devices in one INSERT ... SELECT generate_series; UDIDs and group
+    names start with `prefix`. Returns the pk of the third group (the group page's)."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from bench.fleet import insert_devices
     from devices.models import Device, DeviceGroup
 
-    DeviceGroup.objects.bulk_create(DeviceGroup(name=f"Group {n:02d}") for n in range(GROUPS))
-    first_group = DeviceGroup.objects.order_by("pk").values_list("pk", flat=True).first()
+    groups = DeviceGroup.objects.bulk_create(
+        DeviceGroup(name=f"{prefix}Group {n:02d}") for n in range(GROUPS)
+    )
+    first_group = min(group.pk for group in groups)
     now = timezone.now()
     versions = [v for *_rest, vs in MODELS for v in vs]
     model_of = "mod(n * 7, 7)"
     generated = {
-        "udid": "upper(md5(n::text)::uuid::text)",
+        "udid": f"'{prefix}' || upper(md5(n::text)::uuid::text)",
         "serial_number": "'SN' || lpad(n::text, 7, '0')",
         "device_name": _case("n", NAMES)
         + " || '''s ' || "
@@ -110,6 +108,7 @@ def fill(count: int) -> None:
             [now, now - dt.timedelta(days=7)],
         )
         cursor.execute(f"VACUUM ANALYZE {Device._meta.db_table}")
+    return first_group + 2
 
 
 LIST_INDEXES = [
@@ -124,11 +123,12 @@ LIST_INDEXES = [
 
 
 def drop_list_indexes() -> None:
+    from django.db import connection
+
     with connection.cursor() as cursor:
         for name in LIST_INDEXES:
             cursor.execute(f"DROP INDEX IF EXISTS {name}")
         cursor.execute("ANALYZE devices_device")
-    print("without the device list's indexes: " + ", ".join(LIST_INDEXES))
 
 
 def device_query(queries: list[dict]) -> str:
@@ -137,31 +137,52 @@ def device_query(queries: list[dict]) -> str:
     return max(candidates, key=len) if candidates else ""
 
 
-def measure(client: Client, label: str, url: str, runs: int, explain: bool) -> None:
+def measure(get, url: str, runs: int) -> dict:
+    """`get(url)` (its status) `runs` times after a warm-up: median and p95 in ms."""
     for _ in range(3):  # warm-up: connections, template caches
-        assert client.get(url).status_code == 200, url
-    times, sql_times = [], []
+        assert get(url) == 200, url
+    times = []
     for _ in range(runs):
-        with CaptureQueriesContext(connection) as captured:
-            start = time.perf_counter()
-            response = client.get(url)
-            elapsed = time.perf_counter() - start
-        assert response.status_code == 200, (url, response.status_code)
-        times.append(elapsed * 1000)
-        sql_times.append(sum(float(q["time"]) for q in captured.captured_queries) * 1000)
+        start = time.perf_counter()
+        status = get(url)
+        times.append((time.perf_counter() - start) * 1000)
+        assert status == 200, (url, status)
     times.sort()
-    p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
-    print(
-        f"{label:38} median {statistics.median(times):6.1f} ms  p95 {p95:6.1f} ms  "
-        f"{len(captured.captured_queries)} queries ({statistics.median(sql_times):.1f} ms in SQL)"
+    return {
+        "url": url,
+        "median_ms": statistics.median(times),
+        "p95_ms": times[min(len(times) - 1, round(0.95 * (len(times) - 1)))],
+    }
+
+
+def measure_in_process(client, url: str, runs: int, explain: bool) -> dict:
+    """measure() through Django's test Client, with the SQL of each run: how many queries,
+    the time spent in them (median), and EXPLAIN ANALYZE of the device query if asked."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    captured = []
+
+    def get(path: str) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            status = client.get(path).status_code
+        captured.append(queries.captured_queries)
+        return status
+
+    figures = measure(get, url, runs)
+    last = captured[-1]
+    figures["queries"] = len(last)
+    figures["sql_ms"] = statistics.median(
+        sum(float(query["time"]) for query in queries) * 1000 for queries in captured[3:]
     )
     if explain:
         with connection.cursor() as cursor:
-            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + device_query(captured.captured_queries))
-            print("\n".join("    " + row[0] for row in cursor.fetchall()))
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + device_query(last))
+            figures["explain"] = "\n".join("    " + row[0] for row in cursor.fetchall())
+    return figures
 
 
-def profile(client: Client, url: str) -> None:
+def profile(client, url: str) -> str:
     profiler = cProfile.Profile()
     profiler.enable()
     for _ in range(10):
@@ -169,7 +190,49 @@ def profile(client: Client, url: str) -> None:
     profiler.disable()
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
-    print(out.getvalue())
+    return out.getvalue()
+
+
+def slowest(figures: dict) -> dict:
+    pages = figures["pages"].values()
+    figures["slowest_median_ms"] = max(page["median_ms"] for page in pages)
+    figures["slowest_p95_ms"] = max(page["p95_ms"] for page in pages)
+    return figures
+
+
+def run(
+    *,
+    devices: int = 100_000,
+    runs: int = 30,
+    explain: bool = False,
+    profiled: bool = False,
+    without_indexes: bool = False,
+) -> dict:
+    """Every page of PAGES over `devices` devices, in process (Django's test Client as a
+    logged-in viewer) on a throwaway database: {"pages": {label: figures}, ...}."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from mdm_portal.roles import VIEWER, set_role
+
+    require_postgres()
+    figures = {"devices": devices, "runs": runs, "through": "in process", "pages": {}}
+    with throwaway_database():
+        start = time.perf_counter()
+        group = fill(devices)
+        figures["fill_s"] = time.perf_counter() - start
+        if without_indexes:
+            drop_list_indexes()
+        viewer = get_user_model().objects.create_user("bench-viewer", "", "x")
+        set_role(viewer, VIEWER)
+        client = Client(HTTP_HOST="localhost")
+        client.force_login(viewer)
+        for label, url in PAGES:
+            page = measure_in_process(client, url.format(group=group), runs, explain)
+            figures["pages"][label] = page
+        if profiled:
+            figures["profile"] = profile(client, PAGES[0][1])
+    return slowest(figures)
 
 
 def main() -> None:
@@ -184,33 +247,26 @@ def main() -> None:
         help="drop the device list's indexes (migration 0010) first, to see what they buy",
     )
     args = parser.parse_args()
-    if connection.vendor != "postgresql":
-        sys.exit('run it on PostgreSQL: eval "$(scripts/services.sh env)" first')
-    from django.contrib.auth import get_user_model
-
-    from mdm_portal.roles import VIEWER, set_role
-
-    # No setup_test_environment(): its template instrumentation (the test Client keeping a copy
-    # of every context) is test machinery that would be timed with the page.
-    # A name of its own: other benchmarks and test runs share the server.
-    connection.settings_dict["TEST"]["NAME"] = f"test_mdm_ui_bench_{os.getpid()}"
-    test_db = connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    try:
-        start = time.perf_counter()
-        fill(args.devices)
-        print(f"filled {args.devices} devices in {time.perf_counter() - start:.1f} s")
-        if args.without_indexes:
-            drop_list_indexes()
-        viewer = get_user_model().objects.create_user("bench-viewer", "", "x")
-        set_role(viewer, VIEWER)
-        client = Client()
-        client.force_login(viewer)
-        for label, url in PAGES:
-            measure(client, label, url, args.runs, args.explain)
-        if args.profile:
-            profile(client, PAGES[0][1])
-    finally:
-        connection.creation.destroy_test_db(test_db, verbosity=0)
+    setup_django()
+    figures = run(
+        devices=args.devices,
+        runs=args.runs,
+        explain=args.explain,
+        profiled=args.profile,
+        without_indexes=args.without_indexes,
+    )
+    print(f"filled {args.devices} devices in {figures['fill_s']:.1f} s")
+    if args.without_indexes:
+        print("without the device list's indexes: " + ", ".join(LIST_INDEXES))
+    for label, page in figures["pages"].items():
+        print(
+            f"{label:38} median {page['median_ms']:6.1f} ms  p95 {page['p95_ms']:6.1f} ms  "
+            f"{page['queries']} queries ({page['sql_ms']:.1f} ms in SQL)"
+        )
+        if "explain" in page:
+            print(page["explain"])
+    if "profile" in figures:
+        print(figures["profile"])
 
 
 if __name__ == "__main__":

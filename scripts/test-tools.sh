@@ -51,13 +51,7 @@ done
 ((EUID == 0)) || die "missing: ${missing[*]} (install with: sudo apt-get install -y ${missing[*]})"
 
 log "installing ${missing[*]}..."
-# Try without `apt-get update` first: it is slow and usually not needed.
-if ! apt_get install -y --no-install-recommends "${missing[@]}"; then
-    log "refreshing package lists (apt-get update)..."
-    apt_get update || { printf '%s\n' "$APT_OUT" >&2; die "apt-get update failed"; }
-    apt_get install -y --no-install-recommends "${missing[@]}" ||
-        { printf '%s\n' "$APT_OUT" >&2; die "could not install ${missing[*]}"; }
-fi
+apt_install "${missing[@]}" || die "could not install ${missing[*]}"
 
 for pkg in "${!WANT[@]}"; do
     has_pkg "$pkg" || die "$pkg is installed but one of ${WANT[$pkg]} is missing"
