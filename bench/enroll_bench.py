@@ -4,11 +4,10 @@ TokenUpdate and answers its initial inventory, against the stack through nginx.
 
 The simulator runs as a subprocess (`manage.py mdm_simulate --json FILE`, on the stack's
 settings) and makes its keys before its clock starts; the rate is devices enrolled over the
-enrollment's own duration from its JSON summary. Without the simulator
-(mdm_portal/management/commands/mdm_simulate.py) the part is skipped.
+enrollment's own duration from its JSON summary.
 
-The profile carries the active push certificate's topic: a stack without one gets a test one
-(tests/apns_standin.py's PKI), as a trial would.
+The profile carries the active push certificate's topic: a stack without one gets the demo one
+(`mdm_pushcert demo`), as a trial would.
 """
 
 import json
@@ -19,27 +18,20 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMAND = ROOT / "mdm_portal" / "management" / "commands" / "mdm_simulate.py"
-
-
-def unavailable() -> str:
-    """Why the part cannot run ("" when it can)."""
-    return "" if COMMAND.exists() else "simulator not available (no mdm_simulate command yet)"
 
 
 def ensure_push_certificate() -> None:
+    """The demo push certificate, unless one is active (a real one, or the demo's)."""
     from certs.pushcert import active_push_certificate
-    from tests.apns_standin import StandInPKI, install_push_certificate
+    from certs.pushcert_demo import ensure_demo_push_certificate
+    from devices.topics import devices_on_other_topic
 
     if active_push_certificate() is None:
-        with tempfile.TemporaryDirectory(prefix="bench-pushcert-") as folder:
-            install_push_certificate(StandInPKI.create(Path(folder) / "pki"))
+        ensure_demo_push_certificate(orphaned_devices=devices_on_other_topic, actor="bench")
 
 
 def run(url: str, ca_file: str | Path, *, devices: int = 500, concurrency: int = 16) -> dict:
     """Enroll `devices` simulated devices; the simulator's summary and the rate."""
-    if reason := unavailable():
-        return {"skipped": reason}
     ensure_push_certificate()
     with tempfile.TemporaryDirectory(prefix="bench-enroll-") as folder:
         summary_file = Path(folder) / "summary.json"

@@ -34,10 +34,7 @@ if __name__ == "__main__":
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-try:  # the SCEP client moves into the fleet simulator
-    from simulator import scep as sc
-except ImportError:
-    from tests import scep_client as sc
+from simulator import scep as sc  # noqa: E402 - after the path is set
 
 SCEPSERVER = "/usr/bin/scepserver"
 STATIC_CHALLENGE = "bench-static-challenge"
