@@ -281,10 +281,16 @@ def ensure_server_identity(purpose: str, *, actor: object = "mdm_init") -> Serve
     existing = ServerIdentity.objects.filter(purpose=purpose).first()
     if existing is not None:
         return existing
+    try:
+        identity, certificate = _create_server_identity(purpose)
+    except IntegrityError:  # made at the same moment by another request: theirs will do
+        return ServerIdentity.objects.get(purpose=purpose)
+    audit("server_identity.created", actor=actor, target=purpose, sha256=sha256_hex(certificate))
+    return identity
+
+
+def _create_server_identity(purpose: str) -> tuple[ServerIdentity, x509.Certificate]:
     with transaction.atomic():
-        existing = ServerIdentity.objects.select_for_update().filter(purpose=purpose).first()
-        if existing is not None:
-            return existing
         ca = active_ca()
         key = new_private_key("rsa")
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"MDM Portal {purpose}")])
@@ -308,8 +314,7 @@ def ensure_server_identity(purpose: str, *, actor: object = "mdm_init") -> Serve
             private_key_pem=private_key_pem(key),
             not_after=certificate.not_valid_after_utc,
         )
-    audit("server_identity.created", actor=actor, target=purpose, sha256=sha256_hex(certificate))
-    return identity
+    return identity, certificate
 
 
 _credentials: dict[str, tuple[tuple[int, str], x509.Certificate, PrivateKey]] = {}

@@ -369,6 +369,40 @@ def test_a_device_enrolls_over_https_with_its_tls_client_certificate(stack, devi
     assert device_json(stack, device.udid)["name"] == "Over TLS"
 
 
+def test_the_fleet_simulator_enrolls_and_answers_with_tls_client_certificates(stack, enrollment):
+    """mdm_simulate, a client of the running stack: profile, SCEP, check-in and the command
+    loop over HTTPS through nginx, each device proving itself by its TLS client certificate
+    (the enrollment signs nothing: SignMessage is off)."""
+    token, _profile = enrollment
+    trust = stack.folder / "simulator-trust.pem"
+    trust.write_text(stack.trust_pem)
+    summary_file = stack.folder / "simulator.json"
+    stack.manage(
+        "mdm_simulate",
+        "--url",
+        stack.url,
+        "--enrollment",
+        token,
+        "--devices",
+        "3",
+        "--concurrency",
+        "3",
+        "--client-cert",
+        "--ca-file",
+        str(trust),
+        "--no-progress",
+        "--json",
+        str(summary_file),
+    )
+    summary = json.loads(summary_file.read_text())
+    assert (summary["enrolled"], summary["enroll_failed"], summary["errors"]) == (3, 0, {})
+    answered = sum(sum(by_status.values()) for by_status in summary["commands"].values())
+    assert answered >= 3 * 5  # the initial inventory of each
+    rows = [json.loads(line) for line in stack.manage("mdm_device", "--list").splitlines()]
+    simulated = [row for row in rows if row["device_name"].startswith("Simulated ")]
+    assert len(simulated) == 3 and {row["state"] for row in simulated} == {"enrolled"}
+
+
 # -- refusals through nginx ----------------------------------------------------------------
 
 
