@@ -4,9 +4,9 @@
 it). Keys are made before the timed part, in worker processes when there are many. Then every
 device enrolls (or is taken from the state file) and drains its queue once, at most
 `concurrency` devices in flight. With a duration, devices keep polling: every
-`poll_interval` seconds (with some jitter, so a fleet does not poll in step) or at once when
-the APNs listener gets a push for them, until the duration ends or, with 0, until SIGINT or
-SIGTERM.
+`poll_interval` seconds (with some jitter, so a fleet does not poll in step), sooner after a
+poll that could not reach the portal, or at once when the APNs listener gets a push for them,
+until the duration ends or, with 0, until SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
@@ -212,6 +212,7 @@ async def _simulate(options: Options, stats: Stats, restored, new, kept, stream)
         if listener is not None:
             await listener.close()
         await fleet.close()
+        stats.undelivered_reports = sum(d.pending_report is not None for d in devices)
         _save(options, devices, kept)
 
 
@@ -245,7 +246,7 @@ async def _keep_polling(
     try:
         while not stop.is_set() and device.state.enrolled and not device.state.erased:
             if not device.wake.is_set():
-                interval = options.poll_interval * random.uniform(0.8, 1.2)
+                interval = device.retry_delay(options.poll_interval) * random.uniform(0.8, 1.2)
                 waking = asyncio.ensure_future(device.wake.wait())
                 await asyncio.wait(
                     [waking, stopping], timeout=interval, return_when="FIRST_COMPLETED"
