@@ -268,8 +268,11 @@ async def _start_listener(options: Options, stats: Stats, by_token: dict) -> APN
         return None
 
     def wake(token: str, push_magic: str) -> bool:
+        # A device's token is APNs' from the start: a push that comes before the device has
+        # read the answer to its TokenUpdate (the portal pushes the initial inventory at once)
+        # is delivered all the same; only an erased device's token is no longer valid.
         device = by_token.get(token)
-        if device is None or not device.state.enrolled:
+        if device is None or device.state.erased:
             stats.unknown_pushes += 1
             return False
         stats.pushes += 1
