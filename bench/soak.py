@@ -318,7 +318,6 @@ def verdict(config: Config, run: dict, enrollment: dict) -> dict:
         started=run["started"],
         ended=run["ended"],
         drain=config.drain,
-        poll_interval=config.poll_interval,
         simulator=simulator,
         executed=executed,
         enqueued=enqueue.command_uuids,

@@ -60,7 +60,6 @@ def check(
     started: dt.datetime,
     ended: dt.datetime,
     drain: float,
-    poll_interval: float,
     simulator: dict,
     executed: dict[str, dict[str, str]],
     enqueued: list[str],
