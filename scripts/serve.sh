@@ -10,7 +10,9 @@
 #           unix socket behind nginx (TLS on MDM_HTTPS_PORT), the Celery worker and beat.
 #           Idempotent: what already runs is left running (nginx reloads when its
 #           configuration or certificate changed, e.g. after a certificate renewal).
-#   stop    stop everything start started and wait until every process of it has exited.
+#   stop    stop everything start started and wait until every process of it has exited;
+#           with --web-only / --workers-only only that part (PostgreSQL and Redis keep running
+#           while anything else does): `start` then brings back what is stopped.
 #   status  what runs; exit 0 only if every part of the stack does.
 #   env     the exports with which `.venv/bin/python manage.py ...` talks to the stack:
 #             eval "$(scripts/serve.sh env)"
@@ -535,12 +537,17 @@ cmd_stop() {
     fi
     local name
     for name in "${COMPONENTS[@]}"; do
+        [[ $MODE == all ]] || wants "$name" || continue # --web-only / --workers-only: that part
         case $name in
         nginx) stop_component nginx QUIT ;;
         *) stop_component "$name" TERM ;;
         esac
     done
-    rm -f -- "$RUN/gunicorn.sock"
+    [[ $MODE == workers ]] || rm -f -- "$RUN/gunicorn.sock"
+    if [[ $MODE != all ]] && any_alive; then # the rest runs (start brings the part back)
+        log "stopped the $MODE side; the rest of the stack runs"
+        return 0
+    fi
     if ((LOCAL_SERVICES)); then services stop; fi
     log "stopped: no process of the stack is left"
 }

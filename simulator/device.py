@@ -5,6 +5,12 @@ profile's Challenge, Subject and Keysize; or the PKCS#12 in it), then Authentica
 TokenUpdate to the CheckInURL. Polling: PUT Idle to the ServerURL, answer each command it
 gets, until an empty 200. One request at a time, as a device sends them. A 401 is the portal
 saying the device is not managed: the device drops its enrollment and enrolls again.
+
+When the portal cannot be reached (a connection error, the proxy's 502 while the portal
+restarts) or answers a 5xx, the device keeps the answer it was sending and sends it again at
+its next try, sooner after a failure (1, 2, 4 ... seconds, up to its poll interval), as a real
+device does: an answer is never lost on the device's side, so a command that comes again after
+the portal took its answer was executed twice (counted as a duplicate).
 """
 
 from __future__ import annotations
@@ -28,6 +34,11 @@ from .report import Stats
 from .state import DeviceState
 
 MAX_COMMANDS_PER_POLL = 1000  # a server that never stops sending is a bug worth reporting
+# nginx's own error page (server_tokens off) when it cannot reach the portal behind it: a 502,
+# 503 or 504 with it is the proxy's, any other 5xx the portal's.
+PROXY_PAGE = b"<center>nginx</center>"
+PROXY_STATUSES = (502, 503, 504)
+EXECUTED = ("Acknowledged", "Error")  # answers that mean the device ran the command
 
 
 class ExchangeFailed(Exception):
@@ -101,6 +112,14 @@ class SimulatedDevice:
         self.stats = fleet.stats
         self.spare_key = key  # made before the run, for SCEP
         self.wake = asyncio.Event()
+        self.pending_report: dict | None = None  # an answer the portal has not taken yet
+        self.failures = 0  # polls in a row that could not reach the portal
+
+    def retry_delay(self, poll_interval: float) -> float:
+        """Seconds until the next poll: the interval, or sooner after failures."""
+        if not self.failures:
+            return poll_interval
+        return min(poll_interval, 2.0 ** min(self.failures - 1, 6))
 
     # -- HTTP ----------------------------------------------------------------------------------
 
@@ -109,9 +128,16 @@ class SimulatedDevice:
         try:
             response = await client.request(method, url, **kw)
         except httpx.HTTPError as exc:
-            self.stats.error(f"{kind}: connection error ({type(exc).__name__})")
+            self.stats.unreachable_portal(kind, f"connection error ({type(exc).__name__})")
             raise ExchangeFailed(f"{kind}: {exc}") from None
         self.stats.request(kind, time.monotonic() - started)
+        status = response.status_code
+        if status >= 500:
+            if status in PROXY_STATUSES and PROXY_PAGE in response.content:
+                self.stats.unreachable_portal(kind, f"HTTP {status} from the proxy")
+            else:
+                self.stats.server_error(kind, status)
+            raise ExchangeFailed(f"{kind}: HTTP {status}")
         return response
 
     def _mdm_client(self):
@@ -245,25 +271,41 @@ class SimulatedDevice:
     # -- polling -------------------------------------------------------------------------------
 
     async def poll(self) -> None:
-        """Idle, then answer every command until an empty 200. Counts what went wrong."""
+        """Idle (or the answer the portal has not taken yet), then answer every command until
+        an empty 200. Counts what went wrong; a device never stops over one exchange."""
         if self.state.erased or not self.state.enrolled:
             return
         try:
             await self._poll()
         except ExchangeFailed:
+            self.failures += 1
             return
+        except Exception as exc:  # noqa: BLE001 - counted: the device polls again all the same
+            self.failures += 1
+            self.stats.error(f"poll: the simulated device failed ({type(exc).__name__}: {exc})")
+            return
+        self.failures = 0
 
     async def _poll(self, reenrolled: bool = False) -> None:
         state = self.state
-        report: dict = {"UDID": state.udid, "Status": "Idle"}
+        report: dict = self.pending_report or {"UDID": state.udid, "Status": "Idle"}
         for _ in range(MAX_COMMANDS_PER_POLL):
-            response = await self._put("poll", state.server_url, report, CONNECT_CT)
+            if report is self.pending_report:
+                self.stats.resent_reports += 1
+            try:
+                response = await self._put("poll", state.server_url, report, CONNECT_CT)
+            except ExchangeFailed:
+                if "CommandUUID" in report:
+                    self.pending_report = report  # sent again at the next try
+                raise
+            self.pending_report = None
             if response.status_code == 401 and not reenrolled:
                 await self._reenroll()
                 return await self._poll(reenrolled=True)
             if response.status_code != 200:
                 self.stats.error(f"poll: HTTP {response.status_code}")
                 return
+            self.stats.last_exchange[state.udid] = time.time()
             if state.erased or not response.content:
                 return
             try:
@@ -274,8 +316,13 @@ class SimulatedDevice:
             except Exception:  # a body that is not a command: the device ignores it
                 self.stats.error("poll: a 200 that is not a command")
                 return
+            executed_before = state.executed.get(command_uuid)
+            if executed_before is not None:
+                self.stats.duplicate(state.udid, command_uuid, request_type, executed_before)
             result = answer(state, command, self.fleet.not_now_rate)
             self.stats.commands[(request_type, result.status)] += 1
+            if result.status in EXECUTED:
+                state.remember_executed(command_uuid, result.status)
             if state.erased:
                 self.stats.erased += 1
             report = {
@@ -290,6 +337,7 @@ class SimulatedDevice:
         """A 401: the portal no longer manages us; remove the enrollment and enroll anew."""
         self.stats.error("poll: HTTP 401 (re-enrolled)", problem=False)
         self.state.enrolled = False
+        self.pending_report = None  # a device that is not managed has no one to answer
         try:
             await self.enroll()
         except ExchangeFailed:

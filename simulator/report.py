@@ -5,6 +5,13 @@ and their latencies, commands answered by RequestType and status, errors by kind
 are what make the run fail (a device that could not enroll, a request with a status no device
 expects); errors that a device handles as a real one does (a 401 that makes it re-enroll) are
 counted but are not problems.
+
+A 5xx is told apart by who sent it: the portal itself (`portal_5xx`, a problem), or the TLS
+proxy in front of it saying it could not reach the portal (nginx's own 502/503/504 page while
+gunicorn restarts: `unreachable`, with connection errors, and when, by the second). A device
+retries those as a real one does. `duplicates` are commands a device was sent again after it
+had executed them (answered Acknowledged or Error, and the portal took the answer): each is a
+command executed twice, a problem.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+
+DUPLICATE_EXAMPLES = 10  # commands executed twice named in the summary
 
 
 @dataclass
@@ -35,6 +44,14 @@ class Stats:
     wakeups: int = 0  # polls started by a push
     unknown_pushes: int = 0
     latencies: list[float] = field(default_factory=list)
+    portal_5xx: Counter = field(default_factory=Counter)  # "kind: HTTP status" from the portal
+    unreachable: Counter = field(default_factory=Counter)  # connection errors, proxy's 5xx
+    unreachable_seconds: Counter = field(default_factory=Counter)  # unix second -> count
+    resent_reports: int = 0  # answers sent again after the portal was unreachable
+    undelivered_reports: int = 0  # answers still not taken by the portal at the end
+    duplicates: int = 0
+    duplicate_examples: list[dict] = field(default_factory=list)
+    last_exchange: dict[str, float] = field(default_factory=dict)  # UDID -> unix time
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
     key_seconds: float = 0.0
@@ -48,6 +65,32 @@ class Stats:
         self.errors[kind] += 1
         if problem:
             self.problems += 1
+
+    def server_error(self, kind: str, status: int) -> None:
+        """A 5xx the portal answered itself: a problem."""
+        self.portal_5xx[f"{kind}: HTTP {status}"] += 1
+        self.error(f"{kind}: HTTP {status} from the portal")
+
+    def unreachable_portal(self, kind: str, what: str) -> None:
+        """The portal could not be reached (connection error, or the proxy's 502/503/504):
+        the device tries again later, as a real one does; not a problem by itself."""
+        self.unreachable[what] += 1
+        self.unreachable_seconds[int(time.time())] += 1
+        self.error(f"{kind}: {what}", problem=False)
+
+    def duplicate(self, udid: str, command_uuid: str, request_type: str, status: str) -> None:
+        """A command this device had executed (answered `status`) came again."""
+        self.duplicates += 1
+        if len(self.duplicate_examples) < DUPLICATE_EXAMPLES:
+            self.duplicate_examples.append(
+                {
+                    "udid": udid,
+                    "command_uuid": command_uuid,
+                    "request_type": request_type,
+                    "first_status": status,
+                }
+            )
+        self.error("poll: a command executed before came again")
 
     @property
     def elapsed(self) -> float:
@@ -91,6 +134,14 @@ class Stats:
                 name: round(self.percentile(fraction) * 1000, 1)
                 for name, fraction in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99))
             },
+            "portal_5xx": dict(sorted(self.portal_5xx.items())),
+            "unreachable": dict(sorted(self.unreachable.items())),
+            "unreachable_seconds": {str(k): v for k, v in sorted(self.unreachable_seconds.items())},
+            "resent_reports": self.resent_reports,
+            "undelivered_reports": self.undelivered_reports,
+            "duplicates": self.duplicates,
+            "duplicate_examples": self.duplicate_examples,
+            "last_exchange": {udid: round(t, 3) for udid, t in sorted(self.last_exchange.items())},
             "ok": not self.failed,
         }
 
@@ -115,6 +166,17 @@ def summary_text(stats: Stats) -> str:
         lines.append(
             f"pushes received: {data['pushes']} (woke {data['wakeups']} polls), "
             f"for unknown tokens: {data['unknown_pushes']}"
+        )
+    lines.append(
+        f"executed twice (sent again after an answer): {data['duplicates']}  "
+        f"5xx from the portal: {sum(data['portal_5xx'].values())}  portal unreachable "
+        f"(connection errors, the proxy's 502/503/504): {sum(data['unreachable'].values())}  "
+        f"answers sent again: {data['resent_reports']}  undelivered: "
+        f"{data['undelivered_reports']}"
+    )
+    for example in data["duplicate_examples"]:
+        lines.append(
+            f"  twice: {example['request_type']} {example['command_uuid']} to {example['udid']}"
         )
     lines.append(f"errors: {sum(data['errors'].values())}" + ("" if data["errors"] else " (none)"))
     for kind, count in data["errors"].items():

@@ -4,9 +4,9 @@
 it). Keys are made before the timed part, in worker processes when there are many. Then every
 device enrolls (or is taken from the state file) and drains its queue once, at most
 `concurrency` devices in flight. With a duration, devices keep polling: every
-`poll_interval` seconds (with some jitter, so a fleet does not poll in step) or at once when
-the APNs listener gets a push for them, until the duration ends or, with 0, until SIGINT or
-SIGTERM.
+`poll_interval` seconds (with some jitter, so a fleet does not poll in step), sooner after a
+poll that could not reach the portal, or at once when the APNs listener gets a push for them,
+until the duration ends or, with 0, until SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
@@ -213,6 +213,7 @@ async def _simulate(options: Options, stats: Stats, restored, new, kept, stream)
         if listener is not None:
             await listener.close()
         await fleet.close()
+        stats.undelivered_reports = sum(d.pending_report is not None for d in devices)
         _save(options, devices, kept)
 
 
@@ -246,7 +247,7 @@ async def _keep_polling(
     try:
         while not stop.is_set() and device.state.enrolled and not device.state.erased:
             if not device.wake.is_set():
-                interval = options.poll_interval * random.uniform(0.8, 1.2)
+                interval = device.retry_delay(options.poll_interval) * random.uniform(0.8, 1.2)
                 waking = asyncio.ensure_future(device.wake.wait())
                 await asyncio.wait(
                     [waking, stopping], timeout=interval, return_when="FIRST_COMPLETED"
@@ -267,12 +268,13 @@ def waker(stats: Stats, by_token: dict) -> Callable[[str, str], bool]:
     """The listener's answer to a push: whether the token is one of ours (waking it)."""
 
     def wake(token: str, push_magic: str) -> bool:
+        # A device's token is APNs' from the start: a push that comes before the device has
+        # read the answer to its TokenUpdate (the portal pushes the initial inventory at once)
+        # is delivered all the same; only an erased device's token is no longer valid.
         device = by_token.get(token)
-        if device is None:
+        if device is None or device.state.erased:
             stats.unknown_pushes += 1
             return False
-        # APNs knows a token from the moment the device has it: a push can arrive before the
-        # device has read the answer to its TokenUpdate. It polls once it is enrolled.
         stats.pushes += 1
         if push_magic == device.state.push_magic:  # a device ignores someone else's push
             device.wake.set()

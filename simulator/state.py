@@ -2,7 +2,9 @@
 
 Everything a device must remember to be the same device after the simulator restarts: its
 identity (UDID, hardware, key and certificate), what the MDM payload said (URLs, topic,
-SignMessage), its push token and PushMagic, the trust it installed, and the profiles it holds.
+SignMessage), its push token and PushMagic, the trust it installed, the profiles it holds, and
+the commands it executed (CommandUUID -> Acknowledged or Error: a command delivered again
+after that was executed twice; the soak, bench/soak.py, checks them against the portal).
 The file holds private keys: it is written with mode 0600, atomically (a new file renamed over
 the old one), so a simulator killed while saving leaves the previous fleet intact.
 """
@@ -20,6 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 STATE_VERSION = 1
+MAX_EXECUTED = 20_000  # CommandUUIDs a device remembers having executed
 
 # A small mixed fleet: (ProductName, ModelName, Model, OSVersion, BuildVersion, capacity GB).
 HARDWARE = [
@@ -56,6 +59,14 @@ class DeviceState:
     profiles: list[dict] = field(default_factory=list)  # installed by InstallProfile
     enrolled: bool = False
     erased: bool = False
+    executed: dict[str, str] = field(default_factory=dict)  # CommandUUID -> its final status
+
+    def remember_executed(self, command_uuid: str, status: str) -> None:
+        """Note a command this device executed (answered Acknowledged or Error); the oldest
+        are forgotten beyond MAX_EXECUTED."""
+        self.executed[command_uuid] = status
+        while len(self.executed) > MAX_EXECUTED:
+            del self.executed[next(iter(self.executed))]
 
     def __post_init__(self) -> None:
         self._key = None

@@ -76,9 +76,9 @@ class Stack:
     def url(self) -> str:
         return f"https://127.0.0.1:{self.port}"
 
-    def serve(self, command: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    def serve(self, *command: str, timeout: float = 900) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [str(self.repo / "scripts/serve.sh"), command],
+            [str(self.repo / "scripts/serve.sh"), *command],
             cwd=self.repo,
             env=self.env,
             capture_output=True,
@@ -505,6 +505,33 @@ def test_starting_twice_is_harmless(stack, device):
     assert component_pids(stack) == before
     assert stack.serve("status").returncode == 0
     assert device.idle().status == 200
+
+
+def test_stopping_one_side_leaves_the_rest_running(stack, device):
+    import psycopg
+
+    before = component_pids(stack)
+    stopped = stack.serve("stop", "--web-only")
+    assert stopped.returncode == 0, stopped.stderr
+    assert "the rest of the stack runs" in stopped.stderr
+    run = Path(stack.env["MDM_SERVE_DIR"]) / "run"
+    assert not (run / "nginx.pid").exists() and not (run / "gunicorn.pid").exists()
+    assert {n: (run / f"{n}.pid").read_text() for n in ("worker", "beat")} == {
+        n: before[n] for n in ("worker", "beat")
+    }
+    with psycopg.connect(stack.exports["DATABASE_URL"]) as connection:  # the services run
+        assert connection.execute("SELECT 1").fetchone() == (1,)
+    assert stack.serve("start").returncode == 0  # brings back what is stopped
+    after = component_pids(stack)
+    assert after["worker"] == before["worker"] and after["nginx"] != before["nginx"]
+    assert device.idle().status == 200
+
+    assert stack.serve("stop", "--workers-only").returncode == 0
+    assert not (run / "worker.pid").exists() and not (run / "beat.pid").exists()
+    assert device.idle().status == 200  # the web side still answers
+    assert stack.serve("start").returncode == 0
+    assert component_pids(stack)["nginx"] == after["nginx"]
+    assert stack.serve("status").returncode == 0
 
 
 def test_stop_leaves_no_process_behind(stack):
