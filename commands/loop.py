@@ -147,15 +147,15 @@ def record_status(device: Device, report: dict, now: datetime) -> QueuedCommand 
 
 
 def _acknowledged(device: Device, row: QueuedCommand, report: dict) -> None:
-    reads_device = row.request_type in INVENTORY_REQUEST_TYPES or uses_device(row.request_type)
-    if not reads_device:
+    if row.request_type not in INVENTORY_REQUEST_TYPES and not uses_device(row.request_type):
         return
-    _load_whole(device)
+    if uses_device(row.request_type):  # the inventory itself reads nothing of the row
+        _load_whole(device)
     # A result we cannot read must not lose the status: the inventory update has its own
-    # savepoint, and its failure is logged.
+    # savepoint (apply_result adds none inside it), and its failure is logged.
     try:
         with transaction.atomic():
-            apply_result(device, row.request_type, report)
+            apply_result(device, row.request_type, report, savepoint=False)
     except InventoryError as exc:
         log.warning(
             "%s: %s result not applied to inventory: %s", device.udid, row.request_type, exc
@@ -165,9 +165,14 @@ def _acknowledged(device: Device, row: QueuedCommand, report: dict) -> None:
         device.save(update_fields=changed)
 
 
+# Secrets stay in the database until a hook asks for one (ClearPasscode's UnlockToken): each
+# costs a decryption, and the inventory never reads them.
+SECRET_FIELDS = frozenset({"unlock_token", "bootstrap_token"})
+
+
 def _load_whole(device: Device) -> None:
     """Read the columns the loop did not (one statement), keeping what it already changed."""
-    deferred = device.get_deferred_fields()
+    deferred = device.get_deferred_fields() - SECRET_FIELDS
     if deferred:
         device.refresh_from_db(fields=list(deferred))
 

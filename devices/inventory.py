@@ -20,9 +20,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
+from mdm_portal import hot_sql
 from mdm_portal.plist import has_type
 from mdm_portal.plist import type_name as plist_type_name
 
@@ -108,7 +109,12 @@ class _Inventory:
 
 
 def apply_result(
-    device: Device, request_type: str, result: dict, reported_at: datetime | None = None
+    device: Device,
+    request_type: str,
+    result: dict,
+    reported_at: datetime | None = None,
+    *,
+    savepoint: bool = True,
 ) -> bool:
     """Update the device's inventory from one Acknowledged result.
 
@@ -129,7 +135,8 @@ def apply_result(
         raise ValueError("reported_at must be timezone-aware")
 
     inventory = _read(request_type, result, device, reported_at)
-    with transaction.atomic():
+    # `savepoint=False`: the caller's own savepoint already holds the writes together.
+    with transaction.atomic(savepoint=savepoint):
         _write(device, request_type, inventory, reported_at)
     return True
 
@@ -322,27 +329,41 @@ def _fit(model: type[models.Model], values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _write(device: Device, kind: str, inventory: _Inventory, reported_at: datetime) -> None:
-    # Locking the report serializes two results of the same kind for the same device, so
-    # their merges and row replacements cannot interleave.
-    report, created = InventoryReport.objects.select_for_update().get_or_create(
-        device=device, kind=kind, defaults={"data": inventory.data, "reported_at": reported_at}
-    )
-    if not created:
-        if report.reported_at > reported_at:
-            return  # a newer result is already stored; this one would turn the clock back
-        data = inventory.data
-        if kind == Kind.DEVICE_INFORMATION and isinstance(report.data, dict):
-            # A query for some keys must not erase the others: each key keeps the value of
-            # the latest result that had it.
-            data = {**report.data, **data}
-        report.data = data
-        report.reported_at = reported_at
-        report.save(update_fields=["data", "reported_at"])
-
+    if not _store_report(device.pk, kind, inventory.data, reported_at):
+        return  # a newer result is already stored; this one would turn the clock back
     if inventory.row_model is not None:
         _replace_rows(device, inventory.row_model, inventory.rows)
     if inventory.device_values:
         _update_device(device, inventory.device_values)
+
+
+def _store_report(device_id: int, kind: str, data: Any, reported_at: datetime) -> bool:
+    """Insert or replace the device's report of `kind`, unless a newer one is stored; False
+    then. One statement, which also locks the row, so two results of one kind for one device
+    cannot interleave. A DeviceInformation answer is merged into the stored one: a query for
+    some keys must not erase the others (each key keeps the value of the latest result)."""
+    table = InventoryReport._meta.db_table
+    if connection.vendor == "postgresql":
+        merged = f"{table}.data || EXCLUDED.data"
+        is_object = f"jsonb_typeof({table}.data) = 'object'"
+    else:  # SQLite: RFC 7396 merge (results hold no nulls, which it would drop)
+        merged = f"json_patch({table}.data, EXCLUDED.data)"
+        is_object = f"json_type({table}.data) = 'object'"
+    sql = (
+        f"INSERT INTO {table} (device_id, kind, data, reported_at) "  # noqa: S608 - our names
+        "VALUES (%s, %s, %s, %s) ON CONFLICT (device_id, kind) DO UPDATE SET "
+        f"data = CASE WHEN EXCLUDED.kind = '{Kind.DEVICE_INFORMATION}' AND {is_object} "
+        f"THEN {merged} ELSE EXCLUDED.data END, reported_at = EXCLUDED.reported_at "
+        f"WHERE {table}.reported_at <= EXCLUDED.reported_at RETURNING id"
+    )
+    data_field = InventoryReport._meta.get_field("data")
+    params = [
+        device_id,
+        kind,
+        data_field.get_db_prep_save(data, connection),
+        connection.ops.adapt_datetimefield_value(reported_at),
+    ]
+    return bool(hot_sql.fetch(sql, params))
 
 
 def _replace_rows(device: Device, model: type[models.Model], rows: list[models.Model]) -> None:
@@ -352,9 +373,21 @@ def _replace_rows(device: Device, model: type[models.Model], rows: list[models.M
     model.objects.bulk_create(rows, batch_size=_BULK_BATCH_SIZE)
 
 
-def _update_device(device: Device, values: dict[str, str]) -> None:
-    changed = [name for name, value in values.items() if getattr(device, name) != value]
-    for name in changed:
-        setattr(device, name, values[name])
-    if changed:
-        device.save(update_fields=changed)
+def _update_device(device: Device, values: dict[str, Any]) -> None:
+    """Set the device's inventory columns in one statement that writes the row only when a
+    value differs (no need to read the row first)."""
+    distinct = "IS DISTINCT FROM" if connection.vendor == "postgresql" else "IS NOT"
+    columns, params, checks, check_params = [], [], [], []
+    for name, value in values.items():
+        column = Device._meta.get_field(name)
+        prepared = column.get_db_prep_save(value, connection)
+        columns.append(f"{column.column} = %s")
+        params.append(prepared)
+        checks.append(f"{column.column} {distinct} %s")
+        check_params.append(prepared)
+        setattr(device, name, value)
+    sql = (
+        f"UPDATE {Device._meta.db_table} SET {', '.join(columns)} "  # noqa: S608 - our names
+        f"WHERE id = %s AND ({' OR '.join(checks)})"
+    )
+    hot_sql.fetch(sql, [*params, device.pk, *check_params])

@@ -108,9 +108,11 @@ DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'mdm.sqlite3'}",
         conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
-        # A kept connection is checked before a request reuses it, so the first request after
-        # a PostgreSQL restart reconnects instead of failing on the dead connection.
-        conn_health_checks=True,
+        # No check of a kept connection before each request: it was one more round trip
+        # (SELECT 1) on every device request. A connection a PostgreSQL restart broke fails
+        # its next request with a 503 that devices retry (mdm_portal/unavailable.py closes
+        # it), and the request after reconnects. DB_CONN_HEALTH_CHECKS=1 checks each time.
+        conn_health_checks=env_bool("DB_CONN_HEALTH_CHECKS", False),
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):

@@ -4,8 +4,8 @@ request reconnects.
 Without this, a PostgreSQL restart turns every request into a 500 with a traceback in the log
 for each. Devices, SCEP clients and profile downloads retry a 503 that says when (Retry-After),
 and the log gets one line per refused request, saying what failed. The connection that broke
-is closed here, so the same process serves the next request on a fresh connection (with
-CONN_HEALTH_CHECKS, a kept connection is also checked before reuse): no restart needed.
+is closed here, so the same process serves the next request on a fresh connection: no restart
+needed (a kept connection broken while no request ran fails once, then reconnects).
 
 Django's OperationalError and InterfaceError are what a database that cannot be reached, shuts
 down or drops the connection raises (and deadlocks and lock timeouts, for which a retry is the

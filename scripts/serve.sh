@@ -21,7 +21,7 @@
 #   (both need DATABASE_URL, REDIS_URL, SECRET_KEY, MDM_SECRETS_KEY and MDM_PUBLIC_URL set)
 #
 # Environment (the portal's own settings are in the README's Configuration table; every
-# MDM_*, DJANGO_*, SECRET_KEY, LOG_LEVEL, DB_CONN_MAX_AGE, ALLOWED_HOSTS and
+# MDM_*, DJANGO_*, SECRET_KEY, LOG_LEVEL, DB_CONN_MAX_AGE, DB_CONN_HEALTH_CHECKS, ALLOWED_HOSTS and
 # CSRF_TRUSTED_ORIGINS variable set here is passed on to the portal's processes):
 #   MDM_PUBLIC_URL          https://<host>:<MDM_HTTPS_PORT> (no port when 443); <host> is the
 #                           machine's name (hostname -f) when it has a dot, else localhost
@@ -178,7 +178,7 @@ compose_env() { # the processes' settings: the caller's portal settings, then se
         MDM_SERVE_* | MDM_SERVICES_* | MDM_PG_PORT | MDM_REDIS_PORT | MDM_HTTPS_PORT | MDM_WEB_WORKERS | \
             MDM_CELERY_WORKERS | MDM_CELERY_BEAT | MDM_STOP_TIMEOUT | MDM_TLS_* | MDM_DATA_DIR | \
             MDM_PUBLIC_URL | MDM_CLIENT_CERT_HEADER | MDM_REAL_IP_HEADER) continue ;;
-        MDM_* | DJANGO_* | SECRET_KEY | LOG_LEVEL | DB_CONN_MAX_AGE | ALLOWED_HOSTS | CSRF_TRUSTED_ORIGINS)
+        MDM_* | DJANGO_* | SECRET_KEY | LOG_LEVEL | DB_CONN_MAX_AGE | DB_CONN_HEALTH_CHECKS | ALLOWED_HOSTS | CSRF_TRUSTED_ORIGINS)
             [[ $entry != *$'\n'* ]] || die "$name holds a line break"
             STACK_ENV+=("$entry")
             ;;

@@ -213,7 +213,8 @@ def test_apns_knows_a_token_before_the_device_read_its_tokenupdate_answer():
     from simulator.runner import waker
 
     device = SimpleNamespace(
-        state=SimpleNamespace(enrolled=False, push_magic="MAGIC"), wake=asyncio.Event()
+        state=SimpleNamespace(enrolled=False, erased=False, push_magic="MAGIC"),
+        wake=asyncio.Event(),
     )
     stats = Stats()
     wake = waker(stats, {"ab" * 32: device})
