@@ -8,16 +8,16 @@
 #           and Redis (scripts/services.sh in its durable mode) unless DATABASE_URL and
 #           REDIS_URL point elsewhere, migrate, mdm_init, collectstatic, then gunicorn on a
 #           unix socket behind nginx (TLS on MDM_HTTPS_PORT), the Celery worker and beat.
-#           Idempotent: what already runs is left running (nginx reloads when its
-#           configuration or certificate changed, e.g. after a certificate renewal).
+#           Idempotent: what runs is left running (nginx reloads on a new configuration or
+#           certificate, e.g. after a renewal).
 #   stop    stop everything start started and wait until every process of it has exited;
 #           with --web-only / --workers-only only that part (PostgreSQL and Redis keep running
 #           while anything else does): `start` then brings back what is stopped.
 #   status  what runs; exit 0 only if every part of the stack does.
 #   env     the exports with which `.venv/bin/python manage.py ...` talks to the stack:
 #             eval "$(scripts/serve.sh env)"
-#   --web-only      nginx and gunicorn (and migrate, mdm_init, collectstatic)
-#   --workers-only  the Celery worker, and beat unless MDM_CELERY_BEAT=0
+#   --web-only / --workers-only  nginx and gunicorn (and migrate, mdm_init, collectstatic) /
+#                   the Celery worker, and beat unless MDM_CELERY_BEAT=0
 #   (both need DATABASE_URL, REDIS_URL, SECRET_KEY, MDM_SECRETS_KEY and MDM_PUBLIC_URL set)
 #
 # Environment (the portal's own settings are in the README's Configuration table; every
@@ -29,21 +29,16 @@
 #   MDM_TLS_CERT_FILE, MDM_TLS_KEY_FILE  the chain and key nginx serves (copied in at each
 #                           start); unset: the portal's own, made by mdm_init
 #   MDM_CLIENT_CERT_HEADER  X-Ssl-Client-Cert (the header nginx forwards the certificate in)
-#   MDM_WEB_WORKERS         gunicorn worker processes, 2 per core
-#   MDM_CELERY_WORKERS      Celery worker processes, 1
+#   MDM_WEB_WORKERS, MDM_CELERY_WORKERS  gunicorn processes (2 per core), Celery's (1)
 #   MDM_CELERY_BEAT         1; 0 where beat must not run (exactly one machine runs it)
 #   MDM_SERVE_DIR           <repo>/var/production
 #   MDM_SERVE_USER          mdm: the unprivileged user of the web and worker processes when
 #                           run as root (created if missing); else the user running this
 #   MDM_SERVE_PG_PORT, MDM_SERVE_REDIS_PORT  55433, 56380 (the local PostgreSQL and Redis)
-#   MDM_SERVE_VENV          MDM_SERVE_DIR/venv: the service's own virtual environment, made
-#                           (once) only when the service user cannot run .venv's Python
+#   MDM_SERVE_VENV          MDM_SERVE_DIR/venv: the service's own venv, when it can't run .venv's
 #   MDM_STOP_TIMEOUT        30: seconds each part gets to exit before it is killed
-#
-# Layout under MDM_SERVE_DIR: data/ (MDM_DATA_DIR: generated secrets, static files), tls/
-# (what nginx serves), run/ (pid files, gunicorn's socket), log/, nginx/ (nginx.conf from
-# scripts/nginx.conf.template, temporary files), services/ (PostgreSQL and Redis data),
-# stack.env (the processes' settings) and admin-login.txt (the first admin password).
+# Under MDM_SERVE_DIR: data/ (MDM_DATA_DIR), tls/ (what nginx serves), run/ (pids, socket),
+# log/, nginx/, services/ (PostgreSQL and Redis data), stack.env, admin-login.txt.
 set -euo pipefail
 umask 022 # a fresh .venv and the repository's files must be readable by the service user
 
@@ -255,8 +250,7 @@ choose_venv() { # a virtual environment whose Python the service user can run
         VENV=$ROOT/.venv
         return 0
     fi
-    # E.g. .venv made from a Python under /root (pyenv): the service gets its own, made with
-    # the system's Python.
+    # E.g. .venv made from a Python under /root (pyenv): the service's own, system Python.
     VENV=${MDM_SERVE_VENV:-$SERVE_DIR/venv}
     log "user $SERVE_USER cannot run .venv's Python ($python): using $VENV (system Python)"
     if ! /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null; then
@@ -456,11 +450,12 @@ cmd_start() {
         case $name in
         gunicorn)
             rm -f -- "$RUN/gunicorn.sock"
+            # Replaced after 200,000 requests (a leak stays bounded): a new one relearns the fleet.
             launch gunicorn "$VENV/bin/gunicorn" mdm_portal.wsgi:application \
                 --bind "unix:$RUN/gunicorn.sock" --umask 0077 --workers "$WEB_WORKERS" \
                 --timeout 75 --graceful-timeout 30 --limit-request-line 0 \
-                --limit-request-field_size 16384 --max-requests 10000 --max-requests-jitter 1000 \
-                --chdir "$ROOT" --error-logfile -
+                --limit-request-field_size 16384 --max-requests 200000 \
+                --max-requests-jitter 20000 --chdir "$ROOT" --error-logfile -
             ;;
         nginx)
             wait_until "gunicorn" 60 test -S "$RUN/gunicorn.sock"
