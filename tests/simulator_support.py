@@ -1,6 +1,8 @@
 """Test support for the fleet simulator: a live portal ready to enroll, and runs against it."""
 
+import asyncio
 import datetime as dt
+import threading
 from dataclasses import dataclass
 
 import pytest
@@ -25,7 +27,31 @@ class Portal:
         return Options(url=self.url, enrollment=self.token, **{**defaults, **fields})
 
     def run(self, **fields):
-        return run(self.options(**fields))
+        return in_thread(run, self.options(**fields))
+
+
+def run_async(coroutine):
+    return in_thread(asyncio.run, coroutine)
+
+
+def in_thread(function, *args, **kwargs):
+    """function(*args) in a thread of its own: the browser tests' Playwright keeps an event
+    loop running in the main thread for the whole session, where asyncio.run fails (the
+    simulator runs its devices with asyncio.run)."""
+    outcome = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = function(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
 
 
 def ready_to_enroll() -> None:

@@ -17,7 +17,7 @@ from enrollment.links import device_enrollment
 from enrollment.models import Enrollment
 from simulator import SimulatorError, answers
 from tests.api_support import token_client
-from tests.simulator_support import ready_to_enroll, statuses
+from tests.simulator_support import in_thread, ready_to_enroll, statuses
 from tests.ui_support import make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -120,7 +120,8 @@ def test_mdm_simulate_makes_its_enrollment_and_writes_the_summary(live_server, s
     ready_to_enroll()
     out = StringIO()
     summary = tmp_path / "summary.json"
-    call_command(
+    in_thread(
+        call_command,
         "mdm_simulate",
         "--url",
         live_server.url,
@@ -142,17 +143,29 @@ def test_mdm_simulate_makes_its_enrollment_and_writes_the_summary(live_server, s
     assert data["enrolled"] == 2 and data["commands_answered"] == 10 and data["ok"]
 
     # A second run reuses it.
-    call_command("mdm_simulate", "--url", live_server.url, "--devices", "1", "--no-progress")
+    in_thread(
+        call_command, "mdm_simulate", "--url", live_server.url, "--devices", "1", "--no-progress"
+    )
     assert Enrollment.objects.filter(name="Simulated devices").count() == 1
 
 
 def test_a_wrong_token_or_url_is_a_clear_error(portal):
     with pytest.raises(CommandError, match="no enrollment has this token"):
-        call_command("mdm_simulate", "--url", portal.url, "--enrollment", "nope", "--no-progress")
+        in_thread(
+            call_command,
+            "mdm_simulate",
+            "--url",
+            portal.url,
+            "--enrollment",
+            "nope",
+            "--no-progress",
+        )
     with pytest.raises(SimulatorError, match="cannot reach the portal"):
         portal.__class__("http://127.0.0.1:9", portal.token).run(devices=1)
     with pytest.raises(CommandError, match="--url must be"):
-        call_command("mdm_simulate", "--url", "ftp://x", "--enrollment", "t", "--no-progress")
+        in_thread(
+            call_command, "mdm_simulate", "--url", "ftp://x", "--enrollment", "t", "--no-progress"
+        )
     assert Device.objects.count() == 0
 
 
@@ -163,6 +176,12 @@ def test_a_used_up_link_fails_the_run(portal):
     assert stats.errors == {"profile: HTTP 410": 1}
     # Now even the enrollment page says so: a clear error before any key is made.
     with pytest.raises(CommandError, match="turned off, expired or used up"):
-        call_command(
-            "mdm_simulate", "--url", portal.url, "--enrollment", portal.token, "--no-progress"
+        in_thread(
+            call_command,
+            "mdm_simulate",
+            "--url",
+            portal.url,
+            "--enrollment",
+            portal.token,
+            "--no-progress",
         )

@@ -15,7 +15,7 @@ import pytest
 from commands.models import QueuedCommand, Status
 from commands.queue import enqueue
 from devices.models import Device, InstalledProfile, InventoryReport
-from tests.simulator_support import statuses
+from tests.simulator_support import in_thread, statuses
 from tests.ui_support import make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -189,7 +189,7 @@ def test_a_push_to_the_apns_listener_wakes_the_device(portal, tmp_path):
 def _run(options):
     from simulator import run
 
-    return run(options)
+    return in_thread(run, options)
 
 
 def _wait(condition, timeout: float = 10.0):

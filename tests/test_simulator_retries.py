@@ -4,7 +4,6 @@ portal has not taken and sends it again; the proxy's 502 page and connection err
 apart from the portal's own 5xx; a command sent again after its answer was taken is counted
 as executed twice."""
 
-import asyncio
 import plistlib
 
 import httpx
@@ -12,6 +11,7 @@ import httpx
 from simulator.device import Fleet, SimulatedDevice
 from simulator.report import Stats, summary_text
 from simulator.state import new_device
+from tests.simulator_support import run_async
 
 NGINX_502 = (
     b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
@@ -67,7 +67,7 @@ def test_answers_are_kept_until_taken_and_a_command_again_after_is_a_duplicate()
         lambda r: ok(),  # the second answer sent again, taken
     ]
     device, stats, reports = scripted_device(script)
-    asyncio.run(polls(device, 4))
+    run_async(polls(device, 4))
 
     assert reports == [
         (None, "Idle"),
@@ -106,7 +106,7 @@ def test_answers_are_kept_until_taken_and_a_command_again_after_is_a_duplicate()
 def test_failures_make_the_next_poll_sooner():
     device, _stats, _reports = scripted_device([refused, refused, refused])
     assert device.retry_delay(30) == 30
-    asyncio.run(polls(device, 3))
+    run_async(polls(device, 3))
     assert device.failures == 3
     assert device.retry_delay(30) == 4
     assert device.retry_delay(3) == 3
