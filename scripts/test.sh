@@ -30,6 +30,10 @@ echo "==> services (PostgreSQL, Redis)"
 # The SQLite pass repeats what does not depend on the database server; the production stack
 # and the browser tests, which cost minutes, run once: in the first pass when it runs.
 once="not production"
+# Services this run starts are stopped when it ends, pass or fail (ones already running stay).
+if ! scripts/services.sh status >/dev/null 2>&1; then
+  trap 'scripts/services.sh stop >/dev/null 2>&1 || true' EXIT
+fi
 if scripts/services.sh start; then
   eval "$(scripts/services.sh env)"
   echo "==> tests on PostgreSQL + Redis"
