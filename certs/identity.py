@@ -16,6 +16,7 @@ import datetime as dt
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
@@ -126,28 +127,35 @@ class _Authorities:
         rows = CertificateAuthority.objects.defer("private_key_pem")
         self._known = [(ca.pk, ca_certificate(ca), ca.not_before, ca.not_after) for ca in rows]
 
-    def issuer_of(self, certificate: x509.Certificate) -> tuple[int, dt.datetime, dt.datetime]:
+    def _find(self, matches: Callable[[int, x509.Certificate], bool]):
+        """The first known CA that `matches`, reading them again once if none does."""
         for reload in (False, True):
             if reload or not self._known:
                 with self._lock:
                     self._load()
             for pk, issuer, not_before, not_after in self._known:
-                try:
-                    certificate.verify_directly_issued_by(issuer)
-                except (ValueError, TypeError, InvalidSignature):
-                    continue
-                return pk, not_before, not_after
-        raise IdentityError("the certificate does not chain to this portal's CA")
+                if matches(pk, issuer):
+                    return pk, not_before, not_after
+        return None
+
+    def issuer_of(self, certificate: x509.Certificate) -> tuple[int, dt.datetime, dt.datetime]:
+        def issued(_pk: int, issuer: x509.Certificate) -> bool:
+            try:
+                certificate.verify_directly_issued_by(issuer)
+            except (ValueError, TypeError, InvalidSignature):
+                return False
+            return True
+
+        found = self._find(issued)
+        if found is None:
+            raise IdentityError("the certificate does not chain to this portal's CA")
+        return found
 
     def validity(self, authority_id: int) -> tuple[dt.datetime, dt.datetime]:
-        for reload in (False, True):
-            if reload:
-                with self._lock:
-                    self._load()
-            for pk, _issuer, not_before, not_after in self._known:
-                if pk == authority_id:
-                    return not_before, not_after
-        raise IdentityError("the issuing CA is no longer known")
+        found = self._find(lambda pk, _issuer: pk == authority_id)
+        if found is None:
+            raise IdentityError("the issuing CA is no longer known")
+        return found[1], found[2]
 
     def forget(self) -> None:
         with self._lock:

@@ -147,21 +147,20 @@ def record_status(device: Device, report: dict, now: datetime) -> QueuedCommand 
 
 
 def _acknowledged(device: Device, row: QueuedCommand, report: dict) -> None:
-    if row.request_type not in INVENTORY_REQUEST_TYPES and not uses_device(row.request_type):
-        return
-    if uses_device(row.request_type):  # the inventory itself reads nothing of the row
+    hooked = uses_device(row.request_type)
+    if hooked:  # the hook reads the device; the inventory itself reads nothing of the row
         _load_whole(device)
-    # A result we cannot read must not lose the status: the inventory update has its own
-    # savepoint (apply_result adds none inside it), and its failure is logged.
-    try:
-        with transaction.atomic():
-            apply_result(device, row.request_type, report, savepoint=False)
-    except InventoryError as exc:
-        log.warning(
-            "%s: %s result not applied to inventory: %s", device.udid, row.request_type, exc
-        )
-    changed = on_acknowledged(device, row.request_type, report)
-    if changed:
+    if row.request_type in INVENTORY_REQUEST_TYPES:
+        # A result we cannot read must not lose the status: the inventory update has its
+        # own savepoint (apply_result adds none inside it), and its failure is logged.
+        try:
+            with transaction.atomic():
+                apply_result(device, row.request_type, report, savepoint=False)
+        except InventoryError as exc:
+            log.warning(
+                "%s: %s result not applied to inventory: %s", device.udid, row.request_type, exc
+            )
+    if hooked and (changed := on_acknowledged(device, row.request_type, report)):
         device.save(update_fields=changed)
 
 
@@ -196,7 +195,7 @@ def take_next(device: Device, poll_started: datetime, now: datetime) -> bytes | 
     return plistlib.dumps({"CommandUUID": command_uuid, "Command": command})
 
 
-def exchange(device: Device, report: dict, poll_started: datetime, request=None) -> bytes | None:
+def _exchange(device: Device, report: dict, poll_started: datetime, request) -> bytes | None:
     """One server-URL request of a managed device, its row locked: record its status, pick
     the next command. The report (Idle included) is announced inside the exchange's
     transaction, with the DeviceRequest (`request`: raw body, query parameters) it came in."""
@@ -225,13 +224,4 @@ def poll(
     device are handled one after the other. Raises ProtocolError / NotManaged."""
     with transaction.atomic():
         device = polling_device(identity, udid)
-        return exchange(device, report, poll_started, request)
-
-
-def process_report(
-    device_id: int, report: dict, poll_started: datetime, request=None
-) -> bytes | None:
-    """`poll` for a device known by its pk (the caller checked who it is)."""
-    with transaction.atomic():
-        device = Device.objects.select_for_update().get(pk=device_id)
-        return exchange(device, report, poll_started, request)
+        return _exchange(device, report, poll_started, request)

@@ -60,7 +60,7 @@ def instance(model, field_names: Sequence[str], values: Sequence):
 
         converters = []
         for name in field_names:
-            field = model._meta.get_field(name.removesuffix("_id"))
+            field = model._meta.get_field(name)  # a name or an attname ("device_id")
             column = Col(model._meta.db_table, field)
             functions = connection.ops.get_db_converters(column)
             converters.append((column, functions + field.get_db_converters(connection)))

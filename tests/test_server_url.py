@@ -6,10 +6,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from commands.loop import process_report
+from certs.identity import authenticate_device
+from commands.loop import poll
 from commands.models import QueuedCommand, Status
 from commands.queue import enqueue
 from devices.models import Device, InventoryReport
+from tests.simulator import sign_detached
 
 pytestmark = pytest.mark.django_db
 
@@ -163,14 +165,17 @@ def test_another_devices_command_uuid_is_ignored(enrolled, make_device):
 def test_a_poll_concurrent_with_a_delivery_does_not_get_the_same_command(enrolled):
     """Two polls of one device: the second (started before the first delivered) gets nothing."""
     device = managed(enrolled)
-    started = timezone.now()
-    first = process_report(device.pk, {"UDID": device.udid, "Status": "Idle"}, started)
-    assert first is not None
-    second = process_report(device.pk, {"UDID": device.udid, "Status": "Idle"}, started)
-    assert second is None  # in flight, not lost:
-    later = process_report(
-        device.pk, {"UDID": device.udid, "Status": "Idle"}, timezone.now() + timedelta(seconds=1)
+    body = plistlib.dumps({"UDID": device.udid, "Status": "Idle"})
+    identity = authenticate_device(
+        body, mdm_signature=sign_detached(body, enrolled.certificate, enrolled.key)
     )
+    idle = {"UDID": device.udid, "Status": "Idle"}
+    started = timezone.now()
+    first = poll(identity, device.udid, idle, started)
+    assert first is not None
+    second = poll(identity, device.udid, idle, started)
+    assert second is None  # in flight, not lost:
+    later = poll(identity, device.udid, idle, timezone.now() + timedelta(seconds=1))
     assert plistlib.loads(later)["CommandUUID"] == plistlib.loads(first)["CommandUUID"]
 
 
