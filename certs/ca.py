@@ -170,9 +170,15 @@ def issue_certificate(
     validity_days: int | None = None,
     challenge: ScepChallenge | None = None,
     renews: IssuedCertificate | None = None,
+    delivery: str = "",
+    attested: dict[str, str] | None = None,
     actor: object = "ca",
 ) -> tuple[x509.Certificate, IssuedCertificate]:
     """Issue a device identity certificate for `csr` and record it.
+
+    `delivery` is how it reaches the device ("scep", "acme", "pkcs12"); `attested` what a
+    device attestation proved about the device holding the key (`udid`, `serial`), which its
+    Authenticate must then match.
 
     The certificate is for TLS client authentication and CMS signing (clientAuth,
     digitalSignature; keyEncipherment too for RSA keys, so profiles can be encrypted to it).
@@ -191,7 +197,9 @@ def issue_certificate(
     issuer = ca_certificate(ca)
     days = validity_days or settings.MDM_DEVICE_CERT_VALIDITY_DAYS
     with transaction.atomic():
-        certificate, record = _record_new_certificate(csr, ca, issuer, days)
+        certificate, record = _record_new_certificate(
+            csr, ca, issuer, days, delivery=delivery, attested=attested or {}
+        )
         certificate_issued.send(
             IssuedCertificate, certificate=record, challenge=challenge, renews=renews
         )
@@ -211,6 +219,9 @@ def _record_new_certificate(
     ca: CertificateAuthority,
     issuer: x509.Certificate,
     days: int,
+    *,
+    delivery: str,
+    attested: dict[str, str],
 ) -> tuple[x509.Certificate, IssuedCertificate]:
     # Random 159-bit serials; the unique constraint catches the (astronomically rare) repeat.
     for _attempt in range(3):
@@ -225,6 +236,9 @@ def _record_new_certificate(
                     certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode(),
                     not_before=certificate.not_valid_before_utc,
                     not_after=certificate.not_valid_after_utc,
+                    delivery=delivery,
+                    attested_udid=attested.get("udid", ""),
+                    attested_serial=attested.get("serial", ""),
                 )
         except IntegrityError:
             continue

@@ -36,6 +36,14 @@ class IssuedCertificate(models.Model):
     not_after = models.DateTimeField(db_index=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     revocation_reason = models.CharField(max_length=200, blank=True)
+    # How the device got it: SCEP (key made on the device), ACME (the same, and with device
+    # attestation the hardware vouches for which device), PKCS#12 (key made here). Blank for
+    # certificates issued before this was recorded.
+    delivery = models.CharField(max_length=10, blank=True)
+    # What Apple's attestation said about the device the key lives on (ACME device-attest-01):
+    # when that device Authenticates, its UDID and serial number must be these.
+    attested_udid = models.CharField(max_length=64, blank=True)
+    attested_serial = models.CharField(max_length=64, blank=True)
     # Which device a certificate identifies, and which enrollment led to it, is recorded by the
     # layers above (devices.CertificateBinding, enrollment.EnrollmentCertificate): certificates
     # know no device.
@@ -101,9 +109,18 @@ class PushCertificateRequest(models.Model):
 
 
 class ScepChallenge(models.Model):
-    """A one-time SCEP challenge password, stored hashed, handed out in an enrollment profile."""
+    """A one-time secret handed out in an enrollment profile, stored hashed: the SCEP challenge
+    password, or the ACME ClientIdentifier (`purpose`), each accepted only by its protocol."""
+
+    class Purpose(models.TextChoices):
+        SCEP = "scep", "SCEP challenge"
+        ACME = "acme", "ACME ClientIdentifier"
 
     challenge_sha256 = models.CharField(max_length=64, unique=True)
+    purpose = models.CharField(max_length=4, choices=Purpose.choices, default=Purpose.SCEP)
+    # ACME: an order with this ClientIdentifier needs a valid device attestation (the default);
+    # False only for an enrollment that allows ACME without it, for older devices.
+    attestation_required = models.BooleanField(default=True)
     # What the challenge is for (an enrollment, a renewal for one device) is enrollment's
     # record (enrollment.EnrollmentChallenge).
     created_at = models.DateTimeField(auto_now_add=True)

@@ -313,7 +313,11 @@ def issue_for_request(
     challenge and the certificate it renews go with it: the layers above bind it from them."""
     try:
         certificate, record = issue_certificate(
-            csr, challenge=request.challenge, renews=request.renewal_of, actor=actor
+            csr,
+            challenge=request.challenge,
+            renews=request.renewal_of,
+            delivery="scep",
+            actor=actor,
         )
     except CAError as exc:
         raise ScepFailure(FailInfo.BAD_REQUEST, f"the CA refused the CSR: {exc}") from None

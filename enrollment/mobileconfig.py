@@ -289,7 +289,7 @@ def pkcs12_payload(
         ]
     )
     csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
-    certificate, record = issue_certificate(csr, actor=actor)
+    certificate, record = issue_certificate(csr, delivery="pkcs12", actor=actor)
     link_certificate(record, enrollment, device)
     password = secrets.token_urlsafe(24)
     data = pkcs12.serialize_key_and_certificates(

@@ -17,6 +17,7 @@ class Enrollment(models.Model):
     """An enrollment profile definition, shared by link (its token)."""
 
     class Identity(models.TextChoices):
+        ACME = "acme", "ACME (the key never leaves the device; attested by the hardware)"
         SCEP = "scep", "SCEP (the key never leaves the device)"
         PKCS12 = "pkcs12", "PKCS#12 (a server-generated key in the profile)"
 
@@ -24,6 +25,9 @@ class Enrollment(models.Model):
     token = models.CharField(max_length=64, unique=True, default=new_token)
     access_rights = models.PositiveIntegerField(default=8191)
     identity = models.CharField(max_length=10, choices=Identity.choices, default=Identity.SCEP)
+    # ACME only: devices must prove in hardware which device they are (Apple's device
+    # attestation). Off only for older devices that cannot attest, and shown as such.
+    acme_attestation = models.BooleanField(default=True)
     check_out_when_removed = models.BooleanField(default=True)
     sign_message = models.BooleanField(default=False)
     group = models.ForeignKey(

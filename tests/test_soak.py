@@ -55,6 +55,8 @@ def soak():
         )
         print(run.stdout, run.stderr[-3000:])
         results = stack / "results.json"
+        if run.returncode:
+            print(evidence(stack, results))
         yield run, json.loads(results.read_text()) if results.exists() else None
     finally:
         subprocess.run(
@@ -64,6 +66,24 @@ def soak():
             timeout=300,
         )
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def evidence(stack: Path, results: Path) -> str:
+    """What a failed soak leaves to look at before its folder goes: which requests got a 5xx,
+    and the errors the web side and nginx logged."""
+    lines = []
+    if results.exists():
+        data = json.loads(results.read_text())
+        for side in ("simulator", "enqueue"):
+            lines.append(f"{side} 5xx: {data.get(side, {}).get('portal_5xx')}")
+    for name in ("web.log", "nginx-error.log"):
+        log = stack / "log" / name
+        if log.exists():
+            text = log.read_text(errors="replace").splitlines()
+            hits = [i for i, line in enumerate(text) if "Traceback" in line or "ERROR" in line]
+            for i in hits[:5]:
+                lines.extend([f"--- {name}:{i + 1}", *text[i : i + 40]])
+    return "\n".join(lines)
 
 
 def test_nothing_is_lost_or_doubled_across_restarts(soak):
