@@ -2,14 +2,22 @@
 Reply back as an HttpResponse. The protocol itself (devices/protocol.py) knows no HTTP."""
 
 import datetime as dt
+import logging
 
 from django.conf import settings
+from django.db import OperationalError, connection
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from mdm_portal.proxy import meta_key
 
 from .protocol import DeviceRequest, Handler, ProtocolError, Reply, refusal, serve_device_request
+
+log = logging.getLogger("mdm.devices")
+
+# PostgreSQL gave up one of two transactions waiting on each other (deadlock_detected,
+# serialization_failure). Its work was rolled back, so the request can simply run again.
+RETRIED_SQLSTATES = {"40P01", "40001"}
 
 
 def read_body(request: HttpRequest, limit: int) -> bytes:
@@ -59,7 +67,30 @@ def serve_http(
         except ProtocolError as exc:
             return http_response(refusal(exc))
     device = device_request(request, body, started)
-    reply = serve_device_request(
-        device, limit, handler, handler_checks_revocation=handler_checks_revocation
-    )
+    try:
+        reply = serve_device_request(
+            device, limit, handler, handler_checks_revocation=handler_checks_revocation
+        )
+    except OperationalError as exc:
+        if not _lost_a_lock_race(exc):
+            raise  # an outage: DatabaseUnavailableMiddleware answers 503
+        # Running it again is what the device would do after a 503, only sooner: every device
+        # request is safe to repeat (a status recorded twice is an upsert), and the transaction
+        # that lost left nothing behind. Once: a second loss goes to the device as a 503.
+        log.warning(
+            "%s %s lost a lock race (%s): running it again",
+            device.method,
+            device.path,
+            getattr(exc.__cause__, "sqlstate", ""),
+        )
+        reply = serve_device_request(
+            device, limit, handler, handler_checks_revocation=handler_checks_revocation
+        )
     return http_response(reply)
+
+
+def _lost_a_lock_race(exc: OperationalError) -> bool:
+    return (
+        getattr(exc.__cause__, "sqlstate", None) in RETRIED_SQLSTATES
+        and not connection.in_atomic_block  # the whole request's work was rolled back
+    )

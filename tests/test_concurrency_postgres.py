@@ -1,5 +1,6 @@
 """Two polls of one device at once, against the real PostgreSQL: row locks serialize them."""
 
+import datetime as dt
 import threading
 import time
 from collections import Counter
@@ -7,10 +8,11 @@ from collections import Counter
 import pytest
 from django.db import connection, connections, transaction
 from django.test import Client
+from django.utils import timezone
 
 from commands.models import QueuedCommand, Status
 from commands.queue import enqueue
-from devices.models import Device
+from devices.models import Device, InventoryReport
 from tests.conftest import new_identity
 from tests.simulator import SimulatedDevice, client_sender
 
@@ -118,3 +120,33 @@ def test_concurrent_answering_polls_lose_nothing_and_record_each_status_once():
     # Every delivery was counted by the server, none twice to concurrent polls.
     assert sum(seen.values()) == sum(row.sent_count for row in rows.values())
     assert set(seen) == set(commands)
+
+
+def test_an_answer_that_loses_a_deadlock_is_run_again_not_refused():
+    """PostgreSQL breaks a deadlock by aborting one transaction. When that is a device's
+    request, the portal runs it again (the device would resend it after a 503 anyway), so the
+    device gets its 200 and the answer is recorded once."""
+    sim = enrolled_device()
+    device = Device.objects.get(udid=sim.udid)
+    command = enqueue(device, "ProfileList", queued_by="tests")
+    assert sim.idle().plist()["CommandUUID"] == command.uuid
+    InventoryReport.objects.create(
+        device=device, kind="ProfileList", data=[], reported_at=timezone.now() - dt.timedelta(1)
+    )
+    with transaction.atomic():  # another transaction: the report's row first, then the device
+        InventoryReport.objects.select_for_update().get(device=device, kind="ProfileList")
+        threads, results, errors = in_threads(
+            1, lambda _i: sim.report(command.uuid, ProfileList=[])
+        )
+        deadline = time.monotonic() + 10
+        while waiting_on_locks() < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert waiting_on_locks() == 1, "the answer should wait on the report, holding the device"
+        # The cycle: PostgreSQL's check runs first in the answer's session (it waited longest)
+        # and aborts it, so this lock is granted.
+        Device.objects.select_for_update().get(pk=device.pk)
+    threads[0].join(timeout=30)
+    assert not errors, errors
+    assert results[0].status == 200, results[0].body
+    row = QueuedCommand.objects.get(command=command)
+    assert row.status == Status.ACKNOWLEDGED

@@ -69,20 +69,26 @@ def soak():
 
 
 def evidence(stack: Path, results: Path) -> str:
-    """What a failed soak leaves to look at before its folder goes: which requests got a 5xx,
-    and the errors the web side and nginx logged."""
+    """What a failed soak leaves to look at before its folder goes: which requests got a 5xx
+    (the simulator's and the enqueuer's counts, nginx's access log) and the errors gunicorn
+    logged."""
     lines = []
     if results.exists():
         data = json.loads(results.read_text())
         for side in ("simulator", "enqueue"):
             lines.append(f"{side} 5xx: {data.get(side, {}).get('portal_5xx')}")
-    for name in ("web.log", "nginx-error.log"):
-        log = stack / "log" / name
-        if log.exists():
-            text = log.read_text(errors="replace").splitlines()
-            hits = [i for i, line in enumerate(text) if "Traceback" in line or "ERROR" in line]
-            for i in hits[:5]:
-                lines.extend([f"--- {name}:{i + 1}", *text[i : i + 40]])
+    logs = stack / "log"
+    access = logs / "nginx-access.log"
+    if access.exists():
+        lines += [
+            line for line in access.read_text(errors="replace").splitlines() if '" 5' in line
+        ][:20]
+    gunicorn = logs / "gunicorn.log"
+    if gunicorn.exists():
+        text = gunicorn.read_text(errors="replace").splitlines()
+        hits = [i for i, line in enumerate(text) if " ERROR " in line or " WARNING " in line]
+        for i in hits[:5]:
+            lines.extend([f"--- gunicorn.log:{i + 1}", *text[i : i + 60]])
     return "\n".join(lines)
 
 
