@@ -21,6 +21,7 @@ from .issued import DELIVERIES, IssuedFilter, issued_certificates
 from .models import IssuedCertificate
 
 NOWRAP = {"td": {"class": "nowrap"}}
+WIDE_ONLY = {"th": {"class": "wide-only"}, "td": {"class": "nowrap wide-only"}}  # not on tablets
 
 
 def delivery_badge(delivery: str):
@@ -40,7 +41,7 @@ class IssuedTable(tables.Table):
     attested = tables.Column(
         verbose_name="Attested serial and UDID", empty_values=(), orderable=False
     )
-    created_at = tables.DateTimeColumn(verbose_name="Issued", format="Y-m-d H:i", attrs=NOWRAP)
+    created_at = tables.DateTimeColumn(verbose_name="Issued", format="Y-m-d H:i", attrs=WIDE_ONLY)
     not_after = tables.DateTimeColumn(verbose_name="Not after", format="Y-m-d", attrs=NOWRAP)
     status = tables.Column(verbose_name="Status", empty_values=(), orderable=False)
 
