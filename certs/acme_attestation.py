@@ -15,7 +15,6 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,23 +57,24 @@ def freshness_code(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-# The parsed roots, keyed on the file's path, modification time and size: a new file (or a
-# test's settings pointing elsewhere) is read again, an unchanged one is not.
-_roots_cache: dict[tuple[str, int, int], list[x509.Certificate]] = {}
+# The parsed roots, keyed on the file's SHA-256: the file (a few kilobytes) is read at each
+# attestation, so a replaced file, or a test's settings pointing elsewhere, takes effect at
+# once, and only parsing is saved.
+_roots_cache: dict[bytes, list[x509.Certificate]] = {}
 
 
 def trusted_roots() -> list[x509.Certificate]:
     """The attestation roots from MDM_ACME_ATTESTATION_ROOTS (a PEM file of one or more
-    certificates). A missing or empty file is the server's fault: serverInternal."""
+    certificates). A missing or unusable file is the server's fault: serverInternal."""
     path = Path(settings.MDM_ACME_ATTESTATION_ROOTS)
     try:
-        stat = os.stat(path)
-        key = (str(path), stat.st_mtime_ns, stat.st_size)
-        roots = _roots_cache.get(key)
+        pem = path.read_bytes()
+        digest = hashlib.sha256(pem).digest()
+        roots = _roots_cache.get(digest)
         if roots is None:
-            roots = x509.load_pem_x509_certificates(path.read_bytes())
+            roots = x509.load_pem_x509_certificates(pem)
             _roots_cache.clear()
-            _roots_cache[key] = roots
+            _roots_cache[digest] = roots
     except (OSError, ValueError) as exc:
         log.error("MDM_ACME_ATTESTATION_ROOTS (%s) is unusable: %s", path, exc)
         raise AcmeProblem(

@@ -69,8 +69,8 @@ class AcmeTestClient:
     def nonce(self) -> str:
         return self.http.head("/acme/new-nonce")["Replay-Nonce"]
 
-    def protected(self, url: str, **override: Any) -> dict[str, Any]:
-        header: dict[str, Any] = {"alg": self.alg, "nonce": self.nonce(), "url": url}
+    def protected(self, target: str, **override: Any) -> dict[str, Any]:
+        header: dict[str, Any] = {"alg": self.alg, "nonce": self.nonce(), "url": target}
         if self.account_url:
             header["kid"] = self.account_url
         else:
@@ -80,17 +80,16 @@ class AcmeTestClient:
 
     def post(
         self,
-        url: str,
+        target: str,
         payload: dict[str, Any] | bytes | None = None,
         *,
         key: jwk.JWK | None = None,
-        to: str = "",
         **header: Any,
     ):
-        """POST a JWS for `url` (absolute) to `to` (default: the same URL); `header` adds to or
-        replaces protected header members (None removes one)."""
-        body = jws_body(key or self.key, self.protected(url, **header), payload)
-        path = (to or url).removeprefix(ORIGIN)
+        """POST a JWS to `target` (an absolute URL), signed for it; `header` adds to or
+        replaces protected header members (None removes one, `url=...` signs for another)."""
+        body = jws_body(key or self.key, self.protected(target, **header), payload)
+        path = target.removeprefix(ORIGIN)
         return self.http.post(path, data=body, content_type=JOSE)
 
     def new_account(self) -> str:
@@ -106,6 +105,19 @@ class AcmeTestClient:
     def get(self, url: str):
         """POST-as-GET."""
         return self.post(url, None)
+
+    def start_order(self, client_identifier: str) -> tuple[dict, dict]:
+        """A new order and the device-attest-01 challenge of its authorization."""
+        response = self.new_order(client_identifier)
+        assert response.status_code == 201, response.content
+        order = response.json()
+        (authz_url,) = order["authorizations"]
+        (challenge,) = self.get(authz_url).json()["challenges"]
+        assert challenge["type"] == "device-attest-01"
+        return order, challenge
+
+    def finalize(self, order: dict, csr_der: bytes):
+        return self.post(order["finalize"], {"csr": b64(csr_der)})
 
 
 def problem_type(response) -> str:
