@@ -3,6 +3,12 @@ UI both call, so an enrollment made either way is checked, stored and audited th
 
 The checks are `enrollment_problems`, keyed by the field they are about, so a form can show
 each next to its field and the command can print them.
+
+The identity delivery is ACME, SCEP or PKCS#12. ACME requires a device attestation unless
+`acme_attestation` is off; turning it off for another delivery is refused (it would mean
+nothing, and whoever asked for it most likely meant ACME). ACME with attestation also needs the
+right to read device information (16): without it a device's Authenticate carries no serial
+number, and the portal must compare it with the attested one (devices/checkin.py).
 """
 
 from dataclasses import dataclass
@@ -13,7 +19,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from commands.catalog import ALL_RIGHTS, access_rights_error
+from commands.catalog import ALL_RIGHTS, DEVICE_INFORMATION, access_rights_error
 from devices.models import DeviceGroup
 from mdm_portal.audit import actor_name, audit
 
@@ -39,6 +45,7 @@ class EnrollmentSpec:
     name: str
     access_rights: int = ALL_RIGHTS
     identity: str = Enrollment.Identity.SCEP
+    acme_attestation: bool = True  # ACME only: off for devices that cannot attest
     sign_message: bool = False
     check_out_when_removed: bool = True
     group: DeviceGroup | None = None
@@ -58,12 +65,27 @@ def enrollment_problems(spec: EnrollmentSpec) -> dict[str, str]:
     if error:
         problems["access_rights"] = error
     if spec.identity not in Enrollment.Identity.values:
-        problems["identity"] = "the identity is SCEP or PKCS#12"
+        problems["identity"] = "the identity is acme, scep or pkcs12"
+    elif spec.identity != Enrollment.Identity.ACME and not spec.acme_attestation:
+        problems["acme_attestation"] = (
+            "only an ACME identity can do without attestation: choose ACME, or leave attestation on"
+        )
+    elif _attested_without_serial(spec) and not error:
+        problems["access_rights"] = (
+            "ACME with attestation needs the right to read device information (16): "
+            "without it the device's Authenticate carries no serial number to check "
+            "against the attested one"
+        )
     if spec.expires_days is not None and spec.expires_days < 1:
         problems["expires_days"] = "the link must work for at least one day"
     if spec.max_uses is not None and spec.max_uses < 1:
         problems["max_uses"] = "the link must be usable at least once"
     return problems
+
+
+def _attested_without_serial(spec: EnrollmentSpec) -> bool:
+    attested = spec.identity == Enrollment.Identity.ACME and spec.acme_attestation
+    return attested and not spec.access_rights & DEVICE_INFORMATION
 
 
 def create_enrollment(spec: EnrollmentSpec, *, by, address: str | None = None) -> Enrollment:
@@ -80,6 +102,7 @@ def create_enrollment(spec: EnrollmentSpec, *, by, address: str | None = None) -
             name=spec.name.strip(),
             access_rights=spec.access_rights,
             identity=spec.identity,
+            acme_attestation=spec.acme_attestation,
             sign_message=spec.sign_message,
             check_out_when_removed=spec.check_out_when_removed,
             group=spec.group,
@@ -95,6 +118,7 @@ def create_enrollment(spec: EnrollmentSpec, *, by, address: str | None = None) -
             enrollment=enrollment.pk,
             access_rights=enrollment.access_rights,
             identity=enrollment.identity,
+            acme_attestation=enrollment.acme_attestation,
             sign_message=enrollment.sign_message,
             check_out_when_removed=enrollment.check_out_when_removed,
             group=spec.group.name if spec.group else None,
@@ -124,6 +148,15 @@ def deactivate_enrollment(enrollment: Enrollment, *, by, address: str | None = N
 def enrollment_link(enrollment: Enrollment) -> str:
     """The link a person opens on the device: MDM_PUBLIC_URL/enroll/<token>/."""
     return settings.MDM_PUBLIC_URL + reverse("enroll-page", args=[enrollment.token])
+
+
+def identity_summary(enrollment: Enrollment) -> str:
+    """The delivery in a few words: "ACME", "ACME without attestation", "SCEP", "PKCS#12"."""
+    names = {"acme": "ACME", "scep": "SCEP", "pkcs12": "PKCS#12"}
+    name = names.get(enrollment.identity, enrollment.identity)
+    if enrollment.identity == Enrollment.Identity.ACME and not enrollment.acme_attestation:
+        return f"{name} without attestation"
+    return name
 
 
 def enrollment_state(enrollment: Enrollment, now=None) -> str:

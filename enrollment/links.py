@@ -1,5 +1,6 @@
 """What enrollment records about certificates and devices: which enrollment led to an identity
-certificate, what a SCEP challenge in a profile is for, and each device's enrollment.
+certificate, what a one-time secret in a profile (a SCEP challenge, an ACME ClientIdentifier) is
+for, and each device's enrollment.
 
 These used to be foreign keys on the certificate models; they live here because certificates
 know no device and no enrollment.
@@ -8,17 +9,28 @@ know no device and no enrollment.
 from django.utils import timezone
 
 from certs.challenges import create_challenge
-from certs.models import IssuedCertificate
+from certs.models import IssuedCertificate, ScepChallenge
 from devices.identities import bind
 from devices.models import Device
 
 from .models import DeviceEnrollment, Enrollment, EnrollmentCertificate, EnrollmentChallenge
 
 
-def issue_enrollment_challenge(enrollment: Enrollment | None, device: Device | None = None) -> str:
-    """A one-time SCEP challenge for a profile of `enrollment`; with `device` (a renewal profile
-    sent to that device) the certificate issued for it binds to that device."""
-    text, challenge = create_challenge()
+def issue_enrollment_challenge(
+    enrollment: Enrollment | None,
+    device: Device | None = None,
+    *,
+    purpose: str = ScepChallenge.Purpose.SCEP,
+) -> str:
+    """A one-time secret for a profile of `enrollment`: a SCEP challenge, or with `purpose`
+    "acme" an ACME ClientIdentifier (whose orders need a device attestation unless the
+    enrollment allows ACME without one). With `device` (a renewal profile sent to that device)
+    the certificate issued for it binds to that device."""
+    attestation = enrollment.acme_attestation if enrollment is not None else True
+    text, challenge = create_challenge(
+        purpose=purpose,
+        attestation_required=attestation if purpose == ScepChallenge.Purpose.ACME else True,
+    )
     if enrollment is not None or device is not None:
         EnrollmentChallenge.objects.create(
             challenge=challenge, enrollment=enrollment, device=device

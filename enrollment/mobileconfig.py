@@ -6,13 +6,17 @@ Following the seed ("Initial Profiles Should Contain Only The Basics"), the prof
   private (the portal's own server-TLS CA, or an `MDM_TLS_CERT_FILE` that leads to no public
   root), its CA certificates (self-signed roots as `com.apple.security.root`, other CA
   certificates as `com.apple.security.pkcs1`; certificate payloads install before the MDM one);
-- the device identity: a SCEP payload with a fresh one-time challenge (recommended: the key never
-  leaves the device), or a PKCS#12 payload with a key and certificate made here;
+- the device identity, as the enrollment chose: an ACME payload (`com.apple.security.acme`, iOS
+  16 / macOS 13.1 and later) with a fresh one-time ClientIdentifier, whose key the device makes
+  in its hardware and, with attestation, proves to be there (recommended); a SCEP payload with
+  a fresh one-time challenge (the key never leaves the device either: for older OS versions);
+  or a PKCS#12 payload with a key and certificate made here;
 - the MDM payload (`com.apple.mdm`), whose IdentityCertificateUUID points at that identity.
 
 Key names follow Apple's device-management schema (`mdm/profiles/com.apple.mdm.yaml`,
-`com.apple.security.scep.yaml`, `com.apple.security.pkcs12.yaml`, `com.apple.security.root.yaml`
-in ../shared/apple-device-management, and developer.apple.com/documentation/devicemanagement/scep).
+`com.apple.security.acme.yaml`, `com.apple.security.scep.yaml`, `com.apple.security.pkcs12.yaml`,
+`com.apple.security.root.yaml` in ../shared/apple-device-management, and
+developer.apple.com/documentation/devicemanagement/scep).
 
 Each profile handed out counts one use of the enrollment; the count is a conditional UPDATE, so
 two downloads racing for the last use cannot both get a profile.
@@ -36,7 +40,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from certs.ca import CAError, active_ca, ca_certificate, issue_certificate, new_private_key
-from certs.models import IssuedCertificate, PushCertificate
+from certs.models import IssuedCertificate, PushCertificate, ScepChallenge
 from certs.pushcert import active_push_certificate
 from certs.server_tls import ServerTLSError, is_public, is_self_signed, served_chain
 from commands.catalog import access_rights_error
@@ -54,6 +58,10 @@ SCEP_NAME = "MDM Portal"
 # (GetToken is not implemented): a capability the server does not honour must not be claimed.
 SERVER_CAPABILITIES = ["com.apple.mdm.bootstraptoken"]
 KEY_USAGE_SIGN_AND_ENCRYPT = 1 | 4  # signing + encryption: profiles can be encrypted to it
+# ACME: a P-384 key, the largest a Secure Enclave makes (hardware-bound keys are P-256 or
+# P-384); EC keys sign only (a profile cannot be encrypted to them).
+ACME_KEY_TYPE, ACME_KEY_SIZE = "ECSECPrimeRandom", 384
+KEY_USAGE_SIGN = 1
 
 # PKCS#12 protection. The Password travels in the same profile as the PKCS#12 data, so the
 # password-based encryption protects nothing against whoever holds the profile (the profile's
@@ -261,6 +269,56 @@ def scep_payload(enrollment: Enrollment, identifier: str, device=None) -> dict:
     }
 
 
+def acme_payload(enrollment: Enrollment, identifier: str, device=None) -> dict:
+    """The ACME payload: the device asks our ACME server (`/acme/directory`) for its identity
+    with a fresh one-time ClientIdentifier bound to the enrollment (and device).
+
+    With attestation (the default) the key is hardware-bound and the device attests it: the
+    server then knows which device holds it, and its Authenticate must be that device.
+    Without, HardwareBound and Attest are false, as Apple requires on Macs that cannot attest
+    (before macOS 14, or without Apple silicon or a T2 chip).
+    """
+    attest = bool(enrollment.acme_attestation)
+    return {
+        "PayloadType": "com.apple.security.acme",
+        "PayloadVersion": 1,
+        "PayloadIdentifier": f"{identifier}.identity",
+        "PayloadUUID": _new_uuid(),
+        "PayloadDisplayName": "Device identity (ACME)",
+        "PayloadDescription": (
+            "Asks the portal's ACME server for this device's identity"
+            + (", attested by the device's hardware" if attest else "")
+        ),
+        "DirectoryURL": settings.MDM_PUBLIC_URL + "/acme/directory",
+        "ClientIdentifier": issue_enrollment_challenge(
+            enrollment, device=device, purpose=ScepChallenge.Purpose.ACME
+        ),
+        "KeyType": ACME_KEY_TYPE,
+        "KeySize": ACME_KEY_SIZE,
+        "HardwareBound": attest,
+        "Attest": attest,
+        "Subject": [
+            [["CN", _identity_common_name()]],
+            [["O", settings.MDM_ORGANIZATION]],
+        ],
+        "UsageFlags": KEY_USAGE_SIGN,
+    }
+
+
+def identity_in_words(enrollment: Enrollment) -> str:
+    """How the device gets its identity, for the profile's description and the pages."""
+    if enrollment.identity == Enrollment.Identity.ACME:
+        if enrollment.acme_attestation:
+            return (
+                "requested over ACME: its key is made in the device's hardware, never leaves "
+                "it, and the hardware attests which device it is"
+            )
+        return "requested over ACME without hardware attestation: its key never leaves the device"
+    if enrollment.identity == Enrollment.Identity.PKCS12:
+        return "made by the server and carried in the profile (PKCS#12)"
+    return "requested over SCEP: its key never leaves the device"
+
+
 def _pkcs12_encryption(password: bytes):
     choice = getattr(settings, "MDM_PKCS12_ENCRYPTION", "") or "compat"
     if choice not in PKCS12_ENCRYPTIONS:
@@ -300,7 +358,7 @@ def pkcs12_payload(
         "PayloadVersion": 1,
         "PayloadIdentifier": f"{identifier}.identity",
         "PayloadUUID": _new_uuid(),
-        "PayloadDisplayName": "Device identity",
+        "PayloadDisplayName": "Device identity (PKCS#12)",
         "PayloadDescription": "This device's identity certificate and key",
         "PayloadCertificateFileName": "identity.p12",
         "PayloadContent": data,
@@ -394,6 +452,8 @@ def _issue(enrollment: Enrollment, *, actor, client: str, for_device, finish=Non
             identity, record = pkcs12_payload(
                 enrollment, identifier, key, actor=actor, device=for_device
             )
+        elif enrollment.identity == Enrollment.Identity.ACME:
+            identity = acme_payload(enrollment, identifier, device=for_device)
         else:
             identity = scep_payload(enrollment, identifier, device=for_device)
         mdm = mdm_payload(enrollment, identifier, identity["PayloadUUID"], push)
@@ -407,8 +467,8 @@ def _issue(enrollment: Enrollment, *, actor, client: str, for_device, finish=Non
             "PayloadOrganization": organization,
             "PayloadDescription": (
                 f"Enrolls this device in {organization}'s device management: it installs "
-                "trust certificates, a device identity, and lets the organization manage "
-                "the device."
+                f"trust certificates, a device identity ({identity_in_words(enrollment)}), "
+                "and lets the organization manage the device."
             ),
             "PayloadContent": [*trust, identity, mdm],
         }
@@ -422,6 +482,9 @@ def _issue(enrollment: Enrollment, *, actor, client: str, for_device, finish=Non
             address=client or None,
             enrollment=enrollment.pk,
             identity=enrollment.identity,
+            acme_attestation=enrollment.acme_attestation
+            if enrollment.identity == Enrollment.Identity.ACME
+            else None,
             profile_uuid=profile["PayloadUUID"],
             identity_payload_uuid=identity["PayloadUUID"],
             certificate_serial=record.serial if record is not None else None,

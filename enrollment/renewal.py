@@ -1,8 +1,9 @@
 """Renewing device identities before they lapse: a fresh enrollment profile via InstallProfile.
 
 The renewal profile has the enrollment profile's PayloadIdentifier, so it replaces the
-installed one; its SCEP challenge (or PKCS#12 identity) is bound to the device, and its
-content is encrypted to the device's current identity when that key is RSA.
+installed one, and the enrollment's identity delivery: its ACME ClientIdentifier or SCEP
+challenge (or PKCS#12 identity) is bound to the device, and its content is encrypted to the
+device's current identity when that key is RSA (an ACME identity's key is EC: not encrypted).
 """
 
 import logging

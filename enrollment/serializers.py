@@ -72,6 +72,9 @@ class UnassignResultSerializer(serializers.Serializer):
 
 class EnrollmentSerializer(serializers.ModelSerializer):
     link = serializers.SerializerMethodField()
+    acme_attestation = serializers.BooleanField(
+        help_text="ACME: whether devices must attest (always true for another identity)"
+    )
     state = serializers.SerializerMethodField()
     group = serializers.CharField(source="group.name", allow_null=True, default=None)
 
@@ -85,6 +88,7 @@ class EnrollmentSerializer(serializers.ModelSerializer):
             "active",
             "access_rights",
             "identity",
+            "acme_attestation",
             "sign_message",
             "check_out_when_removed",
             "group",
@@ -112,7 +116,16 @@ class EnrollmentCreateSerializer(serializers.Serializer):
         help_text="AccessRights bits: never 0, 2 needs 1, 128 needs 64",
     )
     identity = serializers.ChoiceField(
-        choices=Enrollment.Identity.choices, default=Enrollment.Identity.SCEP
+        choices=Enrollment.Identity.choices,
+        default=Enrollment.Identity.SCEP,
+        help_text="acme (iOS 16, macOS 13.1 and later: a hardware key the device attests; "
+        "recommended), scep (older OS versions) or pkcs12 (a key made on the server, in the "
+        "profile)",
+    )
+    acme_attestation = serializers.BooleanField(
+        default=True,
+        help_text="ACME only: devices must attest their key and identity in hardware; false "
+        "lets devices that cannot attest enroll (400 with another identity)",
     )
     sign_message = serializers.BooleanField(default=False)
     check_out_when_removed = serializers.BooleanField(default=True)

@@ -143,6 +143,7 @@ def enroll_page(request, token: str):
             "enrollment": enrollment,
             "rights": rights_in_words(rights),
             "all_rights": rights & ALL_RIGHTS == ALL_RIGHTS,
+            "acme": enrollment.identity == Enrollment.Identity.ACME,
             "scep": enrollment.identity == Enrollment.Identity.SCEP,
             "tls_chain": has_tls_trust(),
             "profile_url": reverse("enroll-profile", args=[enrollment.token]),

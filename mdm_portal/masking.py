@@ -5,8 +5,9 @@ A key holds a secret when its name (any case) contains one of the words of SECRE
 (passwords, passcodes, shared secrets, SCEP challenges, tokens, private keys, credentials, the
 FileVault recovery key SecurityInfo reports as FDE_PersonalRecoveryKeyCMS) or
 ends with one of SECRET_ENDINGS (EraseDevice's and DeviceLock's `PIN`, password hashes, bypass
-and redemption codes, recovery and product keys). Only text and data are masked: a boolean or
-a number under such a key (`PINRequiredForDeviceLock`) says nothing secret.
+and redemption codes, recovery and product keys, the ACME payload's one-time
+`ClientIdentifier`). Only text and data are masked: a boolean or a number under such a key
+(`PINRequiredForDeviceLock`) says nothing secret.
 """
 
 import re
@@ -17,7 +18,15 @@ SECRET_WORDS = re.compile(
     r"|recoverykey",
     re.IGNORECASE,
 )
-SECRET_ENDINGS = ("pin", "hash", "bypasscode", "redemptioncode", "recoverykey", "productkey")
+SECRET_ENDINGS = (
+    "pin",
+    "hash",
+    "bypasscode",
+    "redemptioncode",
+    "recoverykey",
+    "productkey",
+    "clientidentifier",
+)
 
 
 def is_secret_key(key: str) -> bool:

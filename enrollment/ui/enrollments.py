@@ -15,7 +15,12 @@ from commands.catalog import ALL_RIGHTS
 from mdm_portal.roles import OPERATOR, VIEWER, role_required
 
 from ..enrollments import EnrollmentError, create_enrollment, deactivate_enrollment, enrollment_link
-from ..mobileconfig import EnrollmentUnavailable, enrollment_profile_bytes, unavailable_reason
+from ..mobileconfig import (
+    EnrollmentUnavailable,
+    enrollment_profile_bytes,
+    identity_in_words,
+    unavailable_reason,
+)
 from ..models import DeviceEnrollment, Enrollment
 from ..views import PROFILE_CONTENT_TYPE, keep_private, profile_filename, rights_in_words
 from .common import acting, bound, confirm, paginate, submit
@@ -80,6 +85,7 @@ def _detail(request, enrollment: Enrollment, *, error: str = "", status: int = 2
             "state": STATE_WORDS[reason],
             "state_badge": STATE_BADGES[reason],
             "usable": reason is None,
+            "identity_words": identity_in_words(enrollment),
             "rights": rights_in_words(enrollment.access_rights),
             "withheld": rights_in_words(ALL_RIGHTS & ~enrollment.access_rights),
             "devices": paginate(request, EnrolledDeviceTable(devices)),

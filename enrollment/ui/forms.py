@@ -135,6 +135,17 @@ class EnrollmentForm(Form):
         choices=Enrollment.Identity.choices,
         initial=Enrollment.Identity.SCEP,
         widget=forms.RadioSelect,
+        help_text="ACME for iOS and iPadOS 16, macOS 13.1, tvOS 16 and later (recommended): "
+        "the key is made in the device's hardware and the hardware proves which device it is. "
+        "SCEP for older OS versions: the key never leaves the device either. PKCS#12 only "
+        "when neither works: the key is made on the server and travels in the profile.",
+    )
+    acme_without_attestation = forms.BooleanField(
+        label="ACME: allow devices that cannot attest",
+        required=False,
+        help_text="Only for devices without hardware attestation (Macs before macOS 14, or "
+        "without Apple silicon or a T2 chip): their key is not hardware-bound and only the "
+        "one-time ClientIdentifier in the profile vouches for them.",
     )
     group = forms.ModelChoiceField(
         label="Group of its devices",
@@ -163,12 +174,16 @@ class EnrollmentForm(Form):
         initial=True,
     )
 
+    # The spec's names that are another field here.
+    FIELD_OF = {"acme_attestation": "acme_without_attestation"}
+
     def spec(self) -> EnrollmentSpec:
         data = self.cleaned_data
         return EnrollmentSpec(
             name=data["name"],
             access_rights=sum(set(data.get("access_rights") or [])),
             identity=data["identity"],
+            acme_attestation=not data["acme_without_attestation"],
             sign_message=data["sign_message"],
             check_out_when_removed=data["check_out_when_removed"],
             group=data.get("group"),
@@ -181,5 +196,5 @@ class EnrollmentForm(Form):
         if self.errors:
             return data
         for name, problem in enrollment_problems(self.spec()).items():
-            self.add_error(name, problem)
+            self.add_error(self.FIELD_OF.get(name, name), problem)
         return data

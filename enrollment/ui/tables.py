@@ -78,6 +78,11 @@ class ProfileTable(tables.Table):
 class EnrollmentTable(tables.Table):
     name = tables.Column(linkify=lambda record: reverse("enrollment-detail", args=[record.pk]))
     link = tables.Column(verbose_name="Link", empty_values=(), orderable=False)
+    identity = tables.TemplateColumn(
+        '{% include "enrollment/_identity.html" with enrollment=record %}',
+        verbose_name="Identity",
+        orderable=False,
+    )
     uses = tables.Column(verbose_name="Uses", attrs=NUM)
     expires_at = tables.DateTimeColumn(verbose_name="Expires", format="Y-m-d H:i", default="never")
     state = tables.Column(verbose_name="State", empty_values=(), orderable=False)
@@ -87,7 +92,16 @@ class EnrollmentTable(tables.Table):
 
     class Meta:
         model = Enrollment
-        fields = ("name", "link", "uses", "expires_at", "state", "device_count", "group")
+        fields = (
+            "name",
+            "link",
+            "identity",
+            "uses",
+            "expires_at",
+            "state",
+            "device_count",
+            "group",
+        )
         order_by = "-created_at"
         empty_text = "No enrollment yet."
 

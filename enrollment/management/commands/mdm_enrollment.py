@@ -14,6 +14,7 @@ from enrollment.enrollments import (
     deactivate_enrollment,
     enrollment_link,
     enrollment_problems,
+    identity_summary,
 )
 from enrollment.mobileconfig import unavailable_reason
 from enrollment.models import Enrollment
@@ -31,11 +32,14 @@ def _positive(text: str) -> int:
 class Command(BaseCommand):
     help = (
         "Enrollment links: `create --name N [...]` makes one and prints its link "
-        "(MDM_PUBLIC_URL/enroll/<token>/); `list` shows them; `deactivate TOKEN` turns one off."
+        "(MDM_PUBLIC_URL/enroll/<token>/); `list` shows them, `show TOKEN` one; "
+        "`deactivate TOKEN` turns one off."
     )
 
     def add_arguments(self, parser):
-        actions = parser.add_subparsers(dest="action", metavar="{create,list,deactivate}")
+        actions = parser.add_subparsers(
+            dest="action", metavar="{create,list,show,deactivate,renew}"
+        )
         actions.required = True
 
         create = actions.add_parser("create", help="create an enrollment and print its link")
@@ -51,7 +55,17 @@ class Command(BaseCommand):
             "--identity",
             choices=[choice.value for choice in Enrollment.Identity],
             default=Enrollment.Identity.SCEP.value,
-            help="scep (default: the key never leaves the device) or pkcs12",
+            help="how the device gets its identity: acme (iOS 16, macOS 13.1 and later: the "
+            "key is made in the device's hardware, which attests it; recommended), scep "
+            "(default, for older OS versions: the key never leaves the device either) or "
+            "pkcs12 (the key is made on the server and travels in the profile)",
+        )
+        create.add_argument(
+            "--acme-without-attestation",
+            action="store_true",
+            help="with --identity acme: devices that cannot attest (Macs before macOS 14 or "
+            "without Apple silicon or T2) may enroll; only the one-time ClientIdentifier "
+            "vouches for them",
         )
         create.add_argument(
             "--sign-message",
@@ -73,6 +87,9 @@ class Command(BaseCommand):
 
         actions.add_parser("list", help="every enrollment with its link and state")
 
+        show = actions.add_parser("show", help="one enrollment: its link and every setting")
+        show.add_argument("token", help="the enrollment's token (the end of its link) or id")
+
         deactivate = actions.add_parser("deactivate", help="turn an enrollment link off")
         deactivate.add_argument("token", help="the enrollment's token (the end of its link)")
 
@@ -88,6 +105,8 @@ class Command(BaseCommand):
             self._create(options)
         elif action == "list":
             self._list()
+        elif action == "show":
+            self._show(options["token"])
         elif action == "renew":
             self._renew(options)
         else:
@@ -115,6 +134,7 @@ class Command(BaseCommand):
             name=options["name"],
             access_rights=options["access_rights"],
             identity=options["identity"],
+            acme_attestation=not options["acme_without_attestation"],
             sign_message=options["sign_message"],
             check_out_when_removed=not options["no_checkout_when_removed"],
             expires_days=options["expires_days"],
@@ -156,8 +176,38 @@ class Command(BaseCommand):
             group = f"  group={enrollment.group.name}" if enrollment.group else ""
             self.stdout.write(
                 f"{enrollment.name}  {enrollment_link(enrollment)}\n"
-                f"    identity={enrollment.identity}  rights={enrollment.access_rights}"
+                f"    identity={_identity(enrollment)}  rights={enrollment.access_rights}"
                 f"  uses={uses}  expires={expiry}  state={state}{group}"
+            )
+
+    def _show(self, reference: str) -> None:
+        enrollment = _find(reference)
+        reason = unavailable_reason(enrollment)
+        rows = [
+            ("name", enrollment.name),
+            ("link", enrollment_link(enrollment)),
+            ("state", {None: "active", "used_up": "used up"}.get(reason, reason)),
+            ("identity", f"{_identity(enrollment)} ({identity_summary(enrollment)})"),
+            ("access rights", enrollment.access_rights),
+            ("group", enrollment.group.name if enrollment.group else "none"),
+            ("uses", f"{enrollment.uses} of {enrollment.max_uses or 'no limit'}"),
+            (
+                "expires",
+                f"{enrollment.expires_at:%Y-%m-%d %H:%M}Z" if enrollment.expires_at else "never",
+            ),
+            ("signed messages", "yes" if enrollment.sign_message else "no"),
+            ("checkout when removed", "yes" if enrollment.check_out_when_removed else "no"),
+            (
+                "created",
+                f"{enrollment.created_at:%Y-%m-%d %H:%M}Z by {enrollment.created_by or '-'}",
+            ),
+        ]
+        for label, value in rows:
+            self.stdout.write(f"{label + ':':<23}{value}")
+        if enrollment.identity == Enrollment.Identity.ACME and not enrollment.acme_attestation:
+            self.stdout.write(
+                "WARNING: ACME without attestation: only the one-time ClientIdentifier vouches "
+                "for a device, not its hardware"
             )
 
     def _deactivate(self, token: str) -> None:
@@ -166,3 +216,20 @@ class Command(BaseCommand):
             raise CommandError("no enrollment has this token")
         deactivate_enrollment(enrollment, by=ACTOR)
         self.stdout.write(f"enrollment deactivated: {enrollment.name}")
+
+
+def _identity(enrollment: Enrollment) -> str:
+    """acme, scep or pkcs12, with "(without attestation)" for ACME allowed without it."""
+    if enrollment.identity == Enrollment.Identity.ACME and not enrollment.acme_attestation:
+        return f"{enrollment.identity} (without attestation)"
+    return enrollment.identity
+
+
+def _find(reference: str) -> Enrollment:
+    enrollments = Enrollment.objects.select_related("group")
+    enrollment = enrollments.filter(token=reference).first()
+    if enrollment is None and reference.isdigit():
+        enrollment = enrollments.filter(pk=int(reference)).first()
+    if enrollment is None:
+        raise CommandError("no enrollment has this token (or id)")
+    return enrollment
