@@ -145,8 +145,8 @@ def problem(response: httpx.Response, step: str) -> AcmeError | None:
     except ValueError:
         document = None
     if not isinstance(document, dict):
-        text = response.text.strip()
-        return AcmeError(step, text[:200], status=response.status_code)
+        kind = response.headers.get("content-type", "").split(";")[0] or "no content type"
+        return AcmeError(step, f"not a problem document: {kind}", status=response.status_code)
     return AcmeError(
         step,
         str(document.get("detail") or ""),

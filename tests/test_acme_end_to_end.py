@@ -29,6 +29,16 @@ from tests.simulator_support import Portal, in_thread, ready_to_enroll
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def acme_enrollment(url: str, *, attestation: bool = True) -> Portal:
+    spec = EnrollmentSpec(
+        name="ACME fleet" if attestation else "ACME fleet, not attested",
+        identity=Enrollment.Identity.ACME,
+        acme_attestation=attestation,
+        sign_message=True,
+    )
+    return Portal(url, create_enrollment(spec, by="tests").token)
+
+
 @pytest.fixture
 def acme_portal(live_server, settings, tmp_path):
     """A live portal with an ACME enrollment, trusting a fresh test attestation CA."""
@@ -37,11 +47,7 @@ def acme_portal(live_server, settings, tmp_path):
     authority = AttestationCA.create()
     settings.MDM_ACME_ATTESTATION_ROOTS = str(authority.save(folder))
     ready_to_enroll()
-    enrollment = create_enrollment(
-        EnrollmentSpec(name="ACME fleet", identity=Enrollment.Identity.ACME, sign_message=True),
-        by="tests",
-    )
-    return Portal(live_server.url, enrollment.token), authority, folder
+    return acme_enrollment(live_server.url), authority, folder
 
 
 def identity_record(device: Device) -> IssuedCertificate:
@@ -144,8 +150,7 @@ def test_without_an_attestation_ca_a_device_says_what_to_pass(acme_portal):
 
 
 def test_an_enrollment_without_attestation_enrolls_devices_that_attest_nothing(acme_portal):
-    portal, _authority, _folder = acme_portal
-    Enrollment.objects.filter(token=portal.token).update(acme_attestation=False)
+    portal = acme_enrollment(acme_portal[0].url, attestation=False)
 
     stats = portal.run(devices=1)  # no attestation CA: none is asked for
 
