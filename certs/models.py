@@ -168,3 +168,14 @@ class ScepRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.message_type} {self.transaction_id} ({self.status})"
+
+
+# The ACME server's protocol state lives in its own module (RFC 8555 accounts, nonces, orders,
+# authorizations, challenges); imported here so Django registers them with the certs app.
+from .acme_models import (  # noqa: E402, F401
+    AcmeAccount,
+    AcmeAuthorization,
+    AcmeChallenge,
+    AcmeNonce,
+    AcmeOrder,
+)

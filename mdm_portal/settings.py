@@ -197,6 +197,14 @@ MDM_SCEP_CHALLENGE_TTL_HOURS = env_int("MDM_SCEP_CHALLENGE_TTL_HOURS", 24)
 MDM_SCEP_STATIC_CHALLENGE = env_str("MDM_SCEP_STATIC_CHALLENGE")
 MDM_SCEP_MANUAL_APPROVAL = env_bool("MDM_SCEP_MANUAL_APPROVAL", False)
 
+# ACME (/acme/directory): the roots device attestations must chain to (a PEM file; Apple's
+# Enterprise Attestation Root CA by default), and how long an order has to be completed.
+MDM_ACME_ATTESTATION_ROOTS = env_str(
+    "MDM_ACME_ATTESTATION_ROOTS",
+    str(BASE_DIR / "certs" / "data" / "apple-enterprise-attestation-root-ca.pem"),
+)
+MDM_ACME_ORDER_LIFETIME_MINUTES = env_int("MDM_ACME_ORDER_LIFETIME_MINUTES", 60)
+
 # Days before expiry at which certificates are flagged (push, CA, signing, TLS, identities).
 MDM_EXPIRY_WARNING_DAYS = [
     int(d) for d in env_list("MDM_EXPIRY_WARNING_DAYS", ["30", "14", "7", "1"])

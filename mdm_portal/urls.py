@@ -23,6 +23,7 @@ urlpatterns = [
     path("mdm/checkin", checkin, name="mdm-checkin"),
     path("mdm/connect", connect, name="mdm-connect"),
     path("scep", scep, name="scep"),
+    path("acme/", include("certs.acme_urls")),  # the directory: /acme/directory
     path("enroll/<str:token>/", enroll_page, name="enroll-page"),
     path("enroll/<str:token>/profile", enroll_profile, name="enroll-profile"),
     # Staff.
