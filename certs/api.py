@@ -1,5 +1,6 @@
 """The certificates' API: the push certificate's status (everyone) and its import (admins),
-every certificate the portal depends on with days left, and SCEP requests waiting for an
+every certificate the portal depends on with days left, every device identity the CA issued
+(with its delivery and what an attestation proved), and SCEP requests waiting for an
 administrator's approval."""
 
 from django.shortcuts import get_object_or_404
@@ -19,11 +20,13 @@ from mdm_portal.roles import ADMIN
 
 from . import pushcert
 from .expiry import certificate_inventory
+from .issued import DELIVERIES, NOT_RECORDED, IssuedFilter, issued_certificates
 from .models import ScepRequest
 from .scep_approval import ScepAdminError, approve_request, reject_request
 from .serializers import (
     SEVERITIES,
     CertificateEntrySerializer,
+    IssuedCertificateSerializer,
     IssuedSerializer,
     PushCertificateImportResultSerializer,
     PushCertificateImportSerializer,
@@ -116,6 +119,33 @@ class CertificateInventoryView(APIView):
         page = Entries()
         chosen = page.paginate_queryset(entries, request, self)
         return page.get_paginated_response(CertificateEntrySerializer(chosen, many=True).data)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Device identities the CA issued, newest first, with their delivery",
+        tags=["certificates"],
+        parameters=[
+            OpenApiParameter("delivery", OpenApiTypes.STR, enum=[*DELIVERIES, NOT_RECORDED]),
+            OpenApiParameter(
+                "q", OpenApiTypes.STR, description="serial, subject, attested serial or UDID"
+            ),
+        ],
+    ),
+    retrieve=extend_schema(summary="One issued device identity, by serial", tags=["certificates"]),
+)
+class IssuedCertificateViewSet(viewsets.ReadOnlyModelViewSet):
+    # The bound device (devices.CertificateBinding) joined in the same statement.
+    queryset = issued_certificates().select_related("binding__device")
+    serializer_class = IssuedCertificateSerializer
+    filterset_class = IssuedFilter
+    lookup_field = "serial"
+    lookup_value_regex = "[0-9a-fA-F]{1,64}"
+    cursor_ordering = "-id"
+
+    def get_object(self):
+        serial = self.kwargs["serial"].lower()
+        return get_object_or_404(self.get_queryset(), serial=serial)
 
 
 def _scep_request(pk) -> ScepRequest:

@@ -3,7 +3,8 @@ key or a SCEP challenge."""
 
 from rest_framework import serializers
 
-from .models import ScepRequest
+from .issued import DELIVERIES
+from .models import IssuedCertificate, ScepRequest
 
 
 class PushCertificateStatusSerializer(serializers.Serializer):
@@ -103,3 +104,43 @@ class IssuedSerializer(serializers.Serializer):
     serial = serializers.CharField()
     subject = serializers.CharField()
     not_after = serializers.DateTimeField()
+
+
+class IssuedCertificateSerializer(serializers.ModelSerializer):
+    """A device identity our CA issued: how it was delivered and what an attestation proved."""
+
+    delivery = serializers.ChoiceField(
+        choices=["", *DELIVERIES],
+        help_text="acme, scep or pkcs12; empty for a certificate issued before it was recorded",
+    )
+    attested_udid = serializers.CharField(
+        help_text="ACME with attestation: the UDID the device's hardware vouched for (its "
+        "Authenticate must carry it); empty otherwise"
+    )
+    attested_serial = serializers.CharField(
+        help_text="ACME with attestation: the serial number the hardware vouched for"
+    )
+    device = serializers.CharField(
+        source="binding.device.udid",
+        allow_null=True,
+        default=None,
+        help_text="the UDID of the device it is bound to (null until its first Authenticate)",
+    )
+
+    class Meta:
+        model = IssuedCertificate
+        fields = [
+            "id",
+            "serial",
+            "subject",
+            "sha256",
+            "delivery",
+            "attested_udid",
+            "attested_serial",
+            "device",
+            "not_before",
+            "not_after",
+            "revoked_at",
+            "revocation_reason",
+            "created_at",
+        ]

@@ -2,11 +2,12 @@
 
 from django.urls import path
 
-from . import ui
+from . import ui, ui_issued
 
 urlpatterns = [
     path("", ui.certificates, name="certificates"),
     path("ca/<int:pk>.pem", ui.ca_certificate, name="certificates-ca"),
+    path("issued/", ui_issued.issued, name="certificates-issued"),
     path("scep/<int:pk>/approve/", ui.scep_approve, name="certificates-scep-approve"),
     path("scep/<int:pk>/reject/", ui.scep_reject, name="certificates-scep-reject"),
     path("push/", ui.push, name="certificates-push"),

@@ -4,6 +4,12 @@ Each handler gets a message whose keys were checked and the verified identity of
 and returns a Reply (data, not HTTP). Everything a handler writes is in one transaction. What
 the layers above must do about a check-in (cancel commands, queue the initial inventory, apply
 the enrollment) they do as receivers of devices.signals, inside that transaction.
+
+A certificate whose key a device attested (ACME device-attest-01) names the device: on
+Authenticate the message's UDID and SerialNumber must be the attested ones, or it is refused
+with 403 and nothing is recorded but the audit entry. An attested serial needs the message to
+carry SerialNumber (the device sends it when its AccessRights include device information, which
+an enrollment with attestation requires): a message without one is refused too.
 """
 
 import logging
@@ -82,6 +88,47 @@ MESSAGE_KEYS: dict[str, dict[str, tuple[str, bool]]] = {
 OK = Reply()
 
 
+class AuditedRefusal(ProtocolError):
+    """A refusal that is audited: the entry is written after the message's transaction is
+    rolled back, so it is the one thing the refused message leaves behind."""
+
+    def __init__(self, status: int, reason: str, *, action: str, target: str, **details):
+        super().__init__(status, reason)
+        self.action, self.target, self.details = action, target, details
+
+    def record(self) -> None:
+        audit(self.action, actor="device", target=self.target, reason=self.reason, **self.details)
+
+
+def _same(attested: str, claimed) -> bool:
+    return isinstance(claimed, str) and claimed.strip().upper() == attested.strip().upper()
+
+
+def check_attested(record: IssuedCertificate, message: dict, udid: str) -> None:
+    """403 (audited) unless the device is the one the certificate's attestation named: its
+    UDID, and its SerialNumber (which must then be in the message). Hex and serial letters
+    compare without regard to case."""
+    reason = ""
+    if record.attested_udid and not _same(record.attested_udid, udid):
+        reason = f"the UDID {udid} is not the one attested for this certificate"
+    elif record.attested_serial and "SerialNumber" not in message:
+        reason = "this certificate was attested with a serial number and Authenticate has none"
+    elif record.attested_serial and not _same(record.attested_serial, message["SerialNumber"]):
+        reason = "the SerialNumber is not the one attested for this certificate"
+    if reason:
+        raise AuditedRefusal(
+            403,
+            f"device attestation: {reason}",
+            action="device.authenticate_refused",
+            target=udid,
+            certificate=record.sha256,
+            certificate_serial=record.serial,
+            attested_udid=record.attested_udid,
+            attested_serial=record.attested_serial,
+            serial_number=message.get("SerialNumber"),
+        )
+
+
 def check_topic(message: dict) -> None:
     topic = message.get("Topic")
     expected = active_topic()
@@ -123,11 +170,15 @@ def handle_checkin(message: dict, identity: DeviceIdentity, request: DeviceReque
     handler = HANDLERS[message_type]
     # One transaction for the message and what it announces: a handler that refuses (raises)
     # announces nothing.
-    with transaction.atomic():
-        reply = handler(message, identity, udid)
-        checkin_received.send(
-            Device, message_type=message_type, udid=udid, message=message, request=request
-        )
+    try:
+        with transaction.atomic():
+            reply = handler(message, identity, udid)
+            checkin_received.send(
+                Device, message_type=message_type, udid=udid, message=message, request=request
+            )
+    except AuditedRefusal as refusal:
+        refusal.record()
+        raise
     log.info("%s from %s answered %s", message_type, udid, reply.status)
     return reply
 
@@ -138,6 +189,7 @@ def authenticate(message: dict, identity: DeviceIdentity, udid: str) -> Reply:
     now = timezone.now()
     with transaction.atomic():
         record = IssuedCertificate.objects.select_for_update().get(pk=identity.record_id)
+        check_attested(record, message, udid)
         device = Device.objects.select_for_update().filter(udid=udid).first()
         bound_to = bound_device_id(record)
         if bound_to is not None and (device is None or bound_to != device.pk):

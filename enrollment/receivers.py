@@ -3,16 +3,42 @@ a certificate our CA issued (certs.signals) and a device that authenticates (dev
 
 from certs.signals import certificate_issued
 from devices.signals import device_authenticated, device_authenticating
+from mdm_portal.audit import audit
 
 from .links import challenge_link, enrollment_of, link_certificate, record_device_enrollment
 
 
+def attestation_mismatch(certificate, device) -> str:
+    """Why the device an attestation named is not `device` ("" when it is, or says nothing)."""
+    if certificate.attested_udid and certificate.attested_udid != device.udid:
+        return f"the attestation names UDID {certificate.attested_udid}, not {device.udid}"
+    serial = device.serial_number
+    if certificate.attested_serial and serial and certificate.attested_serial != serial:
+        return f"the attestation names serial {certificate.attested_serial}, not {serial}"
+    return ""
+
+
 def link_issued_certificate(sender, certificate, challenge, renews, **kwargs) -> None:
     """The enrollment (and, for a renewal challenge, the device) the certificate came from; a
-    renewed certificate keeps the enrollment of the one it renews."""
+    renewed certificate keeps the enrollment of the one it renews.
+
+    A renewal's certificate whose attestation names another device is not bound to the device
+    the renewal was for: its messages are refused until it Authenticates, as the attested
+    device."""
     link = challenge_link(challenge)
     if link is not None:
-        link_certificate(certificate, link.enrollment, link.device)
+        device = link.device
+        mismatch = attestation_mismatch(certificate, device) if device is not None else ""
+        if mismatch:
+            audit(
+                "certificate.binding_refused",
+                actor="enrollment",
+                target=device.udid,
+                serial=certificate.serial,
+                reason=mismatch,
+            )
+            device = None
+        link_certificate(certificate, link.enrollment, device)
     elif renews is not None:
         link_certificate(certificate, enrollment_of(renews))
 

@@ -6,7 +6,12 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from certs.api import CertificateInventoryView, PushCertificateView, ScepRequestViewSet
+from certs.api import (
+    CertificateInventoryView,
+    IssuedCertificateViewSet,
+    PushCertificateView,
+    ScepRequestViewSet,
+)
 from commands.api import CommandViewSet, DeviceCommandsView, DevicePushesViewSet, PushView
 from devices.api import DeviceViewSet, GroupViewSet
 from enrollment.api import EnrollmentViewSet, ProfileViewSet
@@ -28,6 +33,7 @@ router.register("commands", CommandViewSet, basename="api-command")
 router.register("profiles", ProfileViewSet, basename="api-profile")
 router.register("enrollments", EnrollmentViewSet, basename="api-enrollment")
 router.register("scep-requests", ScepRequestViewSet, basename="api-scep-request")
+router.register("certificates/issued", IssuedCertificateViewSet, basename="api-issued-certificate")
 router.register("webhooks", WebhookViewSet, basename="api-webhook")
 router.register("audit", AuditViewSet, basename="api-audit")
 router.register("alerts", AlertViewSet, basename="api-alert")

@@ -47,7 +47,8 @@ def test_the_schema_documents_every_endpoint_with_enums(client):
         "/api/v1/devices/{udid}/pushes/", "/api/v1/commands/", "/api/v1/commands/{uuid}/",
         "/api/v1/commands/{uuid}/cancel/", "/api/v1/profiles/", "/api/v1/profiles/{id}/assign/",
         "/api/v1/enrollments/", "/api/v1/enrollments/{id}/deactivate/", "/api/v1/groups/",
-        "/api/v1/certificates/", "/api/v1/certificates/push/", "/api/v1/scep-requests/",
+        "/api/v1/certificates/", "/api/v1/certificates/push/", "/api/v1/certificates/issued/",
+        "/api/v1/certificates/issued/{serial}/", "/api/v1/scep-requests/",
         "/api/v1/push/", "/api/v1/audit/", "/api/v1/webhooks/",
         "/api/v1/webhooks/{id}/deliveries/",
     ):  # fmt: skip
