@@ -285,6 +285,10 @@ def test_a_device_attests_its_own_udid_and_serial_and_counts_its_acme_requests()
     assert fake.csr.subject.rfc4514_string() == "O=Example Org,CN=MDM Identity 1A2B3C4D"
     assert device.stats.requests_by_kind["acme"] == len(fake.requests) + 2  # + directory, nonce
     assert not device.stats.errors
+    # The EC identity is kept and presented like a SCEP one (--state, --client-cert).
+    device.state.set_identity(key, certificate)
+    assert device.fleet._context((), device.state) is not None  # ssl takes the EC key
+    assert "BEGIN PRIVATE KEY" in device.state.key_pem
 
 
 def test_a_device_without_an_attestation_ca_says_what_to_pass():
