@@ -8,8 +8,8 @@ what it says, or raises the AcmeProblem RFC 8555 prescribes:
 - `url` other than the URL requested: unauthorized (section 6.4);
 - a `kid` that names no account of ours: accountDoesNotExist; a deactivated one: unauthorized;
 - a signature that does not verify with the key (`jwk`, or the account's key for `kid`: a
-  request of account A signed with B's key): malformed, as section 6.2 makes every JWS
-  verification failure;
+  request of account A signed with B's key): malformed, RFC 8555 having no more specific
+  type for a JWS that fails to verify;
 - a missing, unknown, expired or already used `nonce`: badNonce.
 The signature is checked before the nonce is used up, so a forged request cannot burn the
 nonce of a real one. jwcrypto does the JOSE maths.

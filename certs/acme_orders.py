@@ -38,6 +38,7 @@ from .acme_jws import SignedRequest, b64url_decode
 from .acme_models import AcmeAuthorization, AcmeChallenge, AcmeOrder
 from .acme_problems import (
     BAD_CSR,
+    MALFORMED,
     ORDER_NOT_READY,
     REJECTED_IDENTIFIER,
     SERVER_INTERNAL,
@@ -158,16 +159,17 @@ def _expire(order: AcmeOrder) -> AcmeOrder:
     authorizations expired)."""
     open_states = (AcmeOrder.Status.PENDING, AcmeOrder.Status.READY)
     if order.status in open_states and order.expires_at <= timezone.now():
-        order.status = AcmeOrder.Status.INVALID
-        order.error = {"type": "urn:ietf:params:acme:error:malformed", "detail": "order expired"}
-        order.save(update_fields=["status", "error"])
+        _fail_order(order, "the order expired before it was completed", MALFORMED)
         order.authorizations.filter(status=AcmeAuthorization.Status.PENDING).update(
             status=AcmeAuthorization.Status.EXPIRED
         )
     return order
 
 
-def _account_order(signed: SignedRequest, pk: int) -> AcmeOrder:
+def _account_order(signed: SignedRequest, pk: int | None, what: str = "order") -> AcmeOrder:
+    """The account's order `pk`, locked, its expiry applied. Every change to an order or its
+    parts holds the order's lock: two answers to one challenge, or an answer racing
+    finalize, are taken one after the other."""
     order = (
         AcmeOrder.objects.select_for_update()
         .filter(pk=pk, account=signed.account)
@@ -175,7 +177,7 @@ def _account_order(signed: SignedRequest, pk: int) -> AcmeOrder:
         .first()
     )
     if order is None:
-        raise _not_found("order")
+        raise _not_found(what)
     return _expire(order)
 
 
@@ -187,40 +189,31 @@ def order(signed: SignedRequest, links: AcmeLinks, pk: int) -> AcmeReply:
 
 def authorization(signed: SignedRequest, links: AcmeLinks, pk: int) -> AcmeReply:
     """POST-as-GET /acme/authz/<id>, or {"status": "deactivated"} (section 7.5.2)."""
-    authz = AcmeAuthorization.objects.filter(pk=pk, order__account=signed.account).first()
-    if authz is None:
-        raise _not_found("authorization")
-    _expire(_account_order(signed, authz.order_id))
-    authz.refresh_from_db()
+    found = AcmeAuthorization.objects.filter(pk=pk).values_list("order_id", flat=True)
+    _account_order(signed, found.first(), "authorization")
+    authz = AcmeAuthorization.objects.select_related("order").get(pk=pk)
     if signed.payload is not None:
         if signed.payload != {"status": "deactivated"}:
             raise malformed('an authorization can only be deactivated: {"status": "deactivated"}')
         if authz.status in (AcmeAuthorization.Status.PENDING, AcmeAuthorization.Status.VALID):
             authz.status = AcmeAuthorization.Status.DEACTIVATED
             authz.save(update_fields=["status"])
-            _fail_order(authz.order, "its authorization was deactivated", "malformed")
+            _fail_order(authz.order, "its authorization was deactivated", MALFORMED)
     return json_reply(authorization_document(authz, links))
 
 
 def _fail_order(order: AcmeOrder, detail: str, type_: str) -> None:
     order.status = AcmeOrder.Status.INVALID
-    order.error = {"type": f"urn:ietf:params:acme:error:{type_}", "detail": detail}
+    order.error = AcmeProblem(type_, detail).document()
     order.save(update_fields=["status", "error"])
 
 
 def challenge(signed: SignedRequest, links: AcmeLinks, pk: int) -> AcmeReply:
     """POST /acme/challenge/<id>: device-attest-01 answered with {"attObj": base64url(CBOR)}
     (POST-as-GET reads it). A challenge that is no longer pending is returned as it is."""
-    found = (
-        AcmeChallenge.objects.filter(pk=pk, authorization__order__account=signed.account)
-        .select_related("authorization")
-        .first()
-    )
-    if found is None:
-        raise _not_found("challenge")
-    _expire(_account_order(signed, found.authorization.order_id))
-    item = AcmeChallenge.objects.select_for_update().select_related("authorization__order")
-    item = item.get(pk=pk)
+    found = AcmeChallenge.objects.filter(pk=pk).values_list("authorization__order_id", flat=True)
+    _account_order(signed, found.first(), "challenge")
+    item = AcmeChallenge.objects.select_related("authorization__order").get(pk=pk)
     authz = item.authorization
     up = links.authorization(authz.pk)
     pending = (
