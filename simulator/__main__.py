@@ -1,10 +1,11 @@
 """`python -m simulator --url ... --enrollment TOKEN ...`: the simulator without Django (the
-`mdm_simulate` management command can also create the enrollment)."""
+`mdm_simulate` management command can also create the enrollment); `python -m simulator
+--make-attestation-ca DIR` writes the test attestation CA an ACME fleet attests with."""
 
 import argparse
 import sys
 
-from .cli import DESCRIPTION, add_arguments, options_from
+from .cli import DESCRIPTION, add_arguments, make_attestation_ca, options_from
 from .runner import SimulatorError, print_summary, run
 
 
@@ -13,6 +14,9 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(parser)
     values = vars(parser.parse_args(argv))
     try:
+        if values.get("make_attestation_ca"):
+            print(make_attestation_ca(values["make_attestation_ca"]))
+            return 0
         stats = run(options_from(values))
     except SimulatorError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,18 +1,23 @@
 """The simulator's command line, shared by `manage.py mdm_simulate` and `python -m simulator`.
 
 `add_arguments(parser)` declares every option with its help; `options_from(values)` turns
-the parsed values (a dict) into `runner.Options`.
+the parsed values (a dict) into `runner.Options`. `--make-attestation-ca DIR` is a run of its
+own: `make_attestation_ca(DIR)` writes the test attestation CA an ACME fleet's
+`--attestation-ca` takes, and says what the portal must trust.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from .runner import Options
+from .attestation import FILES, AttestationCA
+from .runner import Options, SimulatorError
 
 DESCRIPTION = (
     "Simulate a fleet of Apple devices against an MDM portal, over real HTTP(S): each device "
-    "has its own key, downloads the enrollment profile, gets its identity by SCEP, sends "
+    "has its own key, downloads the enrollment profile, gets its identity by SCEP or ACME "
+    "(with a device attestation from --attestation-ca), sends "
     "Authenticate and TokenUpdate, then polls the server URL and answers every command as a "
     "device does. Prints a summary (enrollments, requests, commands by type and status, "
     "errors, requests per second, latency) and exits non-zero when a device failed to enroll "
@@ -37,9 +42,9 @@ def _positive(text: str) -> int:
 def add_arguments(parser: argparse.ArgumentParser, *, enrollment_help: str = "") -> None:
     parser.add_argument(
         "--url",
-        required=True,
         help="the portal's base URL, e.g. https://mdm.example.org (profile download at "
-        "URL/enroll/TOKEN/profile; the profile then gives the SCEP, check-in and server URLs)",
+        "URL/enroll/TOKEN/profile; the profile then gives the SCEP or ACME, check-in and "
+        "server URLs); required but with --make-attestation-ca",
     )
     parser.add_argument(
         "--devices", type=_positive, default=10, help="how many devices (default 10)"
@@ -119,6 +124,20 @@ def add_arguments(parser: argparse.ArgumentParser, *, enrollment_help: str = "")
         "another Keysize gets it)",
     )
     parser.add_argument(
+        "--attestation-ca",
+        metavar="DIR",
+        help="the test attestation CA (made by --make-attestation-ca) that plays Apple for ACME "
+        "profiles asking for a device attestation (Attest): the portal must trust DIR/root.pem "
+        "in MDM_ACME_ATTESTATION_ROOTS. With it no RSA keys are made beforehand (ACME's EC "
+        "keys are made as each device enrolls)",
+    )
+    parser.add_argument(
+        "--make-attestation-ca",
+        metavar="DIR",
+        help="write a new test attestation CA to DIR (kept if DIR already has one), print the "
+        "root.pem to put in the portal's MDM_ACME_ATTESTATION_ROOTS, and exit",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=30.0, metavar="S", help="per request (default 30)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
@@ -142,4 +161,25 @@ def options_from(values: dict) -> Options:
         key_size=values["key_size"],
         timeout=values["timeout"],
         progress=not values["no_progress"],
+        attestation_ca=values.get("attestation_ca"),
+    )
+
+
+def make_attestation_ca(folder: str) -> str:
+    """Write a test attestation CA to `folder` unless it holds one; what to do next."""
+    path = Path(folder)
+    try:
+        if all((path / name).is_file() for name in FILES):
+            AttestationCA.load(path)  # readable: kept, its root may be trusted already
+            made = "kept the attestation CA already in"
+        else:
+            AttestationCA.create().save(path)
+            made = "made a test attestation CA in"
+    except (OSError, ValueError, TypeError) as exc:
+        raise SimulatorError(f"--make-attestation-ca {folder}: {exc}") from None
+    root = (path / "root.pem").resolve()
+    return (
+        f"{made} {path}\n"
+        f"the portal trusts it with MDM_ACME_ATTESTATION_ROOTS={root}\n"
+        f"devices attest with it given --attestation-ca {path}"
     )

@@ -1,8 +1,10 @@
 """One simulated device doing over HTTP(S) what an iPhone does with an MDM enrollment link.
 
 Enrollment: download the enrollment profile, take its trust, get the identity (SCEP with the
-profile's Challenge, Subject and Keysize; or the PKCS#12 in it), then Authenticate and
-TokenUpdate to the CheckInURL. Polling: PUT Idle to the ServerURL, answer each command it
+profile's Challenge, Subject and Keysize; ACME with its ClientIdentifier, a P-384 key and,
+when the payload says Attest, an attestation of that key by the fleet's attestation CA, which
+stands in for Apple's; or the PKCS#12 in it), then Authenticate and TokenUpdate to the
+CheckInURL. Polling: PUT Idle to the ServerURL, answer each command it
 gets, until an empty 200. One request at a time, as a device sends them. A 401 is the portal
 saying the device is not managed: the device drops its enrollment and enrolls again.
 
@@ -25,9 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric import ec
 
+from . import acme, scep
 from . import profile as profiles
-from . import scep
 from .answers import answer
 from .identity import CHECKIN_CT, CONNECT_CT, sign_detached
 from .report import Stats
@@ -39,6 +42,11 @@ MAX_COMMANDS_PER_POLL = 1000  # a server that never stops sending is a bug worth
 PROXY_PAGE = b"<center>nginx</center>"
 PROXY_STATUSES = (502, 503, 504)
 EXECUTED = ("Acknowledged", "Error")  # answers that mean the device ran the command
+CURVES = {192: ec.SECP192R1, 256: ec.SECP256R1, 384: ec.SECP384R1, 521: ec.SECP521R1}
+NO_ATTESTATION_CA = (
+    "acme: the profile asks for a device attestation: pass --attestation-ca DIR (made with "
+    "--make-attestation-ca DIR) whose root.pem the portal trusts in MDM_ACME_ATTESTATION_ROOTS"
+)
 
 
 class ExchangeFailed(Exception):
@@ -58,6 +66,9 @@ class Fleet:
     not_now_rate: float = 0.0
     timeout: float = 30.0
     concurrency: int = 8
+    # Plays Apple's attestation service for ACME payloads with Attest (an AttestationCA, or
+    # anything with its attestation_object method).
+    attestation_ca: object | None = None
 
     def __post_init__(self) -> None:
         self._clients: dict[tuple, httpx.AsyncClient] = {}
@@ -171,6 +182,8 @@ class SimulatedDevice:
         state.trust_pem = [profiles.pem(c) for c in enrollment.trust]
         if enrollment.pkcs12 is not None:
             certificate, key = enrollment.pkcs12
+        elif enrollment.acme is not None:
+            certificate, key = await self._acme(enrollment.acme)
         else:
             certificate, key = await self._scep(enrollment.scep)
         state.set_identity(key, certificate)
@@ -261,6 +274,43 @@ class SimulatedDevice:
             return scep.issued_certificate(reply.content, signer, key, ca_cert), key
         except (scep.ScepFailure, scep.ScepClientError, ValueError) as exc:
             self._fail(f"scep: failure ({exc})")
+
+    async def _acme(self, payload: profiles.AcmePayload):
+        """The identity from the payload's ACME server: a new key of its KeyType and KeySize
+        (a hardware-bound P-384 one for the portal's), attested when it says Attest."""
+        attestation = None
+        if payload.key_type == "RSA":
+            key = self._key_for(payload.key_size)
+        else:
+            key = ec.generate_private_key(CURVES[payload.key_size]())
+        if payload.attest:
+            authority = self.fleet.attestation_ca
+            if authority is None:
+                self._fail(NO_ATTESTATION_CA)
+            state = self.state
+
+            def attestation(token: str) -> bytes:
+                return authority.attestation_object(
+                    key.public_key(), udid=state.udid, serial=state.serial, token=token
+                )
+
+        client = self.fleet.client(self.state.trust_pem)
+
+        async def send(method: str, url: str, **kw) -> httpx.Response:
+            return await self._request("acme", client, method, url, **kw)
+
+        try:
+            subject = scep.subject_from_payload(payload.subject)
+            certificate = await acme.AcmeClient(send, payload.directory_url).enroll(
+                payload.client_identifier,
+                key,
+                subject,
+                attestation=attestation,
+                alt_names=acme.alt_names(payload.subject_alt_name),
+            )
+        except (acme.AcmeError, ValueError, TypeError) as exc:
+            self._fail(f"acme: {exc}")
+        return certificate, key
 
     def _key_for(self, bits: int):
         key, self.spare_key = self.spare_key, None

@@ -1,4 +1,5 @@
-"""Configuration profiles as a device reads them: the enrollment profile it downloads, and the
+"""Configuration profiles as a device reads them: the enrollment profile it downloads (its
+trust, its MDM payload and the identity that payload names: SCEP, ACME or PKCS#12), and the
 profiles InstallProfile delivers.
 
 A profile arrives as a plist, or as a CMS SignedData around one (what the portal sends); its
@@ -114,6 +115,67 @@ def summary(profile: dict, payloads: list, *, encrypted: bool) -> dict:
     return entry
 
 
+# Apple's rules for a com.apple.security.acme payload (mdm/profiles/com.apple.security.acme.yaml
+# in Apple's schema): the curves ECSECPrimeRandom takes, those a hardware-bound key may use.
+EC_SIZES = (192, 256, 384, 521)
+HARDWARE_EC_SIZES = (256, 384)
+
+
+@dataclass
+class AcmePayload:
+    """What a device takes from an ACME payload to get its identity."""
+
+    directory_url: str
+    client_identifier: str
+    key_type: str  # "ECSECPrimeRandom" or "RSA"
+    key_size: int  # the curve (256, 384 ...) or the RSA modulus
+    hardware_bound: bool
+    attest: bool  # the device must send Apple's attestation of its key in device-attest-01
+    subject: list = field(default_factory=list)  # [[["CN", "x"]], [["O", "Org"]]]
+    subject_alt_name: dict = field(default_factory=dict)  # rfc822Name, dNSName, ...
+    uuid: str = ""
+
+
+def read_acme_payload(payload: dict) -> AcmePayload:
+    """The ACME payload's settings (keys of the payload itself, not of a PayloadContent as in
+    SCEP's), checked as a device checks them; ProfileError if a device would refuse it."""
+    missing = [
+        key
+        for key in ("DirectoryURL", "ClientIdentifier", "KeyType", "KeySize", "HardwareBound")
+        if key not in payload
+    ]
+    if missing:
+        raise ProfileError(f"the ACME payload lacks {', '.join(missing)}")
+    key_type, key_size = str(payload["KeyType"]), payload["KeySize"]
+    hardware_bound, attest = payload["HardwareBound"], payload.get("Attest", False)
+    if not isinstance(key_size, int) or not all(
+        isinstance(v, bool) for v in (hardware_bound, attest)
+    ):
+        raise ProfileError("the ACME payload's KeySize, HardwareBound or Attest has a wrong type")
+    if key_type == "ECSECPrimeRandom":
+        allowed = HARDWARE_EC_SIZES if hardware_bound else EC_SIZES
+        if key_size not in allowed:
+            raise ProfileError(f"the ACME payload's KeySize {key_size} is not one of {allowed}")
+    elif key_type == "RSA":
+        if hardware_bound or not (1024 <= key_size <= 4096 and key_size % 8 == 0):
+            raise ProfileError("an ACME RSA key is 1024-4096 bits and never HardwareBound")
+    else:
+        raise ProfileError(f"the ACME payload's KeyType {key_type!r} is not RSA nor EC")
+    if attest and not hardware_bound:
+        raise ProfileError("the ACME payload asks to Attest a key that is not HardwareBound")
+    return AcmePayload(
+        directory_url=str(payload["DirectoryURL"]),
+        client_identifier=str(payload["ClientIdentifier"]),
+        key_type=key_type,
+        key_size=key_size,
+        hardware_bound=hardware_bound,
+        attest=attest,
+        subject=list(payload.get("Subject") or []),
+        subject_alt_name=dict(payload.get("SubjectAltName") or {}),
+        uuid=str(payload.get("PayloadUUID", "")),
+    )
+
+
 @dataclass
 class EnrollmentProfile:
     """What a device takes from its enrollment profile."""
@@ -123,6 +185,7 @@ class EnrollmentProfile:
     mdm: dict
     scep: dict | None = None  # the SCEP payload's PayloadContent
     pkcs12: tuple[x509.Certificate, object] | None = None  # identity in a PKCS#12 payload
+    acme: AcmePayload | None = None  # identity from an ACME server
     trust: list[x509.Certificate] = field(default_factory=list)
 
     @property
@@ -152,8 +215,13 @@ def read_enrollment_profile(data: bytes) -> EnrollmentProfile:
     for payload in by_type.get("com.apple.security.pkcs12", []):
         if identity_uuid in (None, payload.get("PayloadUUID")):
             result.pkcs12 = _pkcs12_identity(payload)
-    if result.scep is None and result.pkcs12 is None:
-        raise ProfileError("the MDM payload's identity (SCEP or PKCS#12) is not in the profile")
+    for payload in by_type.get("com.apple.security.acme", []):
+        if identity_uuid in (None, payload.get("PayloadUUID")):
+            result.acme = read_acme_payload(payload)
+    if result.scep is None and result.pkcs12 is None and result.acme is None:
+        raise ProfileError(
+            "the MDM payload's identity (SCEP, ACME or PKCS#12) is not in the profile"
+        )
     for payload_type in TRUST_TYPES:
         for payload in by_type.get(payload_type, []):
             result.trust.append(_certificate(payload))

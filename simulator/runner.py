@@ -1,7 +1,8 @@
 """A simulator run: make the keys, enroll the fleet, poll, wake on pushes, report.
 
 `run(options)` is the entry point (the `mdm_simulate` command and `python -m simulator` call
-it). Keys are made before the timed part, in worker processes when there are many. Then every
+it). Keys are made before the timed part, in worker processes when there are many (RSA keys
+for SCEP; an ACME fleet's EC keys are cheap and made as each device enrolls). Then every
 device enrolls (or is taken from the state file) and drains its queue once, at most
 `concurrency` devices in flight. With a duration, devices keep polling: every
 `poll_interval` seconds (with some jitter, so a fleet does not poll in step), sooner after a
@@ -30,6 +31,7 @@ from cryptography.hazmat.primitives import serialization
 
 from . import scep
 from .apns import APNsListener, parse_listen
+from .attestation import AttestationCA
 from .device import ExchangeFailed, Fleet, SimulatedDevice
 from .report import Progress, Stats, summary_text, write_json
 from .state import DeviceState, load_fleet, new_device, save_fleet
@@ -66,10 +68,13 @@ class Options:
     key_size: int = 2048
     timeout: float = 30.0
     progress: bool = True
+    attestation_ca: str | None = None  # a folder written by AttestationCA.save
 
     def check(self) -> None:
         problems = []
-        if not self.url.startswith(("http://", "https://")):
+        if not self.url:
+            problems.append("--url is required")
+        elif not self.url.startswith(("http://", "https://")):
             problems.append(f"--url must be an http:// or https:// URL, not {self.url!r}")
         if self.devices < 1:
             problems.append("--devices must be at least 1")
@@ -90,6 +95,11 @@ class Options:
                 problems.append("--apns-listen needs --apns-tls-dir")
         if self.ca_file and not Path(self.ca_file).is_file():
             problems.append(f"--ca-file {self.ca_file}: no such file")
+        if self.attestation_ca:
+            try:
+                AttestationCA.load(self.attestation_ca)
+            except (OSError, ValueError, TypeError) as exc:
+                problems.append(f"--attestation-ca {self.attestation_ca}: {exc}")
         if problems:
             raise SimulatorError("; ".join(problems))
 
@@ -97,7 +107,7 @@ class Options:
 def run(options: Options, *, stream=None) -> Stats:
     """Run the simulation; the stats (`stats.failed` says whether it went wrong). Raises
     SimulatorError before anything runs when it cannot start."""
-    options.url = options.url.rstrip("/")
+    options.url = (options.url or "").rstrip("/")
     options.check()
     # httpx logs every request at INFO: under Django's logging that is a line per request.
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -114,7 +124,9 @@ def run(options: Options, *, stream=None) -> Stats:
     if new:
         _preflight(options)
     started = time.monotonic()
-    keys = make_keys(len(new), options.key_size)
+    # An ACME fleet (--attestation-ca) makes its EC keys as it enrolls (a few ms each); RSA
+    # keys are made beforehand for SCEP, and on the spot should the profile want SCEP anyway.
+    keys = [None] * len(new) if options.attestation_ca else make_keys(len(new), options.key_size)
     stats.key_seconds = time.monotonic() - started
     stats.started = time.monotonic()
     new_devices = list(zip(new, keys, strict=True))
@@ -183,6 +195,7 @@ async def _simulate(options: Options, stats: Stats, restored, new, kept, stream)
         not_now_rate=options.not_now_rate,
         timeout=options.timeout,
         concurrency=options.concurrency,
+        attestation_ca=_attestation_ca(options),
     )
     devices = [SimulatedDevice(state, fleet) for state in restored]
     devices += [SimulatedDevice(state, fleet, key) for state, key in new]
@@ -215,6 +228,10 @@ async def _simulate(options: Options, stats: Stats, restored, new, kept, stream)
         await fleet.close()
         stats.undelivered_reports = sum(d.pending_report is not None for d in devices)
         _save(options, devices, kept)
+
+
+def _attestation_ca(options: Options) -> AttestationCA | None:
+    return AttestationCA.load(options.attestation_ca) if options.attestation_ca else None
 
 
 async def _gather_until(tasks: list[asyncio.Future], stop: asyncio.Event) -> None:

@@ -19,6 +19,7 @@ import datetime as dt
 import hashlib
 import hmac
 import os
+import re
 from dataclasses import dataclass
 
 from asn1crypto import cms, core
@@ -99,15 +100,19 @@ def make_key(bits: int = 2048) -> rsa.RSAPrivateKey:
 
 
 def subject_from_payload(subject: list) -> x509.Name:
-    """The x509 Name of a SCEP payload's Subject, e.g. [[["CN", "x"]], [["O", "Org"]]]."""
+    """The x509 Name of a SCEP or ACME payload's Subject, e.g. [[["CN", "x"]], [["O", "Org"]]]
+    (a dotted number names its OID: [["2.5.4.5", "serial"]])."""
     rdns = []
     for rdn in subject:
-        attributes = [
-            x509.NameAttribute(SUBJECT_NAMES.get(name.upper(), NameOID.COMMON_NAME), str(value))
-            for name, value in rdn
-        ]
+        attributes = [x509.NameAttribute(_subject_oid(str(n)), str(v)) for n, v in rdn]
         rdns.append(x509.RelativeDistinguishedName(attributes))
     return x509.Name(rdns)
+
+
+def _subject_oid(name: str) -> x509.ObjectIdentifier:
+    if re.fullmatch(r"[0-2](\.\d+)+", name):
+        return x509.ObjectIdentifier(name)
+    return SUBJECT_NAMES.get(name.upper(), NameOID.COMMON_NAME)
 
 
 def make_scep_csr(

@@ -3,7 +3,8 @@
 A thin shell: the options are the simulator's own (simulator/cli.py). What it adds is the
 enrollment: without --enrollment it uses the portal's "Simulated devices" enrollment (created
 on first use, through the same function as `mdm_enrollment create`), which works when the
-command runs beside the portal's database.
+command runs beside the portal's database. `--make-attestation-ca DIR` only writes the test
+attestation CA that an ACME fleet attests with (`--attestation-ca DIR`).
 """
 
 from django.core.management.base import BaseCommand, CommandError
@@ -12,7 +13,7 @@ from enrollment.enrollments import EnrollmentError, EnrollmentSpec, create_enrol
 from enrollment.mobileconfig import unavailable_reason
 from enrollment.models import Enrollment
 from simulator import SimulatorError, run, summary_text
-from simulator.cli import DESCRIPTION, add_arguments, options_from
+from simulator.cli import DESCRIPTION, add_arguments, make_attestation_ca, options_from
 
 ACTOR = "mdm_simulate"
 ENROLLMENT_NAME = "Simulated devices"
@@ -42,6 +43,14 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         values = dict(options)
+        if values.get("make_attestation_ca"):
+            try:
+                self.stdout.write(make_attestation_ca(values["make_attestation_ca"]))
+            except SimulatorError as exc:
+                raise CommandError(str(exc)) from None
+            return
+        if not values.get("url"):
+            raise CommandError("--url is required")
         if not values.get("enrollment"):
             values["enrollment"] = simulated_enrollment().token
         try:
