@@ -171,7 +171,7 @@ def _account_order(signed: SignedRequest, pk: int | None, what: str = "order") -
     parts holds the order's lock: two answers to one challenge, or an answer racing
     finalize, are taken one after the other."""
     order = (
-        AcmeOrder.objects.select_for_update()
+        AcmeOrder.objects.select_for_update(of=("self",))  # PostgreSQL: not the nullable join
         .filter(pk=pk, account=signed.account)
         .select_related("challenge")
         .first()

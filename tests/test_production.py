@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives import serialization
 
 from certs.cms import signed_content
 from simulator import scep as scep_client
+from simulator.attestation import AttestationCA
 from tests.apns_fixtures import shared_pki
 from tests.apns_standin import APNsStandIn
 from tests.simulator import CHECKIN_CT, Response, SimulatedDevice, escaped_pem, make_key, rfc9440
@@ -159,6 +160,9 @@ def stack():
     apns_ca = folder / "apns-ca.pem"  # the worker, running as the service user, reads it
     shutil.copyfile(apns.ca_file, apns_ca)
     apns_ca.chmod(0o644)
+    # Apple's part in ACME device attestation, played by a test CA whose root the stack trusts.
+    AttestationCA.create().save(folder / "attestation")
+    (folder / "attestation").chmod(0o755)
     port = free_port()
     env = clean_environment(
         MDM_SERVE_DIR=str(folder / "production"),
@@ -172,6 +176,7 @@ def stack():
         MDM_APNS_CA_FILE=str(apns_ca),
         MDM_PUSH_COALESCE_SECONDS="1",
         MDM_SERVE_VENV=str(venv_cache),
+        MDM_ACME_ATTESTATION_ROOTS=str(folder / "attestation" / "root.pem"),
     )
     stack = Stack(repo=repo, folder=folder, port=port, env=env, apns=apns)
     started = time.monotonic()
@@ -321,6 +326,7 @@ def enrollment(stack):
     assert len(roots) == 2  # the device-identity CA and the server-TLS CA
     tls_ca = x509.load_der_x509_certificate(roots[1]["PayloadContent"])
     stack.trust_pem = pem(tls_ca).decode()
+    (stack.folder / "trust.pem").write_text(stack.trust_pem)  # for clients such as mdm_simulate
     return token, profile
 
 
@@ -374,8 +380,7 @@ def test_the_fleet_simulator_enrolls_and_answers_with_tls_client_certificates(st
     loop over HTTPS through nginx, each device proving itself by its TLS client certificate
     (the enrollment signs nothing: SignMessage is off)."""
     token, _profile = enrollment
-    trust = stack.folder / "simulator-trust.pem"
-    trust.write_text(stack.trust_pem)
+    trust = stack.folder / "trust.pem"
     summary_file = stack.folder / "simulator.json"
     stack.manage(
         "mdm_simulate",
@@ -401,6 +406,29 @@ def test_the_fleet_simulator_enrolls_and_answers_with_tls_client_certificates(st
     rows = [json.loads(line) for line in stack.manage("mdm_device", "--list").splitlines()]
     simulated = [row for row in rows if row["device_name"].startswith("Simulated ")]
     assert len(simulated) == 3 and {row["state"] for row in simulated} == {"enrolled"}
+
+
+def test_the_fleet_simulator_enrolls_by_acme_with_attestation_through_nginx(stack, enrollment):
+    """ACME behind the TLS proxy: the directory's URLs are the ones devices see (https, the
+    proxy's port), device-attest-01 is checked against the root the stack trusts, and the
+    ACME identity then serves as the TLS client certificate in the command loop."""
+    out = stack.manage("mdm_enrollment", "create", "--name", "Attested", "--identity", "acme")
+    token = next(w for w in out.split() if "/enroll/" in w).rstrip("/").rsplit("/", 1)[-1]
+    summary_file = stack.folder / "simulator-acme.json"
+    stack.manage(
+        "mdm_simulate", "--url", stack.url, "--enrollment", token, "--devices", "2",
+        "--concurrency", "2", "--client-cert", "--ca-file", str(stack.folder / "trust.pem"),
+        "--attestation-ca", str(stack.folder / "attestation"), "--no-progress",
+        "--json", str(summary_file),
+    )  # fmt: skip
+    summary = json.loads(summary_file.read_text())
+    assert (summary["enrolled"], summary["enroll_failed"], summary["errors"]) == (2, 0, {})
+    assert sum(summary["commands"].get("DeviceInformation", {}).values()) >= 2
+    attested = stack.manage(
+        "shell", "-c", "from certs.models import IssuedCertificate as C; "
+        "print(C.objects.filter(delivery='acme').exclude(attested_udid='').count())",
+    )  # fmt: skip
+    assert attested.strip() == "2"
 
 
 # -- refusals through nginx ----------------------------------------------------------------
