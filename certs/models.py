@@ -179,3 +179,7 @@ from .acme_models import (  # noqa: E402, F401
     AcmeNonce,
     AcmeOrder,
 )
+
+# The key pair of an Automated Device Enrollment server token (enrollment.DepServer holds the
+# rest).
+from .dep_models import DepTokenKey  # noqa: E402, F401

@@ -157,3 +157,6 @@ class IdentityRenewal(models.Model):
 
     def __str__(self) -> str:
         return f"identity renewal {self.command_id}"
+
+
+from .dep_models import DepDevice, DepProfile, DepServer  # noqa: E402, F401 - models of the app
