@@ -263,7 +263,7 @@ def token_expiry(now: dt.datetime, thresholds: list[int]) -> list[ExpiryEntry]:
         expiry_entry(
             TOKEN_KIND,
             name,
-            " — ".join(part for part in (server_name, org_name) if part),
+            _subject(name, server_name, org_name),
             expiry,
             now,
             thresholds,
@@ -271,6 +271,12 @@ def token_expiry(now: dt.datetime, thresholds: list[int]) -> list[ExpiryEntry]:
         )
         for name, server_name, org_name, expiry in rows
     ]
+
+
+def _subject(name: str, server_name: str, org_name: str) -> str:
+    """The portal's name for the server, and Apple's (from /account, once synced)."""
+    apple = ", ".join(part for part in (server_name, org_name) if part)
+    return f"{name} (in ABM: {apple})" if apple else name
 
 
 def register() -> None:

@@ -107,6 +107,9 @@ def test_import_token_refusals_are_command_errors(tmp_path):
     token.write_text("not a token")
     with pytest.raises(CommandError, match="not a server token"):
         run("import-token", str(token), "--name", "Second")
+    token.write_bytes(b"x" * (10 * 1024 * 1024))
+    with pytest.raises(CommandError, match="too large to be a server token"):
+        run("import-token", str(token), "--name", "Second")
     assert DepServer.objects.filter(token_imported_at__isnull=False).count() == 0
     assert first.pk != second.pk
 
@@ -154,7 +157,11 @@ def test_the_inventory_lists_each_token_with_its_expiry(expiring):
     entries = [e for e in certificate_inventory() if e["kind"] == "dep-token"]
     assert [e["name"] for e in entries] == ["Main ABM"]
     (entry,) = entries
-    assert entry["label"] == "ADE server token"
+    assert entry["label"] == "ADE server token" and entry["subject"] == "Main ABM"
+    # Once a sync has told Apple's names, the entry says them too.
+    DepServer.objects.filter(pk=expiring.pk).update(server_name="MDM-1", org_name="Acme Inc")
+    (entry,) = [e for e in certificate_inventory() if e["kind"] == "dep-token"]
+    assert entry["subject"] == "Main ABM (in ABM: MDM-1, Acme Inc)"
     assert entry["days_left"] == 5 and entry["severity"] == "warning" and entry["threshold"] == 7
     assert entry["not_after"] == DepServer.objects.get(pk=expiring.pk).access_token_expiry
     assert waiting.name not in {e["name"] for e in certificate_inventory()}

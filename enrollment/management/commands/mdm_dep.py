@@ -17,6 +17,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from certs.dep_keys import MAX_TOKEN_BYTES
 from enrollment import dep_tokens
 from enrollment.dep_models import DepServer
 from enrollment.dep_tokens import DepTokenError
@@ -31,9 +32,12 @@ UPLOAD_STEPS = (
 ERRORS: tuple[type[Exception], ...] = (DepTokenError,)
 
 
-def _read(path: str, what: str) -> bytes:
+def _read(path: str, what: str, limit: int) -> bytes:
+    """The file's first `limit` + 1 bytes: enough to tell a file too large from one that fits,
+    without reading a wrong (huge) file whole."""
     try:
-        return Path(path).read_bytes()
+        with Path(path).open("rb") as file:
+            return file.read(limit + 1)
     except OSError as exc:
         raise CommandError(f"cannot read the {what} {path}: {exc.strerror}") from exc
 
@@ -92,7 +96,7 @@ def _import_token_arguments(parser: CommandParser) -> None:
 
 
 def _import_token(command: BaseCommand, options: dict) -> None:
-    data = _read(options["file"], "server token")
+    data = _read(options["file"], "server token", MAX_TOKEN_BYTES)
     server = dep_tokens.find_server(options["name"])
     renewal = server.token_imported_at is not None
     server = dep_tokens.import_token(server, data, actor=ACTOR)
