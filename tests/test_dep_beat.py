@@ -24,7 +24,7 @@ def test_the_dep_sync_is_scheduled_by_its_own_migration():
 
 def test_the_task_syncs_due_servers_and_one_failure_stops_no_other(dep, settings, monkeypatch):
     settings.MDM_DEP_SYNC_MINUTES = 30
-    refused = make_server(dep, "a-refused", consumer_secret=b"revoked")
+    refused = make_server(dep, "a-refused", consumer_secret="revoked")
     crashing = make_server(dep, "b-crashing")
     fine = make_server(dep, "c-fine")
     make_server(None, "d-no-token")
