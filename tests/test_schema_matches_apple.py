@@ -1,10 +1,9 @@
 """The data the project generates from Apple's schema still says what Apple's YAML says.
 
-commands/catalog/schema.json (scripts/gen_catalog.py), commands/catalog/device_queries.py
-(scripts/gen_device_queries.py) and enrollment/dep_skip_keys.py (scripts/gen_dep_skip_keys.py,
-the DEP profile's skip_setup_items checklist) are committed, and every other test runs on them,
-so a clone stands alone. Only this module reads Apple's YAML, from ../shared/apple-device-management
-beside the repository: it regenerates those files in memory with the scripts' own functions and
+commands/catalog/schema.json (scripts/gen_catalog.py) and commands/catalog/device_queries.py
+(scripts/gen_device_queries.py) are committed, and every other test runs on them, so a clone
+stands alone. Only this module reads Apple's YAML, from ../shared/apple-device-management
+beside the repository: it regenerates both files in memory with the scripts' own functions and
 compares. Without the YAML it skips, saying where it looked; under CI=true it fails instead.
 """
 
@@ -29,7 +28,6 @@ def load_script(name: str) -> ModuleType:
 
 gen_catalog = load_script("gen_catalog")
 gen_device_queries = load_script("gen_device_queries")
-gen_dep_skip_keys = load_script("gen_dep_skip_keys")
 
 
 def require_schema(root: Path, in_ci: bool) -> Path:
@@ -57,15 +55,6 @@ def test_device_queries_is_what_gen_device_queries_makes_of_the_yaml(apple):
     committed = gen_device_queries.TARGET.read_text(encoding="utf-8")
     regenerated = gen_device_queries.render(gen_device_queries.query_rights(apple))
     assert regenerated == committed, "run scripts/gen_device_queries.py"
-
-
-def test_dep_skip_keys_is_what_gen_dep_skip_keys_makes_of_the_yaml(apple):
-    committed = gen_dep_skip_keys.TARGET.read_text(encoding="utf-8")
-    regenerated = gen_dep_skip_keys.render(gen_dep_skip_keys.skip_keys(apple))
-    assert regenerated == committed, "run scripts/gen_dep_skip_keys.py"
-    raw = yaml.safe_load((apple / "other/skipkeys.yaml").read_text(encoding="utf-8"))
-    keys = [key for key, *_ in gen_dep_skip_keys.skip_keys(apple)]
-    assert sorted(keys) == sorted(entry["key"] for entry in raw["payloadkeys"])
 
 
 def introduced(info: dict) -> str | None:
