@@ -60,6 +60,13 @@ def pytest_runtest_setup(item):
 
 
 @pytest.fixture(autouse=True)
+def apple_is_never_reached(settings):
+    """No test reaches Apple's DEP API: a test that does not start the stand-in (the `dep`
+    fixture) and still asks Apple gets a refused connection, not mdmenrollment.apple.com."""
+    settings.MDM_DEP_URL = "http://127.0.0.1:9"
+
+
+@pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     """Staff users are made in many tests: a slow (secure) hasher would cost ~1.7 s each."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
