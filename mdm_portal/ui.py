@@ -13,6 +13,7 @@ from commands.stats import failed_pushes, queue_counts
 from devices.activity import daily_checkins, os_version_counts
 from devices.identities import identities_due_for_renewal
 from devices.sweeps import device_counts
+from enrollment.dep_listing import dep_summary
 
 from .audit import audit, client_address
 from .charts import bar_chart, hbar_chart
@@ -45,6 +46,7 @@ def dashboard(request):
             label_every=5,
         ),
         "os_chart": hbar_chart(os_version_counts(), title="Managed devices by OS version"),
+        "dep": dep_summary(),
     }
     return render(request, "mdm_portal/dashboard.html", context)
 
