@@ -15,6 +15,7 @@ from certs.api import (
 from commands.api import CommandViewSet, DeviceCommandsView, DevicePushesViewSet, PushView
 from devices.api import DeviceViewSet, GroupViewSet
 from enrollment.api import EnrollmentViewSet, ProfileViewSet
+from enrollment.dep_api import DepDeviceViewSet, DepProfileViewSet, DepServerViewSet
 from webhooks.api import WebhookViewSet
 
 from . import api_schema  # noqa: F401 - registers the token security scheme
@@ -32,6 +33,9 @@ router.register("groups", GroupViewSet, basename="api-group")
 router.register("commands", CommandViewSet, basename="api-command")
 router.register("profiles", ProfileViewSet, basename="api-profile")
 router.register("enrollments", EnrollmentViewSet, basename="api-enrollment")
+router.register("dep/servers", DepServerViewSet, basename="api-dep-server")
+router.register("dep/devices", DepDeviceViewSet, basename="api-dep-device")
+router.register("dep/profiles", DepProfileViewSet, basename="api-dep-profile")
 router.register("scep-requests", ScepRequestViewSet, basename="api-scep-request")
 router.register("certificates/issued", IssuedCertificateViewSet, basename="api-issued-certificate")
 router.register("webhooks", WebhookViewSet, basename="api-webhook")

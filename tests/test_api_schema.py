@@ -19,11 +19,15 @@ from commands.catalog import DEFINITIONS
 from commands.models import Status
 from commands.queue import enqueue
 from devices.models import Device, DeviceGroup
+from enrollment.dep_profiles import save_profile
+from enrollment.dep_sync import sync_server
 from enrollment.enrollments import EnrollmentSpec, create_enrollment
 from enrollment.library import upload_profile
 from mdm_portal.models import AuditEntry
 from tests.api_support import managed_devices, token_client
+from tests.dep_support import make_server as make_dep_server
 from tests.simulator import make_csr, make_key
+from tests.test_dep_profiles import tls_root  # noqa: F401 - a fixture: the server's TLS chain
 from tests.test_profile_library import profile
 from tests.ui_support import make_user
 from webhooks.registry import create_webhook
@@ -50,7 +54,11 @@ def test_the_schema_documents_every_endpoint_with_enums(client):
         "/api/v1/certificates/", "/api/v1/certificates/push/", "/api/v1/certificates/issued/",
         "/api/v1/certificates/issued/{serial}/", "/api/v1/scep-requests/",
         "/api/v1/push/", "/api/v1/audit/", "/api/v1/webhooks/",
-        "/api/v1/webhooks/{id}/deliveries/",
+        "/api/v1/webhooks/{id}/deliveries/", "/api/v1/dep/servers/", "/api/v1/dep/servers/{id}/",
+        "/api/v1/dep/servers/{id}/certificate/", "/api/v1/dep/servers/{id}/token/",
+        "/api/v1/dep/servers/{id}/sync/", "/api/v1/dep/servers/{id}/disown/",
+        "/api/v1/dep/devices/", "/api/v1/dep/devices/{serial}/", "/api/v1/dep/profiles/",
+        "/api/v1/dep/profiles/{id}/", "/api/v1/dep/profiles/{id}/assign/",
     ):  # fmt: skip
         assert path in paths, path
     components = schema["components"]["schemas"]
@@ -62,6 +70,12 @@ def test_the_schema_documents_every_endpoint_with_enums(client):
     assert schema["components"]["securitySchemes"]["tokenAuth"]["name"] == "Authorization"
     create = paths["/api/v1/commands/"]["post"]["responses"]
     assert {"201", "400", "401", "403", "409", "413"} <= set(create)
+    assign = paths["/api/v1/dep/profiles/{id}/assign/"]["post"]["responses"]
+    assert {"200", "400", "403", "502"} <= set(assign)  # 502: Apple refused or was not reached
+    token = paths["/api/v1/dep/servers/{id}/token/"]["post"]["requestBody"]["content"]
+    assert {"multipart/form-data", "application/json"} <= set(token)
+    certificate = paths["/api/v1/dep/servers/{id}/certificate/"]["get"]["responses"]["200"]
+    assert "application/x-pem-file" in certificate["content"]
 
 
 def test_the_docs_page_serves_its_assets_itself(client):
@@ -85,7 +99,7 @@ def keep_connection():
 
 
 @pytest.fixture
-def fleet(ca, settings, keep_connection) -> dict[str, object]:
+def fleet(ca, settings, keep_connection, dep, request) -> dict[str, object]:
     """Something for every endpoint to find; returns the path parameters that name it."""
     settings.MDM_APNS_URL = "https://127.0.0.1:9"  # never reached: no push certificate
     group = DeviceGroup.objects.create(name="Lab")
@@ -100,7 +114,20 @@ def fleet(ca, settings, keep_connection) -> dict[str, object]:
         transaction_id="T-1", message_type="PKCSReq", subject="CN=device", csr_der=csr,
         signer_certificate_der=b"-",
     )  # fmt: skip
+    # Automated Device Enrollment: a server whose token works with a stand-in of Apple's DEP
+    # API (never Apple), a device and a profile of it.
+    request.getfixturevalue("tls_root")  # a TLS chain for the profile's anchor_certs
+    settings.MDM_DEP_URL = dep.url
+    dep.add_device("C02SCHEMA01")
+    dep_server = make_dep_server(dep)
+    sync_server(dep_server, actor="tests")
+    dep_profile = save_profile(
+        dep_server, name="Staff", enrollment=enrollment, settings={}, actor="tests"
+    )
     return {
+        "/api/v1/dep/servers/": {"id": dep_server.pk},
+        "/api/v1/dep/devices/": {"serial": "C02SCHEMA01"},
+        "/api/v1/dep/profiles/": {"id": dep_profile.pk},
         "/api/v1/devices/": {"udid": "D-00000"},
         "/api/v1/commands/": {"uuid": command.uuid},
         "/api/v1/groups/": {"id": group.pk},
