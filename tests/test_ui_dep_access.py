@@ -55,7 +55,7 @@ def test_every_role_reads_and_a_user_without_one_is_refused(staff, rows, path):
     for role in (VIEWER, OPERATOR, ADMIN):
         response = staff[role].get(path.format(**rows))
         assert response.status_code == 200, role
-        assert 'aria-current="page">Automated enrollment</a>' in response.text
+        assert 'aria-current="page">ADE</a>' in response.text
     assert staff[None].get(path.format(**rows)).status_code == 403
 
 

@@ -41,7 +41,7 @@ def fleet():
 
 def serials(page: str) -> list[str]:
     """The serial numbers of the table's rows, in order."""
-    return re.findall(r'<td class="mono">(C02\w+)', page)
+    return re.findall(r'<td class="mono nowrap">(C02\w+)', page)
 
 
 @pytest.mark.parametrize(
@@ -95,7 +95,7 @@ def test_columns_sort(staff, fleet, sort, expected):
 def test_each_row_says_what_apple_and_the_portal_know(staff, fleet):
     DepDevice.objects.filter(serial_number="C02AAA0001").update(assign_result="NOT_ACCESSIBLE")
     page = staff[VIEWER].get(f"{LIST}?sort=serial_number").text
-    rows = dict(zip(serials(page), page.split('<td class="mono">')[1:], strict=True))
+    rows = dict(zip(serials(page), page.split('<td class="mono nowrap">')[1:], strict=True))
     assert "Staff iPhones" in rows["C02AAA0001"] and "not accessible" in rows["C02AAA0001"]
     assert (
         '<a href="/devices/UDID-ENROLLED-2/"><span class="badge enrolled">enrolled'

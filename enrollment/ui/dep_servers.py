@@ -96,8 +96,10 @@ def _detail(request, server: DepServer, *, status: int = 200, **forms):
             "profiles": server.profiles.select_related("enrollment").order_by("name"),
             "devices": paginate(request, table),
             "token_form": forms.get("token_form") or TokenForm(),
-            "auto_assign_form": forms.get("auto_assign_form") or AutoAssignForm(server=server),
-            "assign_form": AssignForm(server=server),
+            # Two forms with a `profile` field on one page: their own ids, so labels find them.
+            "auto_assign_form": forms.get("auto_assign_form")
+            or AutoAssignForm(server=server, auto_id="auto_%s"),
+            "assign_form": AssignForm(server=server, auto_id="assign_%s"),
         },
         status=status,
     )
@@ -198,7 +200,7 @@ def server_sync_status(request, pk: int):
 @role_required(ADMIN)
 def server_auto_assign(request, pk: int):
     server = _server(pk)
-    form = AutoAssignForm(request.POST, server=server)
+    form = AutoAssignForm(request.POST, server=server, auto_id="auto_%s")
     if form.is_valid():
         profile = form.cleaned_data["profile"]
         acting_here(request)

@@ -19,6 +19,10 @@ RESULT_BADGES = {"SUCCESS": "ok", "NOT_ACCESSIBLE": "warning", "FAILED": "error"
 STATUS_BADGES = {"assigned": "pending", "pushed": "ok", "removed": "none", "empty": "none"}
 
 
+def _when(value) -> str:
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M") if value else "—"
+
+
 def result_badge(result: str):
     if not result:
         return "—"
@@ -40,7 +44,7 @@ def sync_badge(server: DepServer):
     """How the last sync went: never, ok, or failed (with its message beside it)."""
     if server.last_sync_at is None:
         return state_badge("none", "never synced")
-    when = timezone.localtime(server.last_sync_at).strftime("%Y-%m-%d %H:%M")
+    when = _when(server.last_sync_at)
     badge = state_badge("ok", "ok") if server.last_sync_ok else state_badge("error", "failed")
     return format_html(
         '{} <span class="small">{}</span><br><span class="small muted syncmessage">{}</span>',
@@ -56,7 +60,9 @@ def order_nulls_last(queryset, field: str, descending: bool):
 
 
 class ServerTable(tables.Table):
-    name = tables.Column(linkify=lambda record: reverse("dep-server", args=[record.pk]))
+    name = tables.Column(
+        linkify=lambda record: reverse("dep-server", args=[record.pk]), attrs=NOWRAP
+    )
     # empty_values=(): a server with no token or no sync yet says so, rather than "—".
     organisation = tables.Column(
         verbose_name="Organisation",
@@ -128,11 +134,13 @@ class DepDeviceTable(tables.Table):
     select = tables.Column(
         verbose_name="Select", accessor="serial_number", orderable=False, empty_values=()
     )
-    serial_number = tables.Column(verbose_name="Serial", attrs={"td": {"class": "mono"}})
+    serial_number = tables.Column(verbose_name="Serial", attrs={"td": {"class": "mono nowrap"}})
     model = tables.Column(verbose_name="Model", default="—")
     description = tables.Column(verbose_name="Description", default="—")
     os = tables.Column(verbose_name="OS", default="—")
-    server = tables.Column(verbose_name="Server", order_by=("server__name", "serial_number"))
+    server = tables.Column(
+        verbose_name="Server", order_by=("server__name", "serial_number"), attrs=NOWRAP
+    )
     profile_status = tables.Column(verbose_name="Profile status", empty_values=())
     assigned_profile = tables.Column(
         verbose_name="Assigned profile",
@@ -140,9 +148,9 @@ class DepDeviceTable(tables.Table):
         order_by=("assigned_profile__name", "serial_number"),
     )
     assign_result = tables.Column(verbose_name="Assign result", empty_values=())
-    added_at = tables.DateTimeColumn(verbose_name="Added", format="Y-m-d H:i", attrs=NOWRAP)
-    updated_at = tables.DateTimeColumn(verbose_name="Updated", format="Y-m-d H:i", attrs=NOWRAP)
-    enrolled = tables.Column(verbose_name="Enrolled", empty_values=())
+    # When the portal first saw it, and below when a sync or an assignment last changed it.
+    added_at = tables.Column(verbose_name="Added · updated", attrs=NOWRAP)
+    enrolled = tables.Column(verbose_name="Enrolled", empty_values=(), attrs=NOWRAP)
 
     class Meta:
         model = DepDevice
@@ -157,7 +165,6 @@ class DepDeviceTable(tables.Table):
             "assigned_profile",
             "assign_result",
             "added_at",
-            "updated_at",
             "enrolled",
         )
         order_by = "-added_at"
@@ -194,6 +201,11 @@ class DepDeviceTable(tables.Table):
     def render_server(self, value):
         return format_html('<a href="{}">{}</a>', reverse("dep-server", args=[value.pk]), value)
 
+    def render_added_at(self, value, record):
+        return format_html(
+            '{}<br><span class="small muted">{}</span>', _when(value), _when(record.updated_at)
+        )
+
     def render_profile_status(self, value):
         status = value or "empty"
         return state_badge(STATUS_BADGES.get(status, "none"), PROFILE_STATUSES.get(status, status))
@@ -210,11 +222,10 @@ class DepDeviceTable(tables.Table):
     def render_assign_result(self, value, record):
         if not value:
             return "—"
-        when = record.assign_result_at
         return format_html(
             '{}<br><span class="small muted">{}</span>',
             result_badge(value),
-            timezone.localtime(when).strftime("%Y-%m-%d %H:%M") if when else "",
+            _when(record.assign_result_at),
         )
 
     def render_enrolled(self, record):
