@@ -1,12 +1,14 @@
 """In real Chromium, against the stand-in of Apple's DEP API: an admin adds a DEP server,
 downloads its certificate, uploads a wrong file then the server token, syncs now (a worker
 runs the sync), sees the devices, creates a DEP profile with skip keys and auto-assign,
-assigns it to selected devices and sees Apple's answer per serial, then asks to disown one.
+assigns it to selected devices and sees Apple's answer per serial, asks to disown one, and
+syncs again with a slower worker: the page polls until the sync is done.
 Screenshots of every ADE page go to the test artifacts (laptop and tablet widths)."""
 
 import pytest
 
 from enrollment.dep_models import DepDevice, DepProfile, DepServer
+from enrollment.dep_sync import sync_server
 from enrollment.tasks import sync_dep_server
 from mdm_portal.roles import ADMIN
 from tests.conftest import ARTIFACTS
@@ -40,7 +42,7 @@ def worker(monkeypatch):
 
 
 def test_an_admin_connects_abm_syncs_and_assigns_a_profile(
-    browser_page, dep, worker, tmp_path, settings
+    browser_page, dep, worker, tmp_path, settings, monkeypatch
 ):
     settings.MDM_PUBLIC_URL = "https://mdm.example.org"
     for serial, model, description in DEVICES:
@@ -152,6 +154,17 @@ def test_an_admin_connects_abm_syncs_and_assigns_a_profile(
     page.get_by_role("link", name="Cancel").click()
     assert not DepDevice.objects.filter(removed=True).exists()
     shot(page, "server")
+
+    # A worker that takes its time: the page polls, then reloads with the outcome.
+    monkeypatch.setattr(sync_dep_server, "apply_async", lambda args, **options: object())
+    dep.add_device("H4TQW8L2XK9P", model="iPad mini (A17 Pro)", description="IPAD MINI 128GB")
+    page.get_by_role("button", name="Sync now").click()
+    page.locator("#sync-banner").filter(has_text="Syncing Main office with Apple…").wait_for()
+    shot(page, "server-syncing")
+    server.refresh_from_db()  # read before its token was imported
+    sync_server(server, actor="worker")
+    page.locator("#sync-banner").filter(has_text="Synced Main office").wait_for()
+    page.get_by_role("cell", name="H4TQW8L2XK9P", exact=True).wait_for()
     page.goto("/enrollments/dep/")
     shot(page, "servers")
     page.goto("/")

@@ -147,7 +147,7 @@ class DepDeviceTable(tables.Table):
         default="—",
         order_by=("assigned_profile__name", "serial_number"),
     )
-    assign_result = tables.Column(verbose_name="Assign result", empty_values=())
+    assign_result = tables.Column(verbose_name="Assign result", empty_values=(), attrs=NOWRAP)
     # When the portal first saw it, and below when a sync or an assignment last changed it.
     added_at = tables.Column(verbose_name="Added · updated", attrs=NOWRAP)
     enrolled = tables.Column(verbose_name="Enrolled", empty_values=(), attrs=NOWRAP)
