@@ -142,7 +142,10 @@ class DepServerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     def create(self, request):
         form = DepServerCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        server = create_server(form.validated_data["name"], actor=request.user)
+        try:  # its checks (a name, not taken) say what is wrong with the name
+            server = create_server(form.validated_data["name"], actor=request.user)
+        except DepTokenError as exc:
+            raise ValidationError({"name": [str(exc)]}) from None
         server = get_object_or_404(dep_servers(), pk=server.pk)
         body = {
             **DepServerSerializer(server).data,

@@ -75,14 +75,6 @@ class DepServerSerializer(serializers.ModelSerializer):
 class DepServerCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=150)
 
-    def validate_name(self, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise serializers.ValidationError("give the server a name")
-        if DepServer.objects.filter(name=value).exists():
-            raise serializers.ValidationError(f"a server named {value!r} exists already")
-        return value
-
 
 class DepServerCreatedSerializer(DepServerSerializer):
     certificate_pem = serializers.CharField(

@@ -66,7 +66,10 @@ def test_a_taken_or_empty_name_is_refused_at_the_field(staff):
     make_server("Main office")
     taken = staff[ADMIN].post("/enrollments/dep/new/", {"name": "Main office"})
     assert taken.status_code == 400
-    assert re.search(r'<ul class="errorlist"[^>]*><li>A server named “Main office”', taken.text)
+    assert re.search(
+        r'<ul class="errorlist"[^>]*><li>A DEP server named &#x27;Main office&#x27; already',
+        taken.text,
+    )
     empty = staff[ADMIN].post("/enrollments/dep/new/", {"name": "  "})
     assert empty.status_code == 400 and "errorlist" in empty.text
     assert DepServer.objects.count() == 1

@@ -4,7 +4,6 @@ the page of Apple's per-serial answers, and where a "sync now" stands."""
 import time
 
 from django.shortcuts import render
-from django.utils.http import url_has_allowed_host_and_scheme
 
 from mdm_portal.audit import client_address, note_in_scope
 
@@ -21,16 +20,6 @@ def acting_here(request) -> None:
     """The DEP functions take the actor only: the request's address joins their audit
     entries through the request's audit scope."""
     note_in_scope(address=client_address(request))
-
-
-def back_or(request, default: str) -> str:
-    """The `next` page a form came from, if it is one of ours, else `default`."""
-    target = request.POST.get("next") or request.GET.get("next") or ""
-    if target.startswith("/") and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return target
-    return default
 
 
 def results_page(request, *, title: str, what: str, results: dict[str, str], back: str, **context):

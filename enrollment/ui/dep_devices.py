@@ -16,8 +16,8 @@ from ..dep_client import DepError
 from ..dep_listing import DepDeviceFilter, dep_devices
 from ..dep_profiles import DepProfileError, assign_profile
 from ..dep_tokens import DepTokenError
-from .common import paginate
-from .dep_common import acting_here, back_or, results_page
+from .common import back_to, paginate
+from .dep_common import acting_here, results_page
 from .dep_forms import AssignForm
 from .dep_tables import DepDeviceTable
 
@@ -44,7 +44,7 @@ def device_list(request):
 def device_assign(request):
     """Assign a DEP profile to devices: POSTed from a list's selection or typed serials (GET
     shows the form, e.g. from a profile's page); the answer is Apple's result per serial."""
-    back = back_or(request, reverse("dep-devices"))
+    back = back_to(request, reverse("dep-devices"))
     if request.method == "POST":
         form = AssignForm(request.POST)
         if form.is_valid():

@@ -2,11 +2,10 @@
 picked and hands it to the DEP modules (enrollment.dep_tokens, dep_sync, dep_profiles), whose
 checks decide; their messages land on the field."""
 
-import re
-
 from django import forms
 
 from certs.dep_keys import MAX_TOKEN_BYTES  # a token is a few KiB: larger is not one
+from devices.groups import GroupError, parse_references
 
 from ..dep_listing import serials_problem
 from ..dep_models import DepProfile, DepServer
@@ -25,14 +24,6 @@ class ServerForm(Form):
         help_text="How the portal calls this server, e.g. “Main office”. Use the name of the "
         "MDM server in Apple Business Manager to find it again there.",
     )
-
-    def clean_name(self) -> str:
-        name = self.cleaned_data["name"].strip()
-        if not name:
-            raise forms.ValidationError("give the server a name")
-        if DepServer.objects.filter(name=name).exists():
-            raise forms.ValidationError(f"a server named “{name}” exists already")
-        return name
 
 
 class TokenForm(Form):
@@ -68,16 +59,6 @@ class AutoAssignForm(Form):
         self.fields["profile"].initial = server.auto_assign_profile_id
 
 
-def split_serials(values: list[str]) -> list[str]:
-    """Serial numbers from form values that each hold one or several, in order, once each."""
-    serials: list[str] = []
-    for value in values:
-        for serial in re.split(r"[\s,;]+", value or ""):
-            if serial and serial not in serials:
-                serials.append(serial)
-    return serials
-
-
 class SerialsField(forms.Field):
     """Serial numbers of DEP devices: hidden inputs from a selection, or typed in a text area
     (one per line, or separated by spaces or commas). Cleans to the serials, in order, once
@@ -92,7 +73,11 @@ class SerialsField(forms.Field):
     def to_python(self, value) -> list[str]:
         if value in self.empty_values:
             return []
-        return split_serials([value] if isinstance(value, str) else list(value))
+        text = value if isinstance(value, str) else " ".join(value)
+        try:  # the group pages' reading of a pasted list; Apple's serials are upper case
+            return list(dict.fromkeys(serial.upper() for serial in parse_references(text)))
+        except GroupError as exc:
+            raise forms.ValidationError(str(exc)) from None
 
 
 class SerialsTextField(SerialsField):
