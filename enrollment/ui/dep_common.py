@@ -3,6 +3,7 @@ the page of Apple's per-serial answers, and where a "sync now" stands."""
 
 import time
 
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from mdm_portal.audit import client_address, note_in_scope
@@ -22,7 +23,9 @@ def acting_here(request) -> None:
     note_in_scope(address=client_address(request))
 
 
-def results_page(request, *, title: str, what: str, results: dict[str, str], back: str, **context):
+def results_page(
+    request: HttpRequest, *, title: str, what: str, results: dict[str, str], back: str, **context
+) -> HttpResponse:
     """Apple's answer for each serial (SUCCESS, NOT_ACCESSIBLE, FAILED), as the POST's own
     answer: the results are recorded on the devices too, so a reload loses nothing."""
     rows = [{"serial": serial, "result": result} for serial, result in results.items()]

@@ -7,6 +7,7 @@ enrollment.dep_profiles.assign_profile (the function `mdm_dep` calls too). Every
 an operator assigns, and sees Apple's answer for each serial.
 """
 
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
@@ -23,7 +24,7 @@ from .dep_tables import DepDeviceTable
 
 
 @role_required(VIEWER)
-def device_list(request):
+def device_list(request: HttpRequest) -> HttpResponse:
     found = DepDeviceFilter(request.GET, queryset=dep_devices())
     selectable = has_role(request.user, OPERATOR)
     table = DepDeviceTable(found.qs, selectable=selectable)
@@ -41,7 +42,7 @@ def device_list(request):
 
 
 @role_required(OPERATOR)
-def device_assign(request):
+def device_assign(request: HttpRequest) -> HttpResponse:
     """Assign a DEP profile to devices: POSTed from a list's selection or typed serials (GET
     shows the form, e.g. from a profile's page); the answer is Apple's result per serial."""
     back = back_to(request, reverse("dep-devices"))

@@ -9,6 +9,7 @@ supervised and whether their management can be removed); an operator assigns.
 
 from django.contrib import messages
 from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
@@ -38,7 +39,7 @@ def _profiles():
 
 
 @role_required(VIEWER)
-def profile_list(request):
+def profile_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "enrollment/dep/profile_list.html",
@@ -81,7 +82,7 @@ def _form_page(request, form, *, profile: DepProfile | None, status: int):
 
 
 @role_required(ADMIN)
-def profile_new(request):
+def profile_new(request: HttpRequest) -> HttpResponse:
     initial = {"server": request.GET.get("server")} if request.GET.get("server") else None
     form = bound(request, DepProfileForm, initial=initial)
     answer, status = submit(
@@ -93,7 +94,7 @@ def profile_new(request):
 
 
 @role_required(ADMIN)
-def profile_edit(request, pk: int):
+def profile_edit(request: HttpRequest, pk: int) -> HttpResponse:
     profile = get_object_or_404(DepProfile.objects.select_related("server"), pk=pk)
     form = bound(request, DepProfileForm, profile=profile)
     answer, status = submit(
@@ -105,7 +106,7 @@ def profile_edit(request, pk: int):
 
 
 @role_required(VIEWER)
-def profile_detail(request, pk: int):
+def profile_detail(request: HttpRequest, pk: int) -> HttpResponse:
     profile = get_object_or_404(_profiles(), pk=pk)
     settings = profile.settings or {}
     devices = DepDeviceTable(dep_devices().filter(assigned_profile=profile), show_server=False)

@@ -13,7 +13,7 @@ does not take the task, or the person asks to wait for it, the sync runs in the 
 """
 
 from django.contrib import messages
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -49,7 +49,7 @@ def _page(pk: int, **query) -> str:
 
 
 @role_required(VIEWER)
-def server_list(request):
+def server_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "enrollment/dep/server_list.html",
@@ -58,7 +58,7 @@ def server_list(request):
 
 
 @role_required(ADMIN)
-def server_new(request):
+def server_new(request: HttpRequest) -> HttpResponse:
     form = bound(request, ServerForm)
 
     def create(data):
@@ -107,13 +107,13 @@ def _detail(request, server: DepServer, *, status: int = 200, **forms):
 
 @require_GET
 @role_required(VIEWER)
-def server_detail(request, pk: int):
+def server_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return _detail(request, _server(pk))
 
 
 @require_GET
 @role_required(VIEWER)
-def server_certificate(request, pk: int):
+def server_certificate(request: HttpRequest, pk: int) -> HttpResponse:
     """The certificate to upload to ABM (public: ABM encrypts the token to its key)."""
     server = get_object_or_404(DepServer.objects.select_related("key"), pk=pk)
     response = HttpResponse(token_certificate_pem(server), content_type=PEM)
@@ -124,7 +124,7 @@ def server_certificate(request, pk: int):
 
 
 @role_required(ADMIN)
-def server_token(request, pk: int):
+def server_token(request: HttpRequest, pk: int) -> HttpResponse:
     """Upload the server token (.p7m); again later to renew it: the server stays. Apple's
     account is read at once, which names the organization and proves the token works."""
     server = _server(pk)
@@ -166,7 +166,7 @@ def _queue_sync(server: DepServer, actor) -> bool:
 
 @require_POST
 @role_required(OPERATOR)
-def server_sync(request, pk: int):
+def server_sync(request: HttpRequest, pk: int) -> HttpResponse:
     server = get_object_or_404(DepServer, pk=pk)
     if server.token_imported_at is None:
         messages.error(request, f"Upload the server token of {server.name} first.")
@@ -181,7 +181,7 @@ def server_sync(request, pk: int):
 
 @require_GET
 @role_required(VIEWER)
-def server_sync_status(request, pk: int):
+def server_sync_status(request: HttpRequest, pk: int) -> HttpResponse:
     """The sync banner, polled while the sync runs; once it is done the page reloads."""
     server = get_object_or_404(DepServer, pk=pk)
     state = sync_state(server, request.GET.get("syncing"))
@@ -198,7 +198,7 @@ def server_sync_status(request, pk: int):
 
 @require_POST
 @role_required(ADMIN)
-def server_auto_assign(request, pk: int):
+def server_auto_assign(request: HttpRequest, pk: int) -> HttpResponse:
     server = _server(pk)
     form = AutoAssignForm(request.POST, server=server, auto_id="auto_%s")
     if form.is_valid():
@@ -218,7 +218,7 @@ def server_auto_assign(request, pk: int):
 
 
 @role_required(ADMIN)
-def server_disown(request, pk: int):
+def server_disown(request: HttpRequest, pk: int) -> HttpResponse:
     """Disown devices: a selection (GET, or POSTed from the server's page without `confirm`)
     gets the page that asks, with the count or serial to type; the POST with it disowns
     them and shows Apple's answer for each serial."""

@@ -3,7 +3,7 @@ devices (with the managed device of the same serial) and DEP profiles. Cells sho
 dates and Apple's statuses only: never a token, a secret or a key."""
 
 import django_tables2 as tables
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
@@ -23,13 +23,13 @@ def _when(value) -> str:
     return timezone.localtime(value).strftime("%Y-%m-%d %H:%M") if value else "—"
 
 
-def result_badge(result: str):
+def result_badge(result: str) -> str:
     if not result:
         return "—"
     return state_badge(RESULT_BADGES.get(result, "error"), result.replace("_", " ").lower())
 
 
-def token_badge(server: DepServer, now=None):
+def token_badge(server: DepServer, now=None) -> str:
     """The token's expiry as a badge: none yet, days left (graded), or expired."""
     entry = token_expiry(server, now)
     if entry is None:
@@ -40,7 +40,7 @@ def token_badge(server: DepServer, now=None):
     return state_badge(entry["severity"], words)
 
 
-def sync_badge(server: DepServer):
+def sync_badge(server: DepServer) -> str:
     """How the last sync went: never, ok, or failed (with its message beside it)."""
     if server.last_sync_at is None:
         return state_badge("none", "never synced")
@@ -54,7 +54,7 @@ def sync_badge(server: DepServer):
     )
 
 
-def order_nulls_last(queryset, field: str, descending: bool):
+def order_nulls_last(queryset: QuerySet, field: str, descending: bool) -> tuple[QuerySet, bool]:
     key = F(field).desc(nulls_last=True) if descending else F(field).asc(nulls_last=True)
     return queryset.order_by(key, "pk"), True
 
