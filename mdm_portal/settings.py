@@ -248,6 +248,19 @@ MDM_PUSH_COALESCE_SECONDS = env_int("MDM_PUSH_COALESCE_SECONDS", 2)
 # the batch, the next run after it pushes them again. Longer than a batch takes to send.
 MDM_PUSH_CLAIM_LEASE_SECONDS = env_int("MDM_PUSH_CLAIM_LEASE_SECONDS", 300)
 
+# Automated Device Enrollment: Apple's DEP API (a stand-in in tests), how often each server's
+# devices are synced (the beat entry checks every minute which servers are due), and the
+# client's patience: timeout per request, retries of 429/5xx/network errors (first wait
+# MDM_DEP_RETRY_SECONDS, doubling; a Retry-After longer than MDM_DEP_RETRY_MAX_SECONDS is left
+# to the next run), and the pages one sync run reads at most.
+MDM_DEP_URL = env_str("MDM_DEP_URL", "https://mdmenrollment.apple.com").rstrip("/")
+MDM_DEP_SYNC_MINUTES = env_int("MDM_DEP_SYNC_MINUTES", 30)
+MDM_DEP_TIMEOUT_SECONDS = env_int("MDM_DEP_TIMEOUT_SECONDS", 30)
+MDM_DEP_RETRIES = env_int("MDM_DEP_RETRIES", 2)
+MDM_DEP_RETRY_SECONDS = env_int("MDM_DEP_RETRY_SECONDS", 2)
+MDM_DEP_RETRY_MAX_SECONDS = env_int("MDM_DEP_RETRY_MAX_SECONDS", 60)
+MDM_DEP_SYNC_MAX_PAGES = env_int("MDM_DEP_SYNC_MAX_PAGES", 100)
+
 # Sweeps: keep-alive push to devices not seen for a day; inactive after 7 days of silence;
 # unanswered commands expire after 30 days; devices held back by NotNow are pushed again
 # every 4 hours at most.
