@@ -156,8 +156,10 @@ class PostgresCluster:
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():
+            # A loaded machine (the whole suite beside other work) can take over pg_ctl's
+            # default minute to checkpoint and stop.
             pg_ctl = [str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w"]
-            self._run(*pg_ctl, "stop")
+            self._run(*pg_ctl, "-t", "180", "stop")
 
 
 class Portal(_Child):
