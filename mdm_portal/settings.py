@@ -205,6 +205,14 @@ MDM_ACME_ATTESTATION_ROOTS = env_str(
 )
 MDM_ACME_ORDER_LIFETIME_MINUTES = env_int("MDM_ACME_ORDER_LIFETIME_MINUTES", 60)
 
+# Automated Device Enrollment (POST /dep/enroll): the certificates whose keys issue the device
+# identities that sign MachineInfo (a PEM file). Apple's "Apple iPhone Device CA" by default
+# (SHA-256 76:F2:7D:00:...:C4:C6:6C:CE; see certs/device_statements.py for why that one).
+MDM_DEP_DEVICE_ROOTS = env_str(
+    "MDM_DEP_DEVICE_ROOTS",
+    str(BASE_DIR / "certs" / "data" / "apple-iphone-device-ca.pem"),
+)
+
 # Days before expiry at which certificates are flagged (push, CA, signing, TLS, identities).
 MDM_EXPIRY_WARNING_DAYS = [
     int(d) for d in env_list("MDM_EXPIRY_WARNING_DAYS", ["30", "14", "7", "1"])
