@@ -19,7 +19,7 @@ from mdm_portal.api import refusal_status
 from mdm_portal.roles import ADMIN
 
 from . import pushcert
-from .expiry import certificate_inventory
+from .expiry import certificate_inventory, kind_labels
 from .issued import DELIVERIES, NOT_RECORDED, IssuedFilter, issued_certificates
 from .models import ScepRequest
 from .scep_approval import ScepAdminError, approve_request, reject_request
@@ -37,7 +37,9 @@ from .serializers import (
 
 refusal_status({pushcert.PushCertError: 400, pushcert.TopicChangeRefused: 409, ScepAdminError: 409})
 
-KINDS = ["push", "ca", "server-identity", "tls", "device-identity"]
+# certs' kinds and those the layers above registered (this module is imported by the URLconf,
+# after every AppConfig.ready).
+KINDS = list(kind_labels())
 
 
 class PushCertificateView(APIView):
@@ -109,7 +111,7 @@ class CertificateInventoryView(APIView):
 
     def get(self, request):
         entries = certificate_inventory()
-        for key, allowed in (("kind", KINDS), ("severity", SEVERITIES)):
+        for key, allowed in (("kind", list(kind_labels())), ("severity", SEVERITIES)):
             wanted = request.query_params.get(key)
             if wanted is None:
                 continue

@@ -3,8 +3,9 @@
 `certificate_inventory()` is what the expiry sweep and the UI read: the active push
 certificate, the device-identity CA, the server's own identities (profile signing), the server
 TLS chain (`MDM_TLS_CERT_FILE`, or the portal's own: certs/server_tls.py), and what the layers
-above register (devices adds each device's current identity, in one query). A fixed handful
-of queries whatever the fleet size.
+above register (devices adds each device's current identity, in one query; enrollment the
+expiry of each ADE server token, which is no certificate but expires all the same and must be
+renewed in time). A fixed handful of queries whatever the fleet size.
 
 Severity comes from `MDM_EXPIRY_WARNING_DAYS` (default 30, 14, 7, 1 days): past the largest
 threshold an entry is "notice", past the smallest "critical", in between "warning"; "expired"
@@ -79,17 +80,41 @@ def _subject(pem: str) -> str:
         return ""
 
 
-# Sources of more entries, filled by the layers above (devices adds its device identities):
-# each is called with (now, thresholds) and returns entries made by expiry_entry(). A source
-# that lists one entry per device (as many as the fleet) is marked per_device.
+# Sources of more entries, filled by the layers above (devices adds its device identities,
+# enrollment the ADE server tokens): each is called with (now, thresholds) and returns entries
+# made by expiry_entry(). A source that lists one entry per device (as many as the fleet) is
+# marked per_device.
 InventorySource = Callable[[dt.datetime, list[int]], list[ExpiryEntry]]
 _SOURCES: list[tuple[InventorySource, bool]] = []
 
+# What each kind is called in the UI and in alerts; a source registers the kinds it adds.
+_LABELS: dict[str, str] = {
+    "push": "Push certificate",
+    "ca": "CA",
+    "server-identity": "Server identity",
+    "tls": "Server TLS",
+    "device-identity": "Device identity",
+}
 
-def register_inventory_source(source: InventorySource, *, per_device: bool = False):
-    """Add a source of entries to certificate_inventory() (once, from an AppConfig)."""
+
+def register_inventory_source(
+    source: InventorySource, *, per_device: bool = False, kinds: dict[str, str] | None = None
+) -> None:
+    """Add a source of entries to certificate_inventory() (once, from an AppConfig), and the
+    labels of the kinds it adds that certs does not know (kind -> label)."""
     if all(known is not source for known, _ in _SOURCES):
         _SOURCES.append((source, per_device))
+    for kind, label in (kinds or {}).items():
+        _LABELS.setdefault(kind, label)
+
+
+def kind_labels() -> dict[str, str]:
+    """Every kind the inventory lists, with its label (certs' own, then the registered)."""
+    return dict(_LABELS)
+
+
+def kind_label(kind: str) -> str:
+    return _LABELS.get(kind, kind)
 
 
 def _tls_chain(now, thresholds) -> list[dict]:
@@ -131,8 +156,9 @@ def certificate_inventory(now: dt.datetime | None = None, *, per_device: bool = 
     TLS chain, and what non-per-device sources add): a page that lists device identities on
     their own, paginated, need not build one entry per device.
 
-    Each entry: kind ("push", "ca", "server-identity", "tls", "device-identity"), name (topic,
-    CA name, purpose, file#index or server-tls#index, UDID), subject, not_after, days_left
+    Each entry: kind ("push", "ca", "server-identity", "tls", "device-identity", and what the
+    layers above register: "dep-token"), label (the kind in words), name (topic, CA name,
+    purpose, file#index or server-tls#index, UDID, DEP server), subject, not_after, days_left
     (whole days, negative once expired), severity ("ok", "notice", "warning", "critical",
     "expired"; "error" for an unreadable TLS chain file) and threshold (the warning threshold
     crossed, in days).
@@ -183,6 +209,8 @@ def certificate_inventory(now: dt.datetime | None = None, *, per_device: bool = 
         if per_device or not fleet_sized:
             entries += source(now, thresholds)
 
+    for entry in entries:
+        entry.setdefault("label", kind_label(entry["kind"]))
     far = dt.datetime.max.replace(tzinfo=dt.UTC)
     entries.sort(key=lambda e: (e["not_after"] is not None, e["not_after"] or far))
     return entries

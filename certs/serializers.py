@@ -3,6 +3,7 @@ key or a SCEP challenge."""
 
 from rest_framework import serializers
 
+from .expiry import kind_labels
 from .issued import DELIVERIES
 from .models import IssuedCertificate, ScepRequest
 
@@ -57,15 +58,19 @@ SEVERITIES = ["ok", "notice", "warning", "critical", "expired", "error"]
 class CertificateEntrySerializer(serializers.Serializer):
     """One certificate the portal depends on (certs.expiry.certificate_inventory)."""
 
-    kind = serializers.ChoiceField(
-        choices=["push", "ca", "server-identity", "tls", "device-identity"]
-    )
+    kind = serializers.ChoiceField(choices=[])  # certs' kinds and the registered ones: __init__
+    label = serializers.CharField(help_text="the kind in words")
     name = serializers.CharField()
     subject = serializers.CharField()
     not_after = serializers.DateTimeField(allow_null=True)
     days_left = serializers.IntegerField(allow_null=True)
     severity = serializers.ChoiceField(choices=SEVERITIES)
     threshold = serializers.IntegerField(allow_null=True)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Read when used, not at import: the layers above register their kinds in ready().
+        self.fields["kind"].choices = list(kind_labels())
 
 
 class ScepRequestSerializer(serializers.ModelSerializer):

@@ -5,15 +5,8 @@ subjects only: no key, no challenge."""
 import django_tables2 as tables
 from django.utils.html import format_html
 
-from .expiry import expiry_entry
+from .expiry import expiry_entry, kind_label
 
-KINDS = {
-    "push": "Push certificate",
-    "ca": "CA",
-    "server-identity": "Server identity",
-    "tls": "Server TLS",
-    "device-identity": "Device identity",
-}
 NUMBER = {"th": {"class": "num"}, "td": {"class": "num nowrap"}}
 NOWRAP = {"td": {"class": "nowrap"}}
 
@@ -47,7 +40,7 @@ class InventoryTable(tables.Table):
         empty_text = "No certificate yet: run mdm_init, then import a push certificate."
 
     def render_kind(self, value):
-        return KINDS.get(value, value)
+        return kind_label(value)
 
     def render_name(self, value, record):
         if not record.get("subject"):

@@ -111,6 +111,16 @@ def not_now_sweep() -> dict:
     return _push(sweeps.not_now_due(), "notnow")
 
 
+def _expiry_message(entry: dict) -> str:
+    """What an expiry alert says: which certificate (or token), when, and what to do if the
+    entry says (an ADE server token is renewed in Apple Business Manager)."""
+    what = f"{entry.get('label') or entry['kind']} {entry.get('subject') or entry.get('name', '')}"
+    days = entry["days_left"]
+    when = f"expired {-days} day(s) ago" if days < 0 else f"expires in {days} day(s)"
+    hint = f": {entry['hint']}" if entry.get("hint") else ""
+    return f"{what.strip()} {when}{hint}"
+
+
 @shared_task
 def certificate_expiry_sweep() -> dict:
     """Alerts for certificates past a warning threshold (renewals are enrollment's task)."""
@@ -131,8 +141,7 @@ def certificate_expiry_sweep() -> dict:
         with transaction.atomic():
             raise_alert(
                 key,
-                f"{entry['kind']} certificate {entry.get('subject', '')} expires in "
-                f"{entry['days_left']} day(s)",
+                _expiry_message(entry),
                 severity="critical" if entry["severity"] in ("critical", "expired") else "warning",
                 days_left=entry["days_left"],
                 stage=stage,

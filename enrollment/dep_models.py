@@ -30,6 +30,9 @@ class DepServer(models.Model):
     # Sync: the cursor Apple gave last (empty: the next run fetches everything).
     cursor = models.CharField(max_length=1000, blank=True)
     cursor_at = models.DateTimeField(null=True, blank=True)
+    # The cursor is a fetch's, cut short (page bound, error): the next run goes on fetching.
+    # (A sync from it would never list the devices the fetch had not reached.)
+    fetch_more = models.BooleanField(default=False)
     last_sync_at = models.DateTimeField(null=True, blank=True)
     last_sync_ok = models.BooleanField(null=True)
     last_sync_result = models.TextField(blank=True)  # what happened, for people

@@ -1,8 +1,11 @@
 """Periodic work of the enrollment app, run by Celery workers (scheduled by celery beat)."""
 
+from dataclasses import asdict
+
 from celery import shared_task
 from django.conf import settings
 
+from .dep_sync import sync_all
 from .renewal import renew_expiring_identities
 
 
@@ -10,3 +13,10 @@ from .renewal import renew_expiring_identities
 def renew_device_identities() -> dict:
     """Renew device identities that expire within the first warning threshold."""
     return renew_expiring_identities(max(settings.MDM_EXPIRY_WARNING_DAYS or [30]))
+
+
+@shared_task
+def sync_dep_servers() -> list[dict]:
+    """Sync the DEP servers that are due (MDM_DEP_SYNC_MINUTES): one outcome per server; a
+    server that fails is recorded and the others still run."""
+    return [asdict(outcome) for outcome in sync_all(due_only=True)]

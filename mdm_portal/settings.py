@@ -205,14 +205,6 @@ MDM_ACME_ATTESTATION_ROOTS = env_str(
 )
 MDM_ACME_ORDER_LIFETIME_MINUTES = env_int("MDM_ACME_ORDER_LIFETIME_MINUTES", 60)
 
-# Automated Device Enrollment (POST /dep/enroll): the certificates whose keys issue the device
-# identities that sign MachineInfo (a PEM file). Apple's "Apple iPhone Device CA" by default
-# (SHA-256 76:F2:7D:00:...:C4:C6:6C:CE; see certs/device_statements.py for why that one).
-MDM_DEP_DEVICE_ROOTS = env_str(
-    "MDM_DEP_DEVICE_ROOTS",
-    str(BASE_DIR / "certs" / "data" / "apple-iphone-device-ca.pem"),
-)
-
 # Days before expiry at which certificates are flagged (push, CA, signing, TLS, identities).
 MDM_EXPIRY_WARNING_DAYS = [
     int(d) for d in env_list("MDM_EXPIRY_WARNING_DAYS", ["30", "14", "7", "1"])
@@ -255,6 +247,26 @@ MDM_PUSH_COALESCE_SECONDS = env_int("MDM_PUSH_COALESCE_SECONDS", 2)
 # A push run holds the devices it claimed for this long; if its worker dies before APNs got
 # the batch, the next run after it pushes them again. Longer than a batch takes to send.
 MDM_PUSH_CLAIM_LEASE_SECONDS = env_int("MDM_PUSH_CLAIM_LEASE_SECONDS", 300)
+
+# Automated Device Enrollment: Apple's DEP API (a stand-in in tests), how often each server's
+# devices are synced (the beat entry checks every minute which servers are due), and the
+# client's patience: timeout per request, retries of 429/5xx/network errors (first wait
+# MDM_DEP_RETRY_SECONDS, doubling; a Retry-After longer than MDM_DEP_RETRY_MAX_SECONDS is left
+# to the next run), and the pages one sync run reads at most.
+MDM_DEP_URL = env_str("MDM_DEP_URL", "https://mdmenrollment.apple.com").rstrip("/")
+MDM_DEP_SYNC_MINUTES = env_int("MDM_DEP_SYNC_MINUTES", 30)
+MDM_DEP_TIMEOUT_SECONDS = env_int("MDM_DEP_TIMEOUT_SECONDS", 30)
+MDM_DEP_RETRIES = env_int("MDM_DEP_RETRIES", 2)
+MDM_DEP_RETRY_SECONDS = env_int("MDM_DEP_RETRY_SECONDS", 2)
+MDM_DEP_RETRY_MAX_SECONDS = env_int("MDM_DEP_RETRY_MAX_SECONDS", 60)
+MDM_DEP_SYNC_MAX_PAGES = env_int("MDM_DEP_SYNC_MAX_PAGES", 100)
+# POST /dep/enroll: the certificates whose keys issue the device identities that sign
+# MachineInfo (a PEM file). Apple's "Apple iPhone Device CA" by default (SHA-256
+# 76:F2:7D:00:...:C4:C6:6C:CE; see certs/device_statements.py for why that one).
+MDM_DEP_DEVICE_ROOTS = env_str(
+    "MDM_DEP_DEVICE_ROOTS",
+    str(BASE_DIR / "certs" / "data" / "apple-iphone-device-ca.pem"),
+)
 
 # Sweeps: keep-alive push to devices not seen for a day; inactive after 7 days of silence;
 # unanswered commands expire after 30 days; devices held back by NotNow are pushed again

@@ -2,33 +2,18 @@
 profile, devices as a sync would list them), a test device CA the portal trusts through
 MDM_DEP_DEVICE_ROOTS, and MachineInfo bodies signed by it."""
 
-import datetime as dt
-import hashlib
 import uuid
 
 import pytest
-from django.utils import timezone
 
-from certs.models import DepTokenKey
 from enrollment.dep_models import DepDevice, DepProfile, DepServer
 from enrollment.enrollments import EnrollmentSpec, create_enrollment
 from enrollment.models import Enrollment
 from simulator.device_ca import DeviceCA, machine_info, sign_machine_info
+from tests.dep_support import make_server
 from tests.simulator_support import ready_to_enroll
 
 SERIAL = "F2LDEP0001AB"
-
-
-def dep_server(name: str = "ABM test") -> DepServer:
-    """A DEP server row (its token key a placeholder: nothing here talks to Apple)."""
-    marker = uuid.uuid4().hex
-    key = DepTokenKey.objects.create(
-        certificate_pem="-",
-        private_key_pem=b"k",
-        sha256=hashlib.sha256(marker.encode()).hexdigest(),
-        not_after=timezone.now() + dt.timedelta(days=365),
-    )
-    return DepServer.objects.create(name=name, key=key)
 
 
 def dep_profile(
@@ -76,7 +61,7 @@ class DEP:
     def __init__(self, enrollment: Enrollment, authority: DeviceCA):
         self.enrollment = enrollment
         self.authority = authority
-        self.server = dep_server()
+        self.server = make_server(None, name="ABM test")  # no token: nothing talks to Apple
         self.profile = dep_profile(self.server, enrollment)
 
     def device(self, serial: str = SERIAL, **kwargs) -> DepDevice:
@@ -96,7 +81,7 @@ def device_ca(tmp_path, settings) -> DeviceCA:
 
 
 @pytest.fixture
-def dep(db, device_ca, settings) -> DEP:
+def setup_dep(db, device_ca, settings) -> DEP:
     """A portal ready to enroll from Setup Assistant (CA, push certificate) with a SCEP
     enrollment behind its DEP profile."""
     settings.MDM_PUBLIC_URL = "https://mdm.example.org"
@@ -105,4 +90,4 @@ def dep(db, device_ca, settings) -> DEP:
     return DEP(enrollment, device_ca)
 
 
-__all__ = ["DEP", "SERIAL", "dep", "device_ca", "info_for", "sign_machine_info"]
+__all__ = ["DEP", "SERIAL", "device_ca", "info_for", "setup_dep", "sign_machine_info"]

@@ -51,11 +51,11 @@ def recorded() -> tuple:
     )
 
 
-def test_a_device_of_ours_gets_its_enrollment_profile(client, dep: DEP):
-    dep.device()
+def test_a_device_of_ours_gets_its_enrollment_profile(client, setup_dep: DEP):
+    setup_dep.device()
     info = info_for()
 
-    response = post(client, dep.signed(info))
+    response = post(client, setup_dep.signed(info))
 
     assert response.status_code == 200, response.content
     assert response["Content-Type"] == "application/x-apple-aspen-config"
@@ -66,15 +66,15 @@ def test_a_device_of_ours_gets_its_enrollment_profile(client, dep: DEP):
     mdm = found["com.apple.mdm"]
     assert mdm["ServerURL"] == "https://mdm.example.org/mdm/connect"
     assert mdm["IdentityCertificateUUID"] == found["com.apple.security.scep"]["PayloadUUID"]
-    dep.enrollment.refresh_from_db()
-    assert dep.enrollment.uses == 1
+    setup_dep.enrollment.refresh_from_db()
+    assert setup_dep.enrollment.uses == 1
     # The one-time challenge belongs to the DEP profile's enrollment, like a link's.
-    assert EnrollmentChallenge.objects.get().enrollment == dep.enrollment
+    assert EnrollmentChallenge.objects.get().enrollment == setup_dep.enrollment
     entry = AuditEntry.objects.get(action="enrollment.profile_issued")
     assert (entry.actor, entry.address, entry.target) == ("dep", ADDRESS, "DEP iPhones")
     assert entry.details["dep_serial"] == SERIAL
     assert entry.details["dep_udid"] == info["UDID"]
-    assert entry.details["dep_profile"] == dep.profile.name
+    assert entry.details["dep_profile"] == setup_dep.profile.name
     assert not AuditEntry.objects.filter(action="dep.enroll_refused").exists()
 
 
@@ -85,13 +85,15 @@ def test_a_device_of_ours_gets_its_enrollment_profile(client, dep: DEP):
         (Enrollment.Identity.PKCS12, "com.apple.security.pkcs12"),
     ],
 )
-def test_the_identity_comes_as_the_enrollment_delivers_it(client, dep, identity, payload_type):
+def test_the_identity_comes_as_the_enrollment_delivers_it(
+    client, setup_dep, identity, payload_type
+):
     spec = EnrollmentSpec(name=f"DEP {identity}", identity=identity)
-    dep.profile.enrollment = create_enrollment(spec, by="tests")
-    dep.profile.save()
-    dep.device()
+    setup_dep.profile.enrollment = create_enrollment(spec, by="tests")
+    setup_dep.profile.save()
+    setup_dep.device()
 
-    response = post(client, dep.signed())
+    response = post(client, setup_dep.signed())
 
     assert response.status_code == 200, response.content
     found = payloads(response)
@@ -99,9 +101,11 @@ def test_the_identity_comes_as_the_enrollment_delivers_it(client, dep, identity,
     assert "com.apple.security.scep" not in found
 
 
-def test_the_serial_is_matched_without_regard_to_case_and_dep_device_for_finds_it(client, dep):
-    dep_device = dep.device()
-    response = post(client, dep.signed(info_for(SERIAL.lower())))
+def test_the_serial_is_matched_without_regard_to_case_and_dep_device_for_finds_it(
+    client, setup_dep
+):
+    dep_device = setup_dep.device()
+    response = post(client, setup_dep.signed(info_for(SERIAL.lower())))
     assert response.status_code == 200, response.content
 
     class Enrolled:  # what dep_device_for reads of a Device
@@ -168,9 +172,11 @@ UNTRUSTED = [
 
 
 @pytest.mark.parametrize(("case", "make", "reason"), UNTRUSTED, ids=[c[0] for c in UNTRUSTED])
-def test_a_machine_info_not_proven_by_a_trusted_device_is_refused(client, dep, case, make, reason):
-    dep.device()
-    body = make(dep)
+def test_a_machine_info_not_proven_by_a_trusted_device_is_refused(
+    client, setup_dep, case, make, reason
+):
+    setup_dep.device()
+    body = make(setup_dep)
     before = recorded()
 
     response = post(client, body)
@@ -232,11 +238,13 @@ MALFORMED = [
 @pytest.mark.parametrize(
     ("case", "make", "status", "reason"), MALFORMED, ids=[c[0] for c in MALFORMED]
 )
-def test_a_body_that_is_not_a_machine_info_is_refused(client, dep, case, make, status, reason):
-    dep.device()
+def test_a_body_that_is_not_a_machine_info_is_refused(
+    client, setup_dep, case, make, status, reason
+):
+    setup_dep.device()
     before = recorded()
 
-    response = post(client, make(dep))
+    response = post(client, make(setup_dep))
 
     assert response.status_code == status, response.content
     assert reason in response.content.decode()
@@ -272,12 +280,12 @@ NOT_OURS = [
 
 
 @pytest.mark.parametrize(("case", "setup", "reason"), NOT_OURS, ids=[c[0] for c in NOT_OURS])
-def test_a_device_we_do_not_enroll_is_refused(client, dep, case, setup, reason):
-    setup(dep)
+def test_a_device_we_do_not_enroll_is_refused(client, setup_dep, case, setup, reason):
+    setup(setup_dep)
     info = info_for()
     before = recorded()
 
-    response = post(client, dep.signed(info))
+    response = post(client, setup_dep.signed(info))
 
     assert response.status_code == 403, response.content
     assert reason in response.content.decode()
@@ -288,34 +296,34 @@ def test_a_device_we_do_not_enroll_is_refused(client, dep, case, setup, reason):
     assert not AuditEntry.objects.filter(action="enrollment.profile_issued").exists()
 
 
-def test_no_push_certificate_is_the_portals_503(client, dep):
+def test_no_push_certificate_is_the_portals_503(client, setup_dep):
     from certs.models import PushCertificate
 
-    dep.device()
+    setup_dep.device()
     PushCertificate.objects.all().delete()
     before = recorded()
-    response = post(client, dep.signed())
+    response = post(client, setup_dep.signed())
     assert response.status_code == 503
     assert "no push certificate" in response.content.decode()
     assert recorded() == before
 
 
-def test_unreadable_device_roots_are_the_portals_503(client, dep, settings, tmp_path):
-    dep.device()
+def test_unreadable_device_roots_are_the_portals_503(client, setup_dep, settings, tmp_path):
+    setup_dep.device()
     settings.MDM_DEP_DEVICE_ROOTS = str(tmp_path / "missing.pem")
-    response = post(client, dep.signed())
+    response = post(client, setup_dep.signed())
     assert response.status_code == 503
     assert "MDM_DEP_DEVICE_ROOTS" in response.content.decode()
 
 
-def test_only_post_is_accepted(client, dep):
+def test_only_post_is_accepted(client, setup_dep):
     assert client.get("/dep/enroll").status_code == 405
 
 
-def test_a_chain_through_an_intermediate_the_device_carries_is_trusted(client, dep, settings):
+def test_a_chain_through_an_intermediate_the_device_carries_is_trusted(client, setup_dep, settings):
     # The trusted root issues a device CA, which issues the device identity; the SignedData
     # carries the device CA (as Apple's carry the Apple iPhone Device CA).
-    root = dep.authority
+    root = setup_dep.authority
     middle = DeviceCA.create(name="Test iPhone Device Sub CA")
     middle_cert = (
         x509.CertificateBuilder()
@@ -330,7 +338,7 @@ def test_a_chain_through_an_intermediate_the_device_carries_is_trusted(client, d
     )
     middle = DeviceCA(middle_cert, middle.root_key)
     key, certificate = middle.device_identity()
-    dep.device()
+    setup_dep.device()
 
     carried = sign_machine_info(info_for(), key, certificate, chain=[middle_cert])
     assert post(client, carried).status_code == 200
@@ -339,7 +347,7 @@ def test_a_chain_through_an_intermediate_the_device_carries_is_trusted(client, d
 
 
 @pytest.mark.skipif(not shutil.which("openssl"), reason="needs the openssl command")
-def test_an_apple_style_machine_info_verifies(client, dep, settings, tmp_path):
+def test_an_apple_style_machine_info_verifies(client, setup_dep, settings, tmp_path):
     """What a Mac sends: BER with indefinite lengths (openssl -stream), SHA-1, no signed
     attributes, signed by an RSA-1024 SHA-1 device identity from a CA that expired in 2014:
     Apple says the dates of certificates from its device CA are to be ignored."""
@@ -361,7 +369,7 @@ def test_an_apple_style_machine_info_verifies(client, dep, settings, tmp_path):
     command += ["-signer", "device.pem", "-inkey", "device.key"]
     body = subprocess.run(command, cwd=tmp_path, capture_output=True, check=True).stdout
     assert body[1] == 0x80  # indefinite length, as devices write it
-    dep.device()
+    setup_dep.device()
 
     response = post(client, body)
 
