@@ -26,6 +26,7 @@ from django.conf import settings
 from oauthlib.oauth1 import Client as OAuth1Client
 
 from .dep_models import DepServer
+from .dep_tokens import DepTokenError, oauth_credentials
 
 PROTOCOL_VERSION = "3"
 JSON_TYPE = "application/json;charset=UTF8"
@@ -44,23 +45,21 @@ class DepError(Exception):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        if self.status == 0:
+        if self.status == 0 and self.code == "NETWORK":
             return f"cannot reach Apple's DEP API: {self.message}"
+        if self.status == 0:
+            return self.message
         text = f"DEP API answered {self.status} {self.code}"
         return f"{text}: {self.message}" if self.message and self.message != self.code else text
 
 
 def _credentials(server: DepServer) -> dict[str, str]:
-    """The server token's OAuth credentials, decrypted (dep_tokens.oauth_credentials once the
-    token work lands; the same four keys)."""
-    if not (server.consumer_key and server.consumer_secret and server.access_token):
-        raise DepError(0, "NO_TOKEN", f"no server token has been imported for {server.name}")
-    return {
-        "consumer_key": server.consumer_key,
-        "consumer_secret": bytes(server.consumer_secret).decode(),
-        "access_token": server.access_token,
-        "access_secret": bytes(server.access_secret or b"").decode(),
-    }
+    """The server token's OAuth credentials; a missing or expired token is a DepError too."""
+    try:
+        return oauth_credentials(server)
+    except DepTokenError as exc:
+        code = "NO_TOKEN" if server.token_imported_at is None else "TOKEN_EXPIRED"
+        raise DepError(0, code, str(exc)) from None
 
 
 def error_from(response: httpx.Response) -> DepError:

@@ -314,6 +314,39 @@ class _Run:
         return self.server.failed_syncs
 
 
+def refresh_account(server: DepServer, *, actor: Any) -> dict:
+    """GET /account: Apple's names for the server and the organization, kept on the server
+    record (shown in the UI and in token expiry warnings); answers the whole account."""
+    with DepClient(server) as client:
+        account = client.account()
+    fields = {"server_uuid": 64, "server_name": 200, "org_name": 200, "org_email": 200}
+    values = {name: str(account.get(name) or "")[:longest] for name, longest in fields.items()}
+    DepServer.objects.filter(pk=server.pk).update(**values)
+    for name, value in values.items():
+        setattr(server, name, value)
+    return account
+
+
+def disown_devices(server: DepServer, serials: list[str], *, actor: Any) -> dict[str, str]:
+    """POST /devices/disown: the organization gives these devices up for good (they leave
+    ABM; it cannot be undone). Apple answers per serial; those disowned are marked removed."""
+    serials = list(dict.fromkeys(s.strip() for s in serials if s and s.strip()))
+    if not serials:
+        return {}
+    with DepClient(server) as client:
+        answers = client.disown(serials)
+    results = {serial: str(answers.get(serial) or "FAILED") for serial in serials}
+    gone = [serial for serial, result in results.items() if result == "SUCCESS"]
+    DepDevice.objects.filter(server=server, serial_number__in=gone).update(
+        removed=True, op_type="disowned", op_date=timezone.now(), updated_at=timezone.now()
+    )
+    counts: dict[str, int] = {}
+    for result in results.values():
+        counts[result] = counts.get(result, 0) + 1
+    audit("dep.disown", actor=actor, target=server.name, results=counts, serials=serials[:50])
+    return results
+
+
 def _fill(device: DepDevice, data: dict) -> bool:
     """Copy Apple's fields onto the record; whether anything changed."""
     changed = False

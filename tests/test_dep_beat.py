@@ -7,8 +7,9 @@ from django_celery_beat.models import PeriodicTask
 from enrollment.dep_client import DepClient
 from enrollment.dep_models import DepDevice, DepServer
 from enrollment.schedule import SCHEDULE
-from enrollment.tasks import sync_dep_servers
+from enrollment.tasks import sync_dep_server, sync_dep_servers
 from mdm_portal.celery import app
+from mdm_portal.models import AuditEntry
 from tests.dep_support import make_server
 
 pytestmark = pytest.mark.django_db
@@ -24,7 +25,7 @@ def test_the_dep_sync_is_scheduled_by_its_own_migration():
 
 def test_the_task_syncs_due_servers_and_one_failure_stops_no_other(dep, settings, monkeypatch):
     settings.MDM_DEP_SYNC_MINUTES = 30
-    refused = make_server(dep, "a-refused", consumer_secret=b"revoked")
+    refused = make_server(dep, "a-refused", consumer_secret="revoked")
     crashing = make_server(dep, "b-crashing")
     fine = make_server(dep, "c-fine")
     make_server(None, "d-no-token")
@@ -49,3 +50,11 @@ def test_the_task_syncs_due_servers_and_one_failure_stops_no_other(dep, settings
     assert sync_dep_servers() == []  # nobody is due again before MDM_DEP_SYNC_MINUTES
     DepServer.objects.update(last_sync_at=None)
     assert len(sync_dep_servers()) == 3  # the failed ones are tried again at their next turn
+
+
+def test_a_sync_on_demand_runs_as_a_task_too(dep, dep_server):
+    dep.add_device("C01")
+    outcome = sync_dep_server.apply(args=[dep_server.pk, "alice"]).get()
+    assert outcome["ok"] and outcome["added"] == 1
+    assert AuditEntry.objects.get(action="dep.sync").actor == "alice"
+    assert sync_dep_server.apply(args=[dep_server.pk + 1000]).get() is None

@@ -1,9 +1,12 @@
 """The DEP API client against the stand-in over real HTTP: the OAuth session and when a new one
 is taken, the headers, the retries of 429 / 5xx / network errors, and Apple's answers."""
 
+import datetime as dt
+
 import httpx
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from enrollment.dep_client import DepClient, DepError, error_from
 from enrollment.dep_models import DepServer
@@ -81,7 +84,7 @@ def test_another_403_is_apples_answer_and_takes_no_new_session(dep, dep_server):
 
 
 def test_wrong_credentials_fail_at_the_session_without_a_loop(dep, db):
-    server = make_server(dep, consumer_secret=b"not-the-secret")
+    server = make_server(dep, consumer_secret="not-the-secret")
     with pytest.raises(DepError) as refused:
         account(server)
     assert refused.value.status == 401
@@ -180,3 +183,13 @@ def test_a_server_without_a_token_is_refused_before_any_request(dep, db):
 def test_apples_error_bodies(body, code, message):
     error = error_from(httpx.Response(400, text=body))
     assert (error.status, error.code, error.message) == (400, code, message)
+
+
+def test_an_expired_server_token_is_refused_before_any_request(dep, dep_server):
+    DepServer.objects.filter(pk=dep_server.pk).update(
+        access_token_expiry=timezone.now() - dt.timedelta(minutes=1)
+    )
+    with pytest.raises(DepError) as refused:
+        account(DepServer.objects.get(pk=dep_server.pk))
+    assert refused.value.code == "TOKEN_EXPIRED" and "expired" in str(refused.value)
+    assert dep.requests == []

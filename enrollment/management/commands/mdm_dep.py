@@ -3,6 +3,8 @@
 Server tokens: `token-certificate` (the certificate to upload in ABM), `import-token`
 (the server token ABM gives), `tokens` (each server, its token's expiry and its last sync).
 The UI and the API call the same functions (enrollment/dep_tokens.py).
+Devices and profiles (enrollment/dep_cli.py): `sync`, `profile define|assign|list`, `devices`,
+`account`, `disown`.
 
 Each subcommand is a pair of small functions (its arguments, its run) and one line of the
 SUBCOMMANDS table at the end: adding one is adding a pair and a line.
@@ -18,8 +20,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from certs.dep_keys import MAX_TOKEN_BYTES
-from enrollment import dep_tokens
+from enrollment import dep_cli, dep_tokens
+from enrollment.dep_client import DepError
 from enrollment.dep_models import DepServer
+from enrollment.dep_profiles import DepProfileError
 from enrollment.dep_tokens import DepTokenError
 
 ACTOR = "mdm_dep"
@@ -29,7 +33,7 @@ UPLOAD_STEPS = (
     "server token (a .p7m) and run: python manage.py mdm_dep import-token FILE.p7m --name {name}"
 )
 # Refusals a subcommand may raise, shown as the command's error (add the DEP client's too).
-ERRORS: tuple[type[Exception], ...] = (DepTokenError,)
+ERRORS: tuple[type[Exception], ...] = (DepTokenError, DepError, DepProfileError)
 
 
 def _read(path: str, what: str, limit: int) -> bytes:
@@ -170,6 +174,8 @@ SUBCOMMANDS: list[Subcommand] = [
         _tokens_arguments,
         _tokens,
     ),
+    # sync, profile define|assign|list, devices, account, disown (enrollment/dep_cli.py)
+    *(Subcommand(*entry) for entry in dep_cli.SUBCOMMANDS),
 ]
 # ==== end of SUBCOMMANDS ====
 
