@@ -160,6 +160,10 @@ def test_an_error_to_device_configured_leaves_the_device_waiting(device, profile
     assert managed.awaiting_configuration is True
     row = QueuedCommand.objects.get(device=managed, request_type="DeviceConfigured")
     assert row.status == Status.ERROR
+    # A new enrollment starts afresh: its own TokenUpdate says whether it waits.
+    assert device.authenticate().status == 200
+    managed.refresh_from_db()
+    assert managed.awaiting_configuration is False
 
 
 def test_a_new_enrollment_waits_and_is_released_again(device, profiles):
