@@ -152,3 +152,20 @@ def test_make_device_ca_writes_one_and_keeps_it(tmp_path, capsys):
     assert (folder / "root.pem").read_bytes() == first  # kept: the portal may trust it already
     assert "kept the device CA" in capsys.readouterr().out
     assert DeviceCA.load(folder).root.public_bytes  # loadable
+
+
+def test_the_command_line_takes_the_serials_and_counts_the_devices_by_them(tmp_path, capsys):
+    import argparse
+
+    from simulator.cli import add_arguments, options_from
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    argv = ["--url", "http://127.0.0.1:9", "--setup-assistant", "--serials", "A1, A2,A3"]
+    values = vars(parser.parse_args([*argv, "--device-ca", str(tmp_path)]))
+    chosen = options_from(values)
+    assert (chosen.devices, chosen.serials, chosen.setup_assistant) == (3, ["A1", "A2", "A3"], True)
+    assert options_from(vars(parser.parse_args(["--url", "http://x"]))).devices == 10
+
+    assert simulator_main(argv) == 2  # no --device-ca: refused before anything runs
+    assert "--setup-assistant needs --device-ca DIR" in capsys.readouterr().err
