@@ -4,22 +4,24 @@ cryptography cannot verify a SignedData it did not make the way we need (a detac
 Mdm-Signature, a SCEP pkiMessage whose signed attributes carry the protocol's fields), so the
 one reader of a one-signer SignedData is here: `read_signed_data` parses it, `signer_of` finds
 the signer's certificate in it, `verify_signer` checks the messageDigest and the signature.
-verify_detached (Mdm-Signature), signed_content (signed profiles) and the SCEP codec all go
-through it. asn1crypto parses the structure; cryptography does the hashing and the RSA/ECDSA
-maths.
+verify_detached (Mdm-Signature), signed_content (signed profiles), verify_signed_data (a
+device's statement, such as its MachineInfo, whose signer must lead to trusted roots) and the
+SCEP codec all go through it. asn1crypto parses the structure (DER, or the BER with indefinite
+lengths devices write); cryptography does the hashing and the RSA/ECDSA maths.
 """
 
 import hmac
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from asn1crypto import cms as asn1_cms
 from asn1crypto import core
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.ciphers import algorithms
 from cryptography.hazmat.primitives.serialization import pkcs7
 
@@ -39,6 +41,14 @@ _DIGEST_ATTRIBUTES = frozenset({OID_CONTENT_TYPE, OID_MESSAGE_DIGEST})
 
 class CMSError(ValueError):
     """The CMS structure is malformed or its signature does not verify."""
+
+
+class BadSignature(CMSError):
+    """A well-formed SignedData whose signature does not verify over its content."""
+
+
+class UntrustedSigner(CMSError):
+    """The signature verifies, but the signer's certificate does not lead to a trusted root."""
 
 
 def _digest(algorithm: hashes.HashAlgorithm, data: bytes) -> bytes:
@@ -279,3 +289,111 @@ def signed_content(der: bytes) -> bytes:
         raise CMSError("the signature carries no content")
     verify_signer(parts, content)
     return content
+
+
+# Certificates a chain may have between the signer's and a root (Apple's device identities
+# have none: the Apple iPhone Device CA issues them directly).
+MAX_INTERMEDIATES = 4
+
+
+def _is_ca(certificate: x509.Certificate) -> bool:
+    try:
+        return certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        return False
+
+
+def issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Whether `issuer` issued `certificate`: its subject is the certificate's issuer and its
+    key made the certificate's signature.
+
+    The signature is checked with the issuer's public key directly, not with cryptography's
+    `verify_directly_issued_by`, which refuses SHA-1: Apple still signs device identities with
+    SHA-1 and RSA-1024 (the Apple iPhone Device CA), and they must verify.
+    """
+    if certificate.issuer != issuer.subject:
+        return False
+    key = issuer.public_key()
+    data, signature = certificate.tbs_certificate_bytes, certificate.signature
+    try:
+        if isinstance(key, rsa.RSAPublicKey):
+            key.verify(
+                signature,
+                data,
+                certificate.signature_algorithm_parameters,
+                certificate.signature_hash_algorithm,
+            )
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, data, certificate.signature_algorithm_parameters)
+        elif isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+            key.verify(signature, data)
+        else:
+            return False
+    except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError):
+        return False
+    return True
+
+
+def _path_to_root(
+    signer: x509.Certificate, carried: list[x509.Certificate], roots: Sequence[x509.Certificate]
+) -> None:
+    """UntrustedSigner unless `signer` leads to one of `roots`, directly or through CA
+    certificates the SignedData carries. A root is a trust anchor: its key is what is trusted
+    (a carried copy of it, or a certificate of the same name under another key, is not)."""
+    current, left = signer, [c for c in carried if c != signer]
+    for _ in range(MAX_INTERMEDIATES + 1):
+        if any(issued_by(current, root) for root in roots):
+            return
+        issuer = next((c for c in left if _is_ca(c) and issued_by(current, c)), None)
+        if issuer is None:
+            break
+        left.remove(issuer)
+        current = issuer
+    raise UntrustedSigner(
+        f"the signer's certificate ({signer.subject.rfc4514_string()[:200]}, issued by "
+        f"{signer.issuer.rfc4514_string()[:200]}) does not lead to a trusted root"
+    )
+
+
+def carried_certificates(parts: SignedDataParts) -> list[x509.Certificate]:
+    """The certificates the SignedData carries (none of them trusted by that)."""
+    return [
+        _parsed(choice.chosen.dump())
+        for choice in parts.signed_data["certificates"] or []
+        if choice.name == "certificate"
+    ]
+
+
+def verify_signed_data(
+    der: bytes, roots: Sequence[x509.Certificate]
+) -> tuple[bytes, x509.Certificate]:
+    """(content, signer's certificate) of a one-signer SignedData that carries its content,
+    whose signature verifies and whose signer leads to one of `roots`.
+
+    What a device signs with the identity its maker gave it (an Apple device's MachineInfo) is
+    checked this way. The signer must be an end entity (not a CA) whose key usage, when it
+    has one, allows signatures. Validity dates are not checked, on any certificate of the
+    path: Apple's device identities chain to the Apple iPhone Device CA, expired since 2014,
+    and Apple's profile-service guide says that when certificates signed by it are evaluated
+    "their validity dates should be ignored". CMSError when the body is not such a SignedData,
+    BadSignature when its signature does not verify (content changed, another key),
+    UntrustedSigner when the signer does not lead to a root.
+    """
+    parts = read_signed_data(der, strict=True)
+    content = parts.content
+    if not isinstance(content, bytes) or not content:
+        raise CMSError("the signature carries no content (a detached signature)")
+    try:
+        signer = verify_signer(parts, content)
+    except CMSError as exc:
+        raise BadSignature(str(exc)) from None
+    if _is_ca(signer):
+        raise UntrustedSigner("the signer's certificate is a CA certificate, not a device's")
+    try:
+        usage = signer.extensions.get_extension_for_class(x509.KeyUsage).value
+        if not usage.digital_signature:
+            raise UntrustedSigner("the signer's certificate does not allow signatures")
+    except x509.ExtensionNotFound:
+        pass
+    _path_to_root(signer, carried_certificates(parts), roots)
+    return content, signer

@@ -40,6 +40,7 @@ from .signals import (
     checkin_received,
     device_authenticated,
     device_authenticating,
+    device_awaiting_configuration,
     device_checked_out,
     device_enrolled,
 )
@@ -215,6 +216,8 @@ def authenticate(message: dict, identity: DeviceIdentity, udid: str) -> Reply:
         device.unlock_token = None
         device.bootstrap_token = None
         device.awaiting_idle_after_not_now = False
+        # Setup Assistant says again, in this enrollment's TokenUpdate, whether it waits.
+        device.awaiting_configuration = False
         # The enrollment that led to the certificate decides AccessRights and group.
         device_authenticating.send(Device, device=device, certificate=record)
         device.save()
@@ -234,7 +237,8 @@ def authenticate(message: dict, identity: DeviceIdentity, udid: str) -> Reply:
 
 
 def token_update(message: dict, identity: DeviceIdentity, udid: str) -> Reply:
-    """The device is managed: remember how to push to it; the first one queues inventory."""
+    """The device is managed: remember how to push to it; the first one queues inventory.
+    AwaitingConfiguration true (a device in Setup Assistant) is recorded and announced."""
     check_topic(message)
     if "UserID" in message or "UserShortName" in message:
         # The user channel is not supported: accept the token without storing it, so the
@@ -262,6 +266,10 @@ def token_update(message: dict, identity: DeviceIdentity, udid: str) -> Reply:
         if first:
             device_enrolled.send(Device, device=device)
             audit("device.enrolled", actor="device", target=udid, method=identity.method)
+        if device.awaiting_configuration:
+            # After the initial inventory (queued just above for a first TokenUpdate): what
+            # the device needs before it leaves Setup Assistant comes after it.
+            device_awaiting_configuration.send(Device, device=device)
     return OK
 
 

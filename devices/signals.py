@@ -8,6 +8,11 @@ transaction, so a receiver that raises undoes the whole message.
   the device's enrollment.
 - `device_enrolled(device)`: the first TokenUpdate of an enrollment: the device can be pushed
   to. commands queues the initial inventory.
+- `device_awaiting_configuration(device)`: a TokenUpdate with AwaitingConfiguration true,
+  after `device_enrolled` when it is the enrollment's first: the device is in Setup Assistant
+  (Automated Device Enrollment, its DEP profile set to await configuration) and goes on only
+  after DeviceConfigured. Sent for every such TokenUpdate: receivers act once per enrollment.
+  enrollment answers: the device's library profiles, then DeviceConfigured.
 - `device_checked_out(device)`: CheckOut: the device is no longer managed. commands cancels
   what is still queued.
 - `checkin_received(message_type, udid, message, request)`: any check-in message the portal
@@ -20,5 +25,6 @@ from django.dispatch import Signal
 device_authenticating = Signal()
 device_authenticated = Signal()
 device_enrolled = Signal()
+device_awaiting_configuration = Signal()
 device_checked_out = Signal()
 checkin_received = Signal()

@@ -349,16 +349,38 @@ def delete_profile(profile: Profile, *, by, address: str | None = None) -> None:
         )
 
 
-def reconcile_device(device: Device) -> int:
-    """After a ProfileList: queue every assigned profile the device still lacks."""
+def assigned_profiles(device: Device) -> QuerySet:
+    """The library profiles assigned to `device`, directly or through its group."""
     wanted = Q(device=device)
     if device.group_id is not None:
         wanted |= Q(group_id=device.group_id)
-    profiles = Profile.objects.filter(
+    return Profile.objects.filter(
         pk__in=ProfileAssignment.objects.filter(wanted).values("profile")
-    )
+    ).order_by("pk")
+
+
+def install_assigned(device: Device, *, by) -> tuple[int, int]:
+    """Queue every profile assigned to `device` that has no install waiting, whatever its
+    last ProfileList said: for a device in Setup Assistant, which was just erased or is new,
+    so an earlier inventory describes a device that no longer exists. Returns (queued,
+    skipped), in the library's order (the order the profiles were added)."""
+    queued = skipped = 0
+    for profile in assigned_profiles(device):
+        waiting = pending_installs(profile).values("device")
+        candidates = Device.objects.filter(pk=device.pk).exclude(pk__in=waiting)
+        payload = {"Payload": bytes(profile.payload)}
+        count, left_out = _queue_where_possible(
+            profile, candidates, "InstallProfile", payload, by=by, address=None
+        )
+        queued += count
+        skipped += left_out
+    return queued, skipped
+
+
+def reconcile_device(device: Device) -> int:
+    """After a ProfileList: queue every assigned profile the device still lacks."""
     queued = 0
-    for profile in profiles:
+    for profile in assigned_profiles(device):
         count, _ = install_where_missing(
             profile, Device.objects.filter(pk=device.pk), by="reconcile"
         )

@@ -423,13 +423,21 @@ def build_enrollment_profile(
 
 
 def enrollment_profile_bytes(
-    enrollment: Enrollment, *, actor: object = "ota", client: str = ""
+    enrollment: Enrollment, *, actor: object = "ota", client: str = "", details: dict | None = None
 ) -> bytes:
-    """The signed enrollment profile (DER CMS). The use is counted only if signing succeeds."""
-    return _issue(enrollment, actor=actor, client=client, for_device=None, finish=sign_profile)
+    """The signed enrollment profile (DER CMS). The use is counted only if signing succeeds.
+    `details` go into its audit entry (the DEP device it was served to, say)."""
+    return _issue(
+        enrollment,
+        actor=actor,
+        client=client,
+        for_device=None,
+        finish=sign_profile,
+        details=details,
+    )
 
 
-def _issue(enrollment: Enrollment, *, actor, client: str, for_device, finish=None):
+def _issue(enrollment: Enrollment, *, actor, client: str, for_device, finish=None, details=None):
     """Build the profile, `finish` it (sign it), then count the use: last, because every
     device of an enrollment counts on the same row, which stays locked until the commit (so
     the profiles of many devices are built and signed side by side, not one after another)."""
@@ -492,5 +500,6 @@ def _issue(enrollment: Enrollment, *, actor, client: str, for_device, finish=Non
             access_rights=enrollment.access_rights,
             uses=enrollment.uses,
             client=client,
+            **(details or {}),
         )
     return result

@@ -1,11 +1,17 @@
 """How enrollment answers what the layers below announce, connected by EnrollmentConfig.ready:
-a certificate our CA issued (certs.signals) and a device that authenticates (devices.signals)."""
+a certificate our CA issued (certs.signals), a device that authenticates, and a device waiting
+in Setup Assistant to be configured (devices.signals)."""
 
 from certs.signals import certificate_issued
-from devices.signals import device_authenticated, device_authenticating
+from devices.signals import (
+    device_authenticated,
+    device_authenticating,
+    device_awaiting_configuration,
+)
 from mdm_portal.audit import audit
 
 from .links import challenge_link, enrollment_of, link_certificate, record_device_enrollment
+from .setup_assistant import on_awaiting_configuration
 
 
 def attestation_mismatch(certificate, device) -> str:
@@ -63,3 +69,6 @@ def connect() -> None:
     certificate_issued.connect(link_issued_certificate, dispatch_uid="enrollment.link-issued")
     device_authenticating.connect(apply_enrollment, dispatch_uid="enrollment.apply")
     device_authenticated.connect(remember_enrollment, dispatch_uid="enrollment.remember")
+    device_awaiting_configuration.connect(
+        on_awaiting_configuration, dispatch_uid="enrollment.setup-assistant"
+    )

@@ -260,6 +260,13 @@ MDM_DEP_RETRIES = env_int("MDM_DEP_RETRIES", 2)
 MDM_DEP_RETRY_SECONDS = env_int("MDM_DEP_RETRY_SECONDS", 2)
 MDM_DEP_RETRY_MAX_SECONDS = env_int("MDM_DEP_RETRY_MAX_SECONDS", 60)
 MDM_DEP_SYNC_MAX_PAGES = env_int("MDM_DEP_SYNC_MAX_PAGES", 100)
+# POST /dep/enroll: the certificates whose keys issue the device identities that sign
+# MachineInfo (a PEM file). Apple's "Apple iPhone Device CA" by default (SHA-256
+# 76:F2:7D:00:...:C4:C6:6C:CE; see certs/device_statements.py for why that one).
+MDM_DEP_DEVICE_ROOTS = env_str(
+    "MDM_DEP_DEVICE_ROOTS",
+    str(BASE_DIR / "certs" / "data" / "apple-iphone-device-ca.pem"),
+)
 
 # Sweeps: keep-alive push to devices not seen for a day; inactive after 7 days of silence;
 # unanswered commands expire after 30 days; devices held back by NotNow are pushed again

@@ -5,6 +5,7 @@ from django.urls import include, path
 from certs.views import scep
 from commands.views import connect
 from devices.views import checkin
+from enrollment.dep_views import dep_enroll
 from enrollment.views import enroll_page, enroll_profile
 
 from . import ui, ui_tokens
@@ -26,6 +27,7 @@ urlpatterns = [
     path("acme/", include("certs.acme_urls")),  # the directory: /acme/directory
     path("enroll/<str:token>/", enroll_page, name="enroll-page"),
     path("enroll/<str:token>/profile", enroll_profile, name="enroll-profile"),
+    path("dep/enroll", dep_enroll, name="dep-enroll"),  # the DEP profile's url (MachineInfo)
     # Staff.
     path("ping", ping, name="ping"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

@@ -1,11 +1,12 @@
 """`python -m simulator --url ... --enrollment TOKEN ...`: the simulator without Django (the
 `mdm_simulate` management command can also create the enrollment); `python -m simulator
---make-attestation-ca DIR` writes the test attestation CA an ACME fleet attests with."""
+--make-attestation-ca DIR` writes the test attestation CA an ACME fleet attests with, and
+`--make-device-ca DIR` the test device CA a Setup Assistant fleet signs MachineInfo with."""
 
 import argparse
 import sys
 
-from .cli import DESCRIPTION, add_arguments, make_attestation_ca, options_from
+from .cli import DESCRIPTION, add_arguments, make_attestation_ca, make_device_ca, options_from
 from .runner import SimulatorError, print_summary, run
 
 
@@ -16,6 +17,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if values.get("make_attestation_ca"):
             print(make_attestation_ca(values["make_attestation_ca"]))
+            return 0
+        if values.get("make_device_ca"):
+            print(make_device_ca(values["make_device_ca"]))
             return 0
         stats = run(options_from(values))
     except SimulatorError as exc:

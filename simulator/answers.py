@@ -116,7 +116,7 @@ def query_value(device: DeviceState, key: str):
         "BatteryLevel": 0.81,
         "IMEI": device.imei,
         "MEID": device.imei[:14],
-        "IsSupervised": False,
+        "IsSupervised": device.supervised,
         "IsMultiUser": False,
         "IsActivationLockEnabled": False,
         "IsDeviceLocatorServiceEnabled": True,
@@ -288,6 +288,15 @@ def _device_location(device: DeviceState, command: dict) -> Answer:
     return error(12067, "MCMDMErrorDomain", "The device is not in Lost Mode.")
 
 
+def _device_configured(device: DeviceState, command: dict) -> Answer:
+    """Setup Assistant goes on; a device that is not waiting answers an error (Apple: it
+    "only works on devices ... set to await configuration")."""
+    if not device.awaiting_configuration:
+        return error(12070, "MCMDMErrorDomain", "The device is not awaiting configuration.")
+    device.awaiting_configuration = False
+    return Answer("Acknowledged")
+
+
 def _install_application(device: DeviceState, command: dict) -> Answer:
     identifier = command.get("Identifier") or ""
     return Answer("Acknowledged", {"Identifier": identifier, "State": "Queued"})
@@ -310,4 +319,5 @@ HANDLERS = {
     "OSUpdateStatus": _os_update_status,
     "DeviceLocation": _device_location,
     "InstallApplication": _install_application,
+    "DeviceConfigured": _device_configured,
 }

@@ -3,7 +3,9 @@
 `add_arguments(parser)` declares every option with its help; `options_from(values)` turns
 the parsed values (a dict) into `runner.Options`. `--make-attestation-ca DIR` is a run of its
 own: `make_attestation_ca(DIR)` writes the test attestation CA an ACME fleet's
-`--attestation-ca` takes, and says what the portal must trust.
+`--attestation-ca` takes, and says what the portal must trust; `--make-device-ca DIR`
+(`make_device_ca`) likewise writes the test device CA a Setup Assistant fleet
+(`--setup-assistant --device-ca DIR`) signs its MachineInfo with.
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ import argparse
 from pathlib import Path
 
 from .attestation import FILES, AttestationCA
+from .device_ca import FILES as DEVICE_CA_FILES
+from .device_ca import DeviceCA
 from .runner import Options, SimulatorError
 
 DESCRIPTION = (
     "Simulate a fleet of Apple devices against an MDM portal, over real HTTP(S): each device "
-    "has its own key, downloads the enrollment profile, gets its identity by SCEP or ACME "
+    "has its own key, downloads the enrollment profile (or, with --setup-assistant, gets it "
+    "for its signed MachineInfo as from Setup Assistant), gets its identity by SCEP or ACME "
     "(with a device attestation from --attestation-ca), sends "
     "Authenticate and TokenUpdate, then polls the server URL and answers every command as a "
     "device does. Prints a summary (enrollments, requests, commands by type and status, "
@@ -43,11 +48,14 @@ def add_arguments(parser: argparse.ArgumentParser, *, enrollment_help: str = "")
     parser.add_argument(
         "--url",
         help="the portal's base URL, e.g. https://mdm.example.org (profile download at "
-        "URL/enroll/TOKEN/profile; the profile then gives the SCEP or ACME, check-in and "
-        "server URLs); required but with --make-attestation-ca",
+        "URL/enroll/TOKEN/profile, or URL/dep/enroll from Setup Assistant; the profile then "
+        "gives the SCEP or ACME, check-in and server URLs); required but with "
+        "--make-attestation-ca and --make-device-ca",
     )
     parser.add_argument(
-        "--devices", type=_positive, default=10, help="how many devices (default 10)"
+        "--devices",
+        type=_positive,
+        help="how many devices (default 10, or one per serial number of --serials)",
     )
     parser.add_argument(
         "--enrollment",
@@ -138,15 +146,51 @@ def add_arguments(parser: argparse.ArgumentParser, *, enrollment_help: str = "")
         "root.pem to put in the portal's MDM_ACME_ATTESTATION_ROOTS, and exit",
     )
     parser.add_argument(
+        "--setup-assistant",
+        action="store_true",
+        help="enroll as Automated Device Enrollment devices do from Setup Assistant: POST "
+        "the MachineInfo, signed by a device identity from --device-ca, to URL/dep/enroll "
+        "(no enrollment token), then say AwaitingConfiguration in TokenUpdate and wait for "
+        "DeviceConfigured",
+    )
+    parser.add_argument(
+        "--device-ca",
+        metavar="DIR",
+        help="the test device CA (made by --make-device-ca) that plays Apple's iPhone Device CA "
+        "for --setup-assistant: the portal must trust DIR/root.pem in MDM_DEP_DEVICE_ROOTS",
+    )
+    parser.add_argument(
+        "--serials",
+        type=_serials,
+        metavar="S1,S2,...",
+        help="the devices' serial numbers, in order (with --setup-assistant: those the "
+        "portal's DEP servers list, with a DEP profile assigned)",
+    )
+    parser.add_argument(
+        "--make-device-ca",
+        metavar="DIR",
+        help="write a new test device CA to DIR (kept if DIR already has one), print the "
+        "root.pem to put in the portal's MDM_DEP_DEVICE_ROOTS, and exit",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=30.0, metavar="S", help="per request (default 30)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
 
 
+def _serials(text: str) -> list[str]:
+    serials = [serial.strip() for serial in text.split(",") if serial.strip()]
+    if not serials:
+        raise argparse.ArgumentTypeError("give serial numbers separated by commas")
+    return serials
+
+
 def options_from(values: dict) -> Options:
+    serials = values.get("serials")
+    devices = values.get("devices") or (len(serials) if serials else 10)
     return Options(
         url=values["url"],
-        devices=values["devices"],
+        devices=devices,
         enrollment=values.get("enrollment"),
         concurrency=values["concurrency"],
         duration=values.get("duration"),
@@ -162,6 +206,9 @@ def options_from(values: dict) -> Options:
         timeout=values["timeout"],
         progress=not values["no_progress"],
         attestation_ca=values.get("attestation_ca"),
+        setup_assistant=bool(values.get("setup_assistant")),
+        device_ca=values.get("device_ca"),
+        serials=serials,
     )
 
 
@@ -182,4 +229,24 @@ def make_attestation_ca(folder: str) -> str:
         f"{made} {path}\n"
         f"the portal trusts it with MDM_ACME_ATTESTATION_ROOTS={root}\n"
         f"devices attest with it given --attestation-ca {path}"
+    )
+
+
+def make_device_ca(folder: str) -> str:
+    """Write a test device CA to `folder` unless it holds one; what to do next."""
+    path = Path(folder)
+    try:
+        if all((path / name).is_file() for name in DEVICE_CA_FILES):
+            DeviceCA.load(path)  # readable: kept, its root may be trusted already
+            made = "kept the device CA already in"
+        else:
+            DeviceCA.create().save(path)
+            made = "made a test device CA in"
+    except (OSError, ValueError, TypeError) as exc:
+        raise SimulatorError(f"--make-device-ca {folder}: {exc}") from None
+    root = (path / "root.pem").resolve()
+    return (
+        f"{made} {path}\n"
+        f"the portal trusts it with MDM_DEP_DEVICE_ROOTS={root}\n"
+        f"devices sign their MachineInfo with it given --setup-assistant --device-ca {path}"
     )

@@ -1,10 +1,15 @@
-"""One simulated device doing over HTTP(S) what an iPhone does with an MDM enrollment link.
+"""One simulated device doing over HTTP(S) what an iPhone does with an MDM enrollment link,
+or, in Setup Assistant mode, with Automated Device Enrollment.
 
-Enrollment: download the enrollment profile, take its trust, get the identity (SCEP with the
+Enrollment: download the enrollment profile (from Setup Assistant: POST the MachineInfo,
+signed by the device identity the fleet's test device CA gives it, to <url>/dep/enroll, and
+take the profile the portal answers with), take its trust, get the identity (SCEP with the
 profile's Challenge, Subject and Keysize; ACME with its ClientIdentifier, a P-384 key and,
 when the payload says Attest, an attestation of that key by the fleet's attestation CA, which
 stands in for Apple's; or the PKCS#12 in it), then Authenticate and TokenUpdate to the
-CheckInURL. Polling: PUT Idle to the ServerURL, answer each command it
+CheckInURL (from Setup Assistant the TokenUpdate says AwaitingConfiguration: the device waits
+for DeviceConfigured, which it acknowledges once the portal sends it). Polling: PUT Idle to
+the ServerURL, answer each command it
 gets, until an empty 200. One request at a time, as a device sends them. A 401 is the portal
 saying the device is not managed: the device drops its enrollment and enrolls again.
 
@@ -32,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from . import acme, scep
 from . import profile as profiles
 from .answers import answer
+from .device_ca import MACHINE_INFO_CT, machine_info
 from .identity import CHECKIN_CT, CONNECT_CT, sign_detached
 from .report import Stats
 from .state import DeviceState
@@ -69,6 +75,10 @@ class Fleet:
     # Plays Apple's attestation service for ACME payloads with Attest (an AttestationCA, or
     # anything with its attestation_object method).
     attestation_ca: object | None = None
+    # Setup Assistant: enroll by MachineInfo (POST /dep/enroll) signed by a device identity
+    # from `device_ca` (a DeviceCA, or anything with its signed_machine_info method).
+    setup_assistant: bool = False
+    device_ca: object | None = None
 
     def __post_init__(self) -> None:
         self._clients: dict[tuple, httpx.AsyncClient] = {}
@@ -166,16 +176,49 @@ class SimulatedDevice:
 
     # -- enrollment ----------------------------------------------------------------------------
 
-    async def enroll(self) -> None:
-        """Profile, identity, Authenticate, TokenUpdate; ExchangeFailed (counted) if not."""
+    async def _download_profile(self) -> bytes:
+        """The enrollment profile from the enrollment link."""
         if not self.fleet.token:
             self._fail("profile: no enrollment token to enroll with")
         url = f"{self.fleet.url}/enroll/{self.fleet.token}/profile"
         response = await self._request("profile", self.fleet.client(), "GET", url)
         if response.status_code != 200:
             self._fail(f"profile: HTTP {response.status_code}")
+        return response.content
+
+    async def _setup_assistant_profile(self) -> bytes:
+        """The enrollment profile Setup Assistant gets for the device's signed MachineInfo."""
+        if self.fleet.device_ca is None:
+            self._fail("dep: Setup Assistant needs a device CA to sign MachineInfo (--device-ca)")
+        state = self.state
+        info = machine_info(
+            udid=state.udid,
+            serial=state.serial,
+            product=state.product,
+            build_version=state.build_version,
+            os_version=state.os_version,
+            imei=state.imei if state.model_name == "iPhone" else "",
+        )
+        body = self.fleet.device_ca.signed_machine_info(info)
+        headers = {"Content-Type": MACHINE_INFO_CT, "User-Agent": "MDM/1.0"}
+        url = f"{self.fleet.url}/dep/enroll"
+        response = await self._request(
+            "dep", self.fleet.client(), "POST", url, content=body, headers=headers
+        )
+        if response.status_code != 200:
+            reason = response.text.strip()[:200]
+            self._fail(f"dep: MachineInfo HTTP {response.status_code} ({reason})")
+        return response.content
+
+    async def enroll(self) -> None:
+        """Profile, identity, Authenticate, TokenUpdate; ExchangeFailed (counted) if not."""
+        setup_assistant = self.fleet.setup_assistant
+        if setup_assistant:
+            content = await self._setup_assistant_profile()
+        else:
+            content = await self._download_profile()
         try:
-            enrollment = profiles.read_enrollment_profile(response.content)
+            enrollment = profiles.read_enrollment_profile(content)
         except profiles.ProfileError as exc:
             self._fail(f"profile: unusable ({exc})")
         state = self.state
@@ -197,16 +240,19 @@ class SimulatedDevice:
         )
         state.enrollment_profile["IsManaged"] = False  # installed by the user, not by the MDM
         state.profiles = []
+        # Setup Assistant enrolls supervised (the DEP profile's is_supervised) and waits for
+        # DeviceConfigured (await_device_configured).
+        state.supervised = state.awaiting_configuration = setup_assistant
         await self._checkin("Authenticate", self._authenticate_keys())
-        await self._checkin(
-            "TokenUpdate",
-            {
-                "Topic": state.topic,
-                "Token": bytes.fromhex(state.token),
-                "PushMagic": state.push_magic,
-                "UnlockToken": bytes.fromhex(state.unlock_token),
-            },
-        )
+        token_update = {
+            "Topic": state.topic,
+            "Token": bytes.fromhex(state.token),
+            "PushMagic": state.push_magic,
+            "UnlockToken": bytes.fromhex(state.unlock_token),
+        }
+        if setup_assistant:
+            token_update["AwaitingConfiguration"] = True
+        await self._checkin("TokenUpdate", token_update)
         state.enrolled = True
 
     def _fail(self, kind: str) -> None:
@@ -369,8 +415,11 @@ class SimulatedDevice:
             executed_before = state.executed.get(command_uuid)
             if executed_before is not None:
                 self.stats.duplicate(state.udid, command_uuid, request_type, executed_before)
+            waiting = state.awaiting_configuration
             result = answer(state, command, self.fleet.not_now_rate)
             self.stats.commands[(request_type, result.status)] += 1
+            if waiting and not state.awaiting_configuration:
+                self.stats.released += 1
             if result.status in EXECUTED:
                 state.remember_executed(command_uuid, result.status)
             if state.erased:

@@ -35,8 +35,10 @@ class Stats:
     enroll_failed: int = 0
     reenrolled: int = 0  # after a 401
     erased: int = 0
+    released: int = 0  # let out of Setup Assistant (DeviceConfigured acknowledged)
     requests: int = 0
-    requests_by_kind: Counter = field(default_factory=Counter)  # profile, scep, checkin, poll
+    # profile (or dep: MachineInfo), scep, acme, checkin, poll
+    requests_by_kind: Counter = field(default_factory=Counter)
     commands: Counter = field(default_factory=Counter)  # (RequestType, Status)
     errors: Counter = field(default_factory=Counter)  # "kind: detail"
     problems: int = 0
@@ -118,6 +120,7 @@ class Stats:
             "enroll_failed": self.enroll_failed,
             "reenrolled": self.reenrolled,
             "erased": self.erased,
+            "released": self.released,
             "requests": self.requests,
             "requests_by_kind": dict(sorted(self.requests_by_kind.items())),
             "commands_answered": sum(self.commands.values()),
@@ -151,7 +154,8 @@ def summary_text(stats: Stats) -> str:
     lines = [
         f"devices: {data['devices']}  enrolled: {data['enrolled']}  from state: "
         f"{data['restored']}  failed to enroll: {data['enroll_failed']}  re-enrolled after "
-        f"401: {data['reenrolled']}  erased: {data['erased']}",
+        f"401: {data['reenrolled']}  erased: {data['erased']}"
+        + (f"  released from Setup Assistant: {data['released']}" if data["released"] else ""),
         f"requests: {data['requests']} in {data['seconds']:.1f} s "
         f"({data['requests_per_second']}/s; keys made beforehand in "
         f"{data['key_generation_seconds']:.1f} s)  "

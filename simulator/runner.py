@@ -8,6 +8,11 @@ device enrolls (or is taken from the state file) and drains its queue once, at m
 `poll_interval` seconds (with some jitter, so a fleet does not poll in step), sooner after a
 poll that could not reach the portal, or at once when the APNs listener gets a push for them,
 until the duration ends or, with 0, until SIGINT or SIGTERM.
+
+In Setup Assistant mode (`setup_assistant`, with a test device CA) devices enroll as
+Automated Device Enrollment ones do: no enrollment link, their MachineInfo POSTed to
+<url>/dep/enroll, the serial numbers given (those the portal's DEP servers list), and
+AwaitingConfiguration in their TokenUpdate until the portal sends DeviceConfigured.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from . import scep
 from .apns import APNsListener, parse_listen
 from .attestation import AttestationCA
 from .device import ExchangeFailed, Fleet, SimulatedDevice
+from .device_ca import DeviceCA
 from .report import Progress, Stats, summary_text, write_json
 from .state import DeviceState, load_fleet, new_device, save_fleet
 
@@ -69,6 +75,9 @@ class Options:
     timeout: float = 30.0
     progress: bool = True
     attestation_ca: str | None = None  # a folder written by AttestationCA.save
+    setup_assistant: bool = False  # enroll from Setup Assistant (POST /dep/enroll)
+    device_ca: str | None = None  # a folder written by DeviceCA.save
+    serials: list[str] | None = None  # the new devices' serial numbers, in order
 
     def check(self) -> None:
         problems = []
@@ -100,8 +109,32 @@ class Options:
                 AttestationCA.load(self.attestation_ca)
             except (OSError, ValueError, TypeError) as exc:
                 problems.append(f"--attestation-ca {self.attestation_ca}: {exc}")
+        problems += self._setup_assistant_problems()
         if problems:
             raise SimulatorError("; ".join(problems))
+
+    def _setup_assistant_problems(self) -> list[str]:
+        problems = []
+        if self.setup_assistant and not self.device_ca:
+            problems.append(
+                "--setup-assistant needs --device-ca DIR (made with --make-device-ca DIR) to "
+                "sign MachineInfo"
+            )
+        if self.device_ca:
+            try:
+                DeviceCA.load(self.device_ca)
+            except (OSError, ValueError, TypeError) as exc:
+                problems.append(f"--device-ca {self.device_ca}: {exc}")
+        if self.serials is not None:
+            if not self.serials or not all(s.strip() for s in self.serials):
+                problems.append("--serials must list serial numbers, separated by commas")
+            elif len(self.serials) < self.devices:
+                problems.append(
+                    f"--serials gives {len(self.serials)} serial numbers for {self.devices} devices"
+                )
+            elif len(set(self.serials)) != len(self.serials):
+                problems.append("--serials lists a serial number twice")
+        return problems
 
 
 def run(options: Options, *, stream=None) -> Stats:
@@ -114,14 +147,18 @@ def run(options: Options, *, stream=None) -> Stats:
     stats = Stats()
     fleet_state = _load_state(options)
     restored = fleet_state[: options.devices]
-    new = [new_device(index) for index in range(len(restored), options.devices)]
+    indexes = range(len(restored), options.devices)
+    new = [new_device(index) for index in indexes]
+    if options.serials:  # device N takes the Nth serial number (those of the DEP devices)
+        for index, state in zip(indexes, new, strict=True):
+            state.serial = options.serials[index].strip()
     stats.devices = options.devices
     stats.restored = len(restored)
-    if new and not options.enrollment:
+    if new and not options.enrollment and not options.setup_assistant:
         raise SimulatorError(
             "no enrollment token: give --enrollment TOKEN (the end of the enrollment link)"
         )
-    if new:
+    if new and not options.setup_assistant:  # Setup Assistant needs no link
         _preflight(options)
     started = time.monotonic()
     # An ACME fleet (--attestation-ca) makes its EC keys as it enrolls (a few ms each); RSA
@@ -196,6 +233,8 @@ async def _simulate(options: Options, stats: Stats, restored, new, kept, stream)
         timeout=options.timeout,
         concurrency=options.concurrency,
         attestation_ca=_attestation_ca(options),
+        setup_assistant=options.setup_assistant,
+        device_ca=DeviceCA.load(options.device_ca) if options.device_ca else None,
     )
     devices = [SimulatedDevice(state, fleet) for state in restored]
     devices += [SimulatedDevice(state, fleet, key) for state, key in new]

@@ -59,6 +59,10 @@ class DeviceState:
     profiles: list[dict] = field(default_factory=list)  # installed by InstallProfile
     enrolled: bool = False
     erased: bool = False
+    # Enrolled from Setup Assistant (Automated Device Enrollment): supervised, and waiting
+    # there until the portal sends DeviceConfigured.
+    supervised: bool = False
+    awaiting_configuration: bool = False
     executed: dict[str, str] = field(default_factory=dict)  # CommandUUID -> its final status
 
     def remember_executed(self, command_uuid: str, status: str) -> None:

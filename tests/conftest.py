@@ -11,6 +11,7 @@ from certs.ca import ensure_ca, issue_certificate
 from devices.identities import bind
 from tests.acme_support import acme, apple_device, attestation_ca  # noqa: F401 - ACME fixtures
 from tests.api_support import api  # noqa: F401 - a fixture: a token client per role
+from tests.dep_enroll_support import device_ca, setup_dep  # noqa: F401 - Setup Assistant
 from tests.dep_support import dep, dep_server  # noqa: F401 - Apple's DEP API stand-in, a server
 from tests.simulator import SimulatedDevice, client_sender, make_csr, make_key
 from tests.simulator_support import portal  # noqa: F401 - a fixture: a live portal to enroll in

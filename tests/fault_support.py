@@ -123,9 +123,16 @@ class PostgresCluster:
 
     def _run(self, *command: str, **kwargs) -> subprocess.CompletedProcess:
         prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        return subprocess.run(
-            [*prefix, *command], cwd="/", capture_output=True, text=True, check=True, **kwargs
+        done = subprocess.run(
+            [*prefix, *command], cwd="/", capture_output=True, text=True, **kwargs
         )
+        if done.returncode:  # say why, and what the server logged
+            server_log = self.log.read_text()[-2000:] if self.log.exists() else ""
+            raise AssertionError(
+                f"{' '.join(command)} failed ({done.returncode}): {done.stdout}{done.stderr}"
+                f"\n--- {self.log}:\n{server_log}"
+            )
+        return done
 
     def init(self) -> PostgresCluster:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -156,8 +163,10 @@ class PostgresCluster:
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():
+            # A loaded machine (the whole suite beside other work) can take over pg_ctl's
+            # default minute to checkpoint and stop.
             pg_ctl = [str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w"]
-            self._run(*pg_ctl, "stop")
+            self._run(*pg_ctl, "-t", "180", "stop")
 
 
 class Portal(_Child):

@@ -161,6 +161,12 @@ def _lost_mode(value: bool):
     return apply
 
 
+def _released(device, report: dict) -> list[str]:
+    """DeviceConfigured acknowledged: the device leaves Setup Assistant, configured."""
+    device.awaiting_configuration = False
+    return ["awaiting_configuration"]
+
+
 HOOKS: dict[str, Hook] = {
     "DeviceInformation": Hook(check=_device_information),
     "InstallApplication": Hook(check=_install_application),
@@ -172,6 +178,7 @@ HOOKS: dict[str, Hook] = {
     "DeclarativeManagement": Hook(check=_declarative_management),
     "EnableLostMode": Hook(on_acknowledged=_lost_mode(True)),
     "DisableLostMode": Hook(on_acknowledged=_lost_mode(False)),
+    "DeviceConfigured": Hook(on_acknowledged=_released),
 }
 
 

@@ -3,8 +3,10 @@
 A thin shell: the options are the simulator's own (simulator/cli.py). What it adds is the
 enrollment: without --enrollment it uses the portal's "Simulated devices" enrollment (created
 on first use, through the same function as `mdm_enrollment create`), which works when the
-command runs beside the portal's database. `--make-attestation-ca DIR` only writes the test
-attestation CA that an ACME fleet attests with (`--attestation-ca DIR`).
+command runs beside the portal's database (not with --setup-assistant: there the DEP profile
+names the enrollment). `--make-attestation-ca DIR` only writes the test attestation CA that an
+ACME fleet attests with (`--attestation-ca DIR`), `--make-device-ca DIR` the test device CA a
+Setup Assistant fleet signs its MachineInfo with (`--device-ca DIR`).
 """
 
 from django.core.management.base import BaseCommand, CommandError
@@ -13,7 +15,13 @@ from enrollment.enrollments import EnrollmentError, EnrollmentSpec, create_enrol
 from enrollment.mobileconfig import unavailable_reason
 from enrollment.models import Enrollment
 from simulator import SimulatorError, run, summary_text
-from simulator.cli import DESCRIPTION, add_arguments, make_attestation_ca, options_from
+from simulator.cli import (
+    DESCRIPTION,
+    add_arguments,
+    make_attestation_ca,
+    make_device_ca,
+    options_from,
+)
 
 ACTOR = "mdm_simulate"
 ENROLLMENT_NAME = "Simulated devices"
@@ -43,15 +51,20 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         values = dict(options)
-        if values.get("make_attestation_ca"):
-            try:
-                self.stdout.write(make_attestation_ca(values["make_attestation_ca"]))
-            except SimulatorError as exc:
-                raise CommandError(str(exc)) from None
-            return
+        for option, make in (
+            ("make_attestation_ca", make_attestation_ca),
+            ("make_device_ca", make_device_ca),
+        ):
+            if values.get(option):
+                try:
+                    self.stdout.write(make(values[option]))
+                except SimulatorError as exc:
+                    raise CommandError(str(exc)) from None
+                return
         if not values.get("url"):
             raise CommandError("--url is required")
-        if not values.get("enrollment"):
+        # From Setup Assistant the DEP profile names the enrollment: no link is used.
+        if not values.get("enrollment") and not values.get("setup_assistant"):
             values["enrollment"] = simulated_enrollment().token
         try:
             stats = run(options_from(values))  # progress on the process's stderr
