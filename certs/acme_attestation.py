@@ -16,7 +16,6 @@ import hashlib
 import hmac
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import cbor2
 from cryptography import x509
@@ -25,6 +24,7 @@ from cryptography.x509 import verification
 from django.conf import settings
 
 from .acme_problems import BAD_ATTESTATION_STATEMENT, SERVER_INTERNAL, AcmeProblem
+from .roots import roots_from_file
 
 log = logging.getLogger("mdm.acme")
 
@@ -57,30 +57,17 @@ def freshness_code(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-# The parsed roots, keyed on the file's SHA-256: the file (a few kilobytes) is read at each
-# attestation, so a replaced file, or a test's settings pointing elsewhere, takes effect at
-# once, and only parsing is saved.
-_roots_cache: dict[bytes, list[x509.Certificate]] = {}
-
-
 def trusted_roots() -> list[x509.Certificate]:
     """The attestation roots from MDM_ACME_ATTESTATION_ROOTS (a PEM file of one or more
     certificates). A missing or unusable file is the server's fault: serverInternal."""
-    path = Path(settings.MDM_ACME_ATTESTATION_ROOTS)
+    path = settings.MDM_ACME_ATTESTATION_ROOTS
     try:
-        pem = path.read_bytes()
-        digest = hashlib.sha256(pem).digest()
-        roots = _roots_cache.get(digest)
-        if roots is None:
-            roots = x509.load_pem_x509_certificates(pem)
-            _roots_cache.clear()
-            _roots_cache[digest] = roots
+        return roots_from_file(path)
     except (OSError, ValueError) as exc:
         log.error("MDM_ACME_ATTESTATION_ROOTS (%s) is unusable: %s", path, exc)
         raise AcmeProblem(
             SERVER_INTERNAL, "the server cannot read its trusted attestation roots"
         ) from None
-    return roots
 
 
 def _chain(att_obj: bytes) -> list[x509.Certificate]:

@@ -19,21 +19,15 @@ certificates; trusting it would let any certificate Apple issued under it sign a
 The device CA issues device identities only.
 """
 
-import hashlib
 import logging
-from pathlib import Path
 
 from cryptography import x509
 from django.conf import settings
 
 from .cms import verify_signed_data
+from .roots import roots_from_file
 
 log = logging.getLogger("mdm.dep")
-
-# The parsed roots, keyed on the file's SHA-256: the file is read at each request, so a
-# replaced file (or a test pointing the setting elsewhere) takes effect at once; only parsing
-# is saved.
-_roots_cache: dict[bytes, list[x509.Certificate]] = {}
 
 
 class DeviceRootsUnavailable(Exception):
@@ -42,21 +36,14 @@ class DeviceRootsUnavailable(Exception):
 
 def device_roots() -> list[x509.Certificate]:
     """The certificates of MDM_DEP_DEVICE_ROOTS (DeviceRootsUnavailable if unusable)."""
-    path = Path(settings.MDM_DEP_DEVICE_ROOTS)
+    path = settings.MDM_DEP_DEVICE_ROOTS
     try:
-        pem = path.read_bytes()
-        digest = hashlib.sha256(pem).digest()
-        roots = _roots_cache.get(digest)
-        if roots is None:
-            roots = x509.load_pem_x509_certificates(pem)
-            _roots_cache.clear()
-            _roots_cache[digest] = roots
+        return roots_from_file(path)
     except (OSError, ValueError) as exc:
         log.error("MDM_DEP_DEVICE_ROOTS (%s) is unusable: %s", path, exc)
         raise DeviceRootsUnavailable(
             "the portal cannot read its trusted device roots (MDM_DEP_DEVICE_ROOTS)"
         ) from None
-    return roots
 
 
 def verify_device_statement(der: bytes) -> tuple[bytes, x509.Certificate]:
