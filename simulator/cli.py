@@ -214,39 +214,34 @@ def options_from(values: dict) -> Options:
 
 def make_attestation_ca(folder: str) -> str:
     """Write a test attestation CA to `folder` unless it holds one; what to do next."""
-    path = Path(folder)
-    try:
-        if all((path / name).is_file() for name in FILES):
-            AttestationCA.load(path)  # readable: kept, its root may be trusted already
-            made = "kept the attestation CA already in"
-        else:
-            AttestationCA.create().save(path)
-            made = "made a test attestation CA in"
-    except (OSError, ValueError, TypeError) as exc:
-        raise SimulatorError(f"--make-attestation-ca {folder}: {exc}") from None
-    root = (path / "root.pem").resolve()
-    return (
-        f"{made} {path}\n"
-        f"the portal trusts it with MDM_ACME_ATTESTATION_ROOTS={root}\n"
-        f"devices attest with it given --attestation-ca {path}"
-    )
+    return _make_test_ca(
+        folder, AttestationCA, FILES, option="--make-attestation-ca", what="attestation CA",
+        setting="MDM_ACME_ATTESTATION_ROOTS",
+        use=f"devices attest with it given --attestation-ca {folder}",
+    )  # fmt: skip
 
 
 def make_device_ca(folder: str) -> str:
     """Write a test device CA to `folder` unless it holds one; what to do next."""
+    return _make_test_ca(
+        folder, DeviceCA, DEVICE_CA_FILES, option="--make-device-ca", what="device CA",
+        setting="MDM_DEP_DEVICE_ROOTS",
+        use=f"devices sign their MachineInfo with it given --setup-assistant --device-ca {folder}",
+    )  # fmt: skip
+
+
+def _make_test_ca(
+    folder: str, kind, files, *, option: str, what: str, setting: str, use: str
+) -> str:
     path = Path(folder)
     try:
-        if all((path / name).is_file() for name in DEVICE_CA_FILES):
-            DeviceCA.load(path)  # readable: kept, its root may be trusted already
-            made = "kept the device CA already in"
+        if all((path / name).is_file() for name in files):
+            kind.load(path)  # readable: kept, its root may be trusted already
+            made = f"kept the {what} already in"
         else:
-            DeviceCA.create().save(path)
-            made = "made a test device CA in"
+            kind.create().save(path)
+            made = f"made a test {what} in"
     except (OSError, ValueError, TypeError) as exc:
-        raise SimulatorError(f"--make-device-ca {folder}: {exc}") from None
+        raise SimulatorError(f"{option} {folder}: {exc}") from None
     root = (path / "root.pem").resolve()
-    return (
-        f"{made} {path}\n"
-        f"the portal trusts it with MDM_DEP_DEVICE_ROOTS={root}\n"
-        f"devices sign their MachineInfo with it given --setup-assistant --device-ca {path}"
-    )
+    return f"{made} {path}\nthe portal trusts it with {setting}={root}\n{use}"
