@@ -95,7 +95,7 @@ def sync_server(server: DepServer, *, actor: Any) -> SyncOutcome:
     run = _Run(server, actor)
     if server.token_imported_at is None or not server.consumer_key:
         run.outcome.skipped, run.outcome.ok = True, False
-        run.outcome.message = "skipped: no server token imported yet (mdm_dep import-token)"
+        run.outcome.message = "no server token imported yet (mdm_dep import-token)"
         DepServer.objects.filter(pk=server.pk).update(last_sync_result=run.outcome.message)
         server.last_sync_result = run.outcome.message
         return run.outcome
