@@ -15,7 +15,7 @@ from django.db.models import Count, Q
 from .dep_models import DepDevice, DepProfile, DepServer
 from .dep_profiles import assign_profile as assign
 from .dep_profiles import save_profile, set_auto_assign
-from .dep_sync import disown_devices, refresh_account, sync_all, sync_server
+from .dep_sync import device_details, disown_devices, refresh_account, sync_all, sync_server
 from .dep_tokens import find_server
 from .models import Enrollment
 
@@ -268,6 +268,16 @@ def _device_json(device: DepDevice) -> dict:
     return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in data.items()}
 
 
+def _details_arguments(parser: CommandParser) -> None:
+    parser.add_argument("serials", nargs="+", metavar="SERIAL")
+    _token_argument(parser)
+
+
+def _details(command: BaseCommand, options: dict) -> None:
+    details = device_details(find_server(options["token"]), options["serials"], actor=ACTOR)
+    command.stdout.write(json.dumps(details, indent=2, sort_keys=True))
+
+
 def _account_arguments(parser: CommandParser) -> None:
     _token_argument(parser)
 
@@ -304,6 +314,7 @@ SUBCOMMANDS: list[tuple[str, str, Callable[[CommandParser], None], Callable]] = 
     ("sync", "sync the devices of every DEP server (or one) now", _sync_arguments, _sync),
     ("profile", "DEP profiles: define, assign, list", _profile_arguments, _profile),
     ("devices", "the devices Apple lists for the DEP servers", _devices_arguments, _devices),
+    ("details", "Apple's details of devices now (POST /devices)", _details_arguments, _details),
     ("account", "Apple's account details of a DEP server", _account_arguments, _account),
     ("disown", "give devices up in ABM for good (--yes)", _disown_arguments, _disown),
 ]

@@ -327,6 +327,26 @@ def refresh_account(server: DepServer, *, actor: Any) -> dict:
     return account
 
 
+def device_details(server: DepServer, serials: list[str], *, actor: Any) -> dict[str, dict]:
+    """POST /devices: Apple's details of these serials now, between syncs (response_status
+    SUCCESS, or NOT_FOUND for a device that is not this server's). The records of those
+    found are brought up to date."""
+    serials = list(dict.fromkeys(s.strip() for s in serials if s and s.strip()))
+    if not serials:
+        return {}
+    with DepClient(server) as client:
+        details = client.device_details(serials)
+    found = {s: d for s, d in details.items() if isinstance(d, dict) and s in serials}
+    with transaction.atomic():
+        for device in DepDevice.objects.select_for_update().filter(
+            server=server, serial_number__in=list(found)
+        ):
+            data = found[device.serial_number]
+            if data.get("response_status", "SUCCESS") == "SUCCESS" and _fill(device, data):
+                device.save()
+    return {serial: found.get(serial, {"response_status": "NOT_FOUND"}) for serial in serials}
+
+
 def disown_devices(server: DepServer, serials: list[str], *, actor: Any) -> dict[str, str]:
     """POST /devices/disown: the organization gives these devices up for good (they leave
     ABM; it cannot be undone). Apple answers per serial; those disowned are marked removed."""

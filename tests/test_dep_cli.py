@@ -123,6 +123,18 @@ def test_devices_as_a_table_and_as_json(dep, dep_server):
     assert rows[0]["server"] == "ABM" and rows[1]["op_type"] == "deleted"
 
 
+def test_details_asks_apple_now_and_updates_the_record(dep, dep_server):
+    dep.add_device("C01", asset_tag="old")
+    run("sync")
+    dep.devices["C01"]["asset_tag"] = "TAG-7"  # changed in ABM, no sync since
+    details = json.loads(run("details", "C01", "NOPE1"))
+    assert dep.requests[-1].body == {"devices": ["C01", "NOPE1"]}
+    assert details["C01"]["asset_tag"] == "TAG-7"
+    assert details["NOPE1"]["response_status"] == "NOT_FOUND"
+    assert DepDevice.objects.get(serial_number="C01").asset_tag == "TAG-7"
+    assert not DepDevice.objects.filter(serial_number="NOPE1").exists()
+
+
 def test_account_is_shown_and_kept_on_the_server(dep, dep_server):
     out = run("account")
     assert "Example School" in out
