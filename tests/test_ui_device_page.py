@@ -9,6 +9,7 @@ from html import unescape
 import pytest
 from django.utils import timezone
 
+from certs.models import IssuedCertificate
 from commands.apns import push_devices
 from commands.models import QueuedCommand
 from commands.queue import enqueue
@@ -77,6 +78,19 @@ def test_the_page_shows_identity_state_and_rights(staff, iphone):
     assert re.search(r"Supervised\s+Yes", text)
     assert re.search(r"UnlockToken\s+escrowed", text)
     assert re.search(r"Bootstrap token\s+escrowed", text)
+
+
+def test_a_device_in_setup_assistant_and_its_identity_delivery_are_shown(staff, iphone):
+    _sim, device = iphone
+    assert "awaiting configuration" not in text_of(page(staff[VIEWER], device))
+    Device.objects.filter(pk=device.pk).update(awaiting_configuration=True)
+    text = text_of(page(staff[VIEWER], device))
+    assert re.search(r"Setup Assistant\s+awaiting configuration", text)
+    assert "by ACME" not in text  # how its identity came, once recorded:
+    IssuedCertificate.objects.filter(binding__device=device).update(
+        delivery="acme", attested_udid=device.udid
+    )
+    assert "by ACME, attested by the hardware" in text_of(page(staff[VIEWER], device))
 
 
 def test_the_last_push_and_its_result(staff, iphone):
