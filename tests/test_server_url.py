@@ -121,6 +121,18 @@ def test_not_now_holds_back_commands_that_could_answer_not_now_until_idle(enroll
     assert row(settings_cmd).sent_count == 2
 
 
+def test_not_now_asks_for_no_push(enrolled):
+    """DESIGN: the device keeps no copy of a NotNow'd command, and comes back by itself (its
+    next Idle): the portal must not push again for it."""
+    clear_queue(enrolled)
+    later = queue(enrolled, "Settings", Settings=[{"Item": "DataRoaming", "Enabled": True}])
+    assert enrolled.idle().plist()["CommandUUID"] == later
+    Device.objects.filter(udid=enrolled.udid).update(push_due_at=None)
+    assert enrolled.report(later, "NotNow").body == b""
+    assert row(later).status == Status.NOT_NOW
+    assert managed(enrolled).push_due_at is None  # no push is due for it
+
+
 def test_not_now_with_nothing_guaranteed_left_is_empty_200(enrolled):
     clear_queue(enrolled)
     first = queue(enrolled, "Settings", Settings=[{"Item": "DataRoaming", "Enabled": True}])
