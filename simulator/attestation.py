@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from .pem_files import load_pem, save_pem
+
 OID_SERIAL = x509.ObjectIdentifier("1.2.840.113635.100.8.9.1")
 OID_UDID = x509.ObjectIdentifier("1.2.840.113635.100.8.9.2")
 OID_OS_VERSION = x509.ObjectIdentifier("1.2.840.113635.100.8.10.1")
@@ -97,37 +99,14 @@ class AttestationCA:
     @classmethod
     def load(cls, folder: str | Path) -> AttestationCA:
         """One saved by `save` (the simulator's --attestation-ca)."""
-        folder = Path(folder)
-        missing = [name for name in FILES if not (folder / name).is_file()]
-        if missing:
-            raise FileNotFoundError(f"{folder} lacks {', '.join(missing)}")
-        read = lambda name: (folder / name).read_bytes()  # noqa: E731
-        return cls(
-            x509.load_pem_x509_certificate(read("root.pem")),
-            serialization.load_pem_private_key(read("root-key.pem"), None),
-            x509.load_pem_x509_certificate(read("intermediate.pem")),
-            serialization.load_pem_private_key(read("intermediate-key.pem"), None),
-        )
+        files = load_pem(folder, FILES)
+        return cls(*(files[name] for name in FILES))
 
     def save(self, folder: str | Path) -> Path:
         """Writes the four files; `root.pem` is what MDM_ACME_ATTESTATION_ROOTS points at."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        pem = serialization.Encoding.PEM
-        for name, value in zip(
-            FILES, (self.root, self.root_key, self.intermediate, self.intermediate_key), strict=True
-        ):
-            if isinstance(value, x509.Certificate):
-                data = value.public_bytes(pem)
-            else:
-                data = value.private_bytes(
-                    pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-                )
-            path = folder / name
-            path.write_bytes(data)
-            if name.endswith("-key.pem"):
-                path.chmod(0o600)
-        return folder / "root.pem"
+        parts = (self.root, self.root_key, self.intermediate, self.intermediate_key)
+        save_pem(folder, dict(zip(FILES, parts, strict=True)))
+        return Path(folder) / "root.pem"
 
     def leaf(
         self,

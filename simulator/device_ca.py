@@ -26,6 +26,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 
+from .pem_files import load_pem, save_pem
+
 FILES = ("root.pem", "root-key.pem")
 MACHINE_INFO_CT = "application/pkcs7-signature"
 
@@ -85,28 +87,13 @@ class DeviceCA:
     @classmethod
     def load(cls, folder: str | Path) -> DeviceCA:
         """One saved by `save` (the simulator's --device-ca)."""
-        folder = Path(folder)
-        missing = [name for name in FILES if not (folder / name).is_file()]
-        if missing:
-            raise FileNotFoundError(f"{folder} lacks {', '.join(missing)}")
-        key = serialization.load_pem_private_key((folder / "root-key.pem").read_bytes(), None)
-        return cls(x509.load_pem_x509_certificate((folder / "root.pem").read_bytes()), key)
+        files = load_pem(folder, FILES)
+        return cls(files["root.pem"], files["root-key.pem"])
 
     def save(self, folder: str | Path) -> Path:
         """Writes root.pem (what MDM_DEP_DEVICE_ROOTS points at) and root-key.pem (0600)."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "root.pem").write_bytes(self.root.public_bytes(serialization.Encoding.PEM))
-        key_path = folder / "root-key.pem"
-        key_path.write_bytes(
-            self.root_key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        key_path.chmod(0o600)
-        return folder / "root.pem"
+        save_pem(folder, {"root.pem": self.root, "root-key.pem": self.root_key})
+        return Path(folder) / "root.pem"
 
     def device_identity(
         self, days: int = 365
