@@ -13,6 +13,7 @@ an enrollment with attestation requires): a message without one is refused too.
 """
 
 import logging
+from collections.abc import Callable
 
 from django.db import transaction
 from django.utils import timezone
@@ -318,6 +319,30 @@ def user_authenticate(message: dict, identity: DeviceIdentity, udid: str) -> Rep
     return Reply(410, b"user channel not supported\n", "text/plain")
 
 
+# Who answers DeclarativeManagement: the declarations app (a layer above) registers it.
+DeclarativeHandler = Callable[[Device, str, bytes | None], Reply]
+_declarative: list[DeclarativeHandler] = []
+
+
+def register_declarative_handler(handler: DeclarativeHandler) -> None:
+    """Called by the app that answers DeclarativeManagement: handler(device, Endpoint, Data)."""
+    _declarative[:] = [handler]
+
+
+def declarative_management(message: dict, identity: DeviceIdentity, udid: str) -> Reply:
+    """The declarative channel (tokens, declaration-items, declaration/…, status), for a
+    managed device whose certificate is bound to it, in the message's transaction."""
+    device = bound_device(identity, udid)
+    if device.state != Device.State.ENROLLED:
+        raise ProtocolError(400, "DeclarativeManagement: the device has not sent TokenUpdate")
+    if not _declarative:
+        raise ProtocolError(400, "DeclarativeManagement is not supported by this server")
+    seen = mark_seen(device, timezone.now())
+    if seen:
+        device.save(update_fields=seen)
+    return _declarative[0](device, message["Endpoint"], message.get("Data"))
+
+
 def not_implemented(message: dict, identity: DeviceIdentity, udid: str) -> Reply:
     bound_device(identity, udid)
     raise ProtocolError(400, f"{message['MessageType']} is not supported by this server yet")
@@ -330,6 +355,6 @@ HANDLERS = {
     "SetBootstrapToken": set_bootstrap_token,
     "GetBootstrapToken": get_bootstrap_token,
     "UserAuthenticate": user_authenticate,
-    "DeclarativeManagement": not_implemented,
+    "DeclarativeManagement": declarative_management,
     "GetToken": not_implemented,
 }

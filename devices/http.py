@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from mdm_portal.proxy import meta_key
 
+from .downloads import DownloadHandler, serve_device_download
 from .protocol import DeviceRequest, Handler, ProtocolError, Reply, refusal, serve_device_request
 
 log = logging.getLogger("mdm.devices")
@@ -93,4 +94,11 @@ def _lost_a_lock_race(exc: OperationalError) -> bool:
     return (
         getattr(exc.__cause__, "sqlstate", None) in RETRIED_SQLSTATES
         and not connection.in_atomic_block  # the whole request's work was rolled back
+    )
+
+
+def serve_http_download(request: HttpRequest, handler: DownloadHandler) -> HttpResponse:
+    """A device GET (devices.downloads): HTTP in, the device authenticated, HTTP out."""
+    return http_response(
+        serve_device_download(device_request(request, b"", timezone.now()), handler)
     )

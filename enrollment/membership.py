@@ -20,6 +20,7 @@ from mdm_portal.audit import audit
 
 from .library import install_where_missing, withdraw
 from .models import Enrollment, Profile, ProfileAssignment
+from .signals import membership_changed
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ def _regroup(devices: QuerySet, group: DeviceGroup | None, *, by, address) -> Me
     left = set(moved.exclude(group=None).values_list("group_id", flat=True))
     from_other = moved.exclude(group=None).count() if group is not None else 0
     set_group(moved, group)
+    membership_changed.send(DeviceGroup, device_ids=pks)
     installs = removals = skipped = 0
     # What the groups they left gave them goes, unless something else keeps it.
     for profile in _group_profiles(left):

@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "devices",
     "commands",
     "enrollment",
+    "declarations",
     "webhooks",
 ]
 

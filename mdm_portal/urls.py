@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from certs.views import scep
 from commands.views import connect
+from declarations.views import asset_data
 from devices.views import checkin
 from enrollment.dep_views import dep_enroll
 from enrollment.views import enroll_page, enroll_profile
@@ -23,6 +24,7 @@ urlpatterns = [
     # Devices (fixed paths: MDM payload, SCEP payload, enrollment links).
     path("mdm/checkin", checkin, name="mdm-checkin"),
     path("mdm/connect", connect, name="mdm-connect"),
+    path("mdm/assets/<str:public_id>", asset_data, name="mdm-asset"),  # declarations' data
     path("scep", scep, name="scep"),
     path("acme/", include("certs.acme_urls")),  # the directory: /acme/directory
     path("enroll/<str:token>/", enroll_page, name="enroll-page"),

@@ -137,12 +137,9 @@ def test_user_authenticate_is_declined_with_410(enrolled):
     assert response.status == 410
 
 
-@pytest.mark.parametrize("message_type", ["DeclarativeManagement", "GetToken"])
-def test_not_yet_supported_messages_get_a_clear_4xx(enrolled, message_type):
-    keys = {"Endpoint": "tokens"} if message_type == "DeclarativeManagement" else {}
-    if message_type == "GetToken":
-        keys = {"TokenServiceType": "com.apple.maid"}
-    response = enrolled.checkin(message_type, **keys)
+def test_not_yet_supported_messages_get_a_clear_4xx(enrolled):
+    # (DeclarativeManagement is answered: tests/test_declarative_protocol.py.)
+    response = enrolled.checkin("GetToken", TokenServiceType="com.apple.maid")
     assert response.status == 400
     assert b"not supported" in response.body
 

@@ -94,7 +94,8 @@ class CommandDefinition:
 # --- loading -------------------------------------------------------------------------------
 
 
-def _key_spec(raw: dict) -> KeySpec:
+def key_spec(raw: dict) -> KeySpec:
+    """A key of the generated schema (schema.json's form) as a KeySpec."""
     allowed = raw.get("allowed")
     return KeySpec(
         name=raw["name"],
@@ -102,7 +103,7 @@ def _key_spec(raw: dict) -> KeySpec:
         required=raw["required"],
         allowed=tuple(allowed) if allowed is not None else None,
         platforms=dict(raw.get("platforms") or {}),
-        subkeys=tuple(_key_spec(sub) for sub in raw.get("subkeys") or ()),
+        subkeys=tuple(key_spec(sub) for sub in raw.get("subkeys") or ()),
     )
 
 
@@ -111,7 +112,7 @@ def _command(request_type: str, raw: dict) -> CommandDefinition:
         request_type=request_type,
         title=raw["title"],
         description=raw["description"],
-        keys=tuple(_key_spec(key) for key in raw["keys"]),
+        keys=tuple(key_spec(key) for key in raw["keys"]),
         platforms={name: PlatformSupport(**info) for name, info in raw["platforms"].items()},
     )
 
@@ -176,12 +177,14 @@ _FREE_FORM = KeySpec(ANY_KEY, "any", False, None, {}, ())
 
 
 class _Validator:
-    """Walks one payload; keeps the command name and target platform for messages and checks."""
+    """Walks one payload; keeps its name (a RequestType or declaration Type), the target
+    platform and what to say of an unknown key, for messages and checks."""
 
-    def __init__(self, definition: CommandDefinition, platform: str | None, os_version: str | None):
+    def __init__(self, name: str, platform: str | None, os_version: str | None, unknown_hint: str):
         if platform is not None and platform not in PLATFORMS:
             raise CatalogError(f"unknown platform {platform!r} (one of {', '.join(PLATFORMS)})")
-        self.request_type = definition.request_type
+        self.request_type = name
+        self.unknown_hint = unknown_hint
         self.platform = platform
         self.os_version = os_version
         # Only meaningful with a platform: an OS version alone does not say which OS.
@@ -216,9 +219,7 @@ class _Validator:
         for key in value:
             if key not in by_name:
                 raise self.error(
-                    f"unknown key {_join(path, key)} "
-                    "(queue it raw to send keys the catalog does not know)",
-                    _join(path, key),
+                    f"unknown key {_join(path, key)}{self.unknown_hint}", _join(path, key)
                 )
         for spec in specs:
             if spec.required and spec.name not in value:
@@ -320,11 +321,35 @@ def validate_payload(
     version. Whether the command itself runs on that platform is the caller's question
     (definition.platforms).
     """
-    validator = _Validator(definition, platform, os_version)
+    body = payload
+    if isinstance(payload, dict):
+        body = {key: value for key, value in payload.items() if key != "RequestType"}
+    validate_keys(
+        definition.request_type,
+        definition.keys,
+        body,
+        platform=platform,
+        os_version=os_version,
+        unknown_hint=" (queue it raw to send keys the catalog does not know)",
+    )
+
+
+def validate_keys(
+    name: str,
+    keys: tuple[KeySpec, ...],
+    payload: dict,
+    *,
+    platform: str | None = None,
+    os_version: str | None = None,
+    unknown_hint: str = "",
+) -> None:
+    """Raise CatalogError unless the dictionary `payload` fits `keys`: the one walk over
+    Apple's key specs, for command payloads and declaration payloads alike. Messages start
+    with `name`; `unknown_hint` follows the name of a key the schema does not know."""
+    validator = _Validator(name, platform, os_version, unknown_hint)
     if not isinstance(payload, dict):
         raise validator.error(f"the payload must be a dictionary, not {type(payload).__name__}")
-    body = {key: value for key, value in payload.items() if key != "RequestType"}
-    validator.dictionary(definition.keys, body, "")
+    validator.dictionary(keys, payload, "")
 
 
 # --- JSON input ----------------------------------------------------------------------------
@@ -389,10 +414,10 @@ _EXAMPLES: Mapping[str, Any] = {
 
 def example_payload(definition: CommandDefinition) -> dict:
     """A minimal valid payload: the required keys only, each with a value of its type."""
-    return _example_dictionary(definition.keys)
+    return example_keys(definition.keys)
 
 
-def _example_dictionary(specs: tuple[KeySpec, ...]) -> dict:
+def example_keys(specs: tuple[KeySpec, ...]) -> dict:
     return {spec.name: _example(spec) for spec in specs if spec.required and spec.name != ANY_KEY}
 
 
@@ -400,7 +425,7 @@ def _example(spec: KeySpec) -> Any:
     if spec.allowed:
         return spec.allowed[0]
     if spec.type == "dictionary":
-        return _example_dictionary(spec.subkeys)
+        return example_keys(spec.subkeys)
     if spec.type == "array":
         # One item; for alternative item shapes, the first (its selector names it).
         return [_example(spec.subkeys[0])] if spec.subkeys else []

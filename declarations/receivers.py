@@ -1,0 +1,29 @@
+"""How declarations answer what the layers below announce, connected by DeclarationsConfig:
+
+- devices.checkin's DeclarativeManagement messages: protocol.handle answers them;
+- a first TokenUpdate (devices.signals.device_enrolled): a device whose group or direct
+  assignment already gives it declarations is told to sync;
+- group membership changes (enrollment.signals.membership_changed): the devices that moved
+  may have another manifest now.
+"""
+
+from devices.checkin import register_declarative_handler
+from devices.signals import device_enrolled
+from enrollment.signals import membership_changed
+
+from .protocol import handle
+from .sync import resync
+
+
+def on_enrolled(sender, device, **kwargs) -> None:
+    resync([device.pk], by="enrollment")
+
+
+def on_membership_changed(sender, device_ids, **kwargs) -> None:
+    resync(device_ids)
+
+
+def connect() -> None:
+    register_declarative_handler(handle)
+    device_enrolled.connect(on_enrolled, dispatch_uid="declarations.on_enrolled")
+    membership_changed.connect(on_membership_changed, dispatch_uid="declarations.on_membership")

@@ -1,0 +1,198 @@
+"""Declaration sets: which declarations go together, and to which devices and groups.
+
+Every change here is one transaction that ends with sync.resync for the devices concerned, so
+exactly the devices whose manifest changed get one DeclarativeManagement command. A set is
+not given to a device (directly, through a group, or by adding a declaration to a set it
+has) whose platform or OS version cannot take one of its declarations: that is refused with
+the device and the reason named.
+"""
+
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.db.models import Q, QuerySet
+
+from devices.models import Device, DeviceGroup
+from mdm_portal.audit import audit
+
+from .manifest import with_references
+from .models import Declaration, DeclarationSet
+from .schema import TYPES, DeclarationError, unsupported_reason
+from .store import actor_label, devices_of_sets
+from .sync import resync
+
+SHOWN_REFUSALS = 5
+
+
+def clean_set_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise DeclarationError("a set needs a name")
+    if len(name) > 150:
+        raise DeclarationError("a set's name is at most 150 characters")
+    return name
+
+
+def create_set(
+    name: str, *, description: str = "", by=None, address: str | None = None
+) -> DeclarationSet:
+    name = clean_set_name(name)
+    with transaction.atomic():
+        if DeclarationSet.objects.filter(name=name).exists():
+            raise DeclarationError(f"a declaration set named {name!r} exists")
+        created = DeclarationSet.objects.create(
+            name=name, description=description, created_by=actor_label(by)
+        )
+        audit("declaration_set.created", actor=by or "system", target=name, address=address)
+    return created
+
+
+def delete_set(declaration_set: DeclarationSet, *, by=None, address: str | None = None) -> int:
+    """Delete the set; its devices lose what nothing else gives them. Returns commands queued."""
+    with transaction.atomic():
+        devices = devices_of_sets([declaration_set.pk])
+        name = declaration_set.name
+        declaration_set.delete()
+        audit("declaration_set.deleted", actor=by or "system", target=name, address=address)
+        return resync(devices, by=actor_label(by))
+
+
+def check_support(declarations: Iterable[Declaration], devices: QuerySet) -> None:
+    """DeclarationError naming the first devices (and why) that cannot take a declaration.
+
+    Devices are compared by (platform, OS version, supervised): a fleet has few of those.
+    """
+    chosen = list(with_references(declarations).values())
+    if not chosen:
+        return
+    refusals: list[str] = []
+    profiles = devices.values_list("platform", "os_version", "is_supervised").distinct()
+    for platform, os_version, supervised in profiles:
+        for declaration in chosen:
+            reason = unsupported_reason(
+                TYPES[declaration.type],
+                declaration.payload,
+                platform=platform,
+                os_version=os_version,
+                supervised=supervised,
+            )
+            if reason is None:
+                continue
+            named = devices.filter(
+                platform=platform, os_version=os_version, is_supervised=supervised
+            ).values_list("udid", flat=True)[:SHOWN_REFUSALS]
+            refusals.append(f"{declaration.identifier} on {', '.join(named)}: {reason}")
+            break
+        if len(refusals) >= SHOWN_REFUSALS:
+            break
+    if refusals:
+        raise DeclarationError("not supported by these devices: " + "; ".join(refusals))
+
+
+def _targets(devices: QuerySet | None, groups: Iterable[DeviceGroup]) -> QuerySet:
+    groups = list(groups)
+    condition = Q(pk__in=devices.values("pk")) if devices is not None else Q(pk__in=[])
+    if groups:
+        condition |= Q(group__in=groups)
+    return Device.objects.filter(condition)
+
+
+def add_declarations(
+    declaration_set: DeclarationSet,
+    declarations: Iterable[Declaration],
+    *,
+    by=None,
+    address: str | None = None,
+) -> int:
+    """Put declarations in the set; its devices are told. Returns commands queued."""
+    declarations = list(declarations)
+    with transaction.atomic():
+        members = Device.objects.filter(pk__in=devices_of_sets([declaration_set.pk]))
+        check_support(declarations, members)
+        declaration_set.declarations.add(*declarations)
+        audit(
+            "declaration_set.declarations_added",
+            actor=by or "system",
+            target=declaration_set.name,
+            address=address,
+            declarations=sorted(d.identifier for d in declarations),
+        )
+        return resync(members.values_list("pk", flat=True), by=actor_label(by))
+
+
+def remove_declarations(
+    declaration_set: DeclarationSet,
+    declarations: Iterable[Declaration],
+    *,
+    by=None,
+    address: str | None = None,
+) -> int:
+    declarations = list(declarations)
+    with transaction.atomic():
+        members = devices_of_sets([declaration_set.pk])
+        declaration_set.declarations.remove(*declarations)
+        audit(
+            "declaration_set.declarations_removed",
+            actor=by or "system",
+            target=declaration_set.name,
+            address=address,
+            declarations=sorted(d.identifier for d in declarations),
+        )
+        return resync(members, by=actor_label(by))
+
+
+def assign(
+    declaration_set: DeclarationSet,
+    *,
+    devices: QuerySet | None = None,
+    groups: Iterable[DeviceGroup] = (),
+    by=None,
+    address: str | None = None,
+) -> int:
+    """Give the set to devices and groups (checked for support first). Returns commands queued."""
+    groups = list(groups)
+    with transaction.atomic():
+        targets = _targets(devices, groups)
+        check_support(declaration_set.declarations.all(), targets)
+        udids = []
+        if devices is not None:
+            declaration_set.devices.add(*devices)
+            udids = sorted(devices.values_list("udid", flat=True)[:100])
+        declaration_set.groups.add(*groups)
+        audit(
+            "declaration_set.assigned",
+            actor=by or "system",
+            target=declaration_set.name,
+            address=address,
+            devices=udids,
+            groups=sorted(group.name for group in groups),
+        )
+        return resync(targets.values_list("pk", flat=True), by=actor_label(by))
+
+
+def unassign(
+    declaration_set: DeclarationSet,
+    *,
+    devices: QuerySet | None = None,
+    groups: Iterable[DeviceGroup] = (),
+    by=None,
+    address: str | None = None,
+) -> int:
+    """Take the set from devices and groups; they are told. Returns commands queued."""
+    groups = list(groups)
+    with transaction.atomic():
+        targets = list(_targets(devices, groups).values_list("pk", flat=True))
+        udids = []
+        if devices is not None:
+            declaration_set.devices.remove(*devices)
+            udids = sorted(devices.values_list("udid", flat=True)[:100])
+        declaration_set.groups.remove(*groups)
+        audit(
+            "declaration_set.unassigned",
+            actor=by or "system",
+            target=declaration_set.name,
+            address=address,
+            devices=udids,
+            groups=sorted(group.name for group in groups),
+        )
+        return resync(targets, by=actor_label(by))

@@ -1,0 +1,166 @@
+"""The DeclarativeManagement check-in over real requests: tokens, declaration-items, each
+declaration, the status report, and the DeclarativeManagement command queued when (and only
+when) a device's declarations change."""
+
+import re
+
+import pytest
+
+from declarations.models import DeclarationState, DeviceDeclarations
+from declarations.schema import PROTOCOL, validate_payload
+from declarations.sets import remove_declarations
+from declarations.store import save_declaration
+from declarations.tokens import EMPTY_TOKEN
+from devices.models import Device
+from tests.declarative_support import (
+    ACTIVATION,
+    ORGANIZATION,
+    PASSCODE,
+    declaration_status,
+    declarative,
+    declarative_commands,
+    give,
+    json_of,
+    processed,
+    status_report,
+    sync_tokens_of,
+)
+
+pytestmark = pytest.mark.django_db
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+def test_tokens_of_a_device_with_nothing(enrolled):
+    answer = json_of(declarative(enrolled, "tokens"))
+    validate_payload(PROTOCOL["TokensResponse"], answer)
+    assert answer["SyncTokens"]["DeclarationsToken"] == EMPTY_TOKEN
+    assert TIMESTAMP.match(answer["SyncTokens"]["Timestamp"])
+    items = json_of(declarative(enrolled, "declaration-items"))
+    validate_payload(PROTOCOL["DeclarationItemsResponse"], items)
+    assert items["Declarations"] == {
+        "Activations": [],
+        "Assets": [],
+        "Configurations": [],
+        "Management": [],
+    }
+    assert declarative_commands(enrolled.udid) == []
+
+
+def test_an_assigned_set_is_one_command_and_the_manifest_it_announces(enrolled):
+    save_declaration(PASSCODE, by="tests")  # in no set, but the activation refers to it
+    give(enrolled, ACTIVATION, ORGANIZATION)
+    [command] = declarative_commands(enrolled.udid)
+    announced = sync_tokens_of(command)
+    tokens = json_of(declarative(enrolled, "tokens"))["SyncTokens"]
+    assert tokens == announced  # the same token and the same Timestamp, asked again
+    items = json_of(declarative(enrolled, "declaration-items"))
+    assert items["DeclarationsToken"] == announced["DeclarationsToken"]
+    by_kind = {kind: [i["Identifier"] for i in v] for kind, v in items["Declarations"].items()}
+    assert by_kind == {
+        "Activations": ["activate-passcode"],
+        "Assets": [],
+        "Configurations": ["passcode"],
+        "Management": ["org"],
+    }
+    fetched = json_of(declarative(enrolled, "declaration/configuration/passcode"))
+    assert fetched["Type"] == PASSCODE["Type"]
+    assert fetched["Payload"] == PASSCODE["Payload"]
+    [item] = items["Declarations"]["Configurations"]
+    assert fetched["ServerToken"] == item["ServerToken"]
+
+
+def test_unknown_or_misnamed_declarations_are_refused(enrolled):
+    give(enrolled, ORGANIZATION)
+    assert declarative(enrolled, "declaration/configuration/org").status == 404  # wrong kind
+    assert declarative(enrolled, "declaration/management/nope").status == 404
+    assert declarative(enrolled, "declaration/other/org").status == 400
+    assert declarative(enrolled, "bogus").status == 400
+
+
+def test_tokens_change_exactly_when_the_set_does(enrolled):
+    give(enrolled, PASSCODE, ORGANIZATION)
+    first = json_of(declarative(enrolled, "tokens"))["SyncTokens"]["DeclarationsToken"]
+    save_declaration(PASSCODE, by="tests")  # the same content again: no new revision
+    assert len(declarative_commands(enrolled.udid)) == 1
+    assert json_of(declarative(enrolled, "tokens"))["SyncTokens"]["DeclarationsToken"] == first
+    changed = {**PASSCODE, "Payload": {**PASSCODE["Payload"], "MinimumLength": 8}}
+    save_declaration(changed, by="tests")
+    commands = declarative_commands(enrolled.udid)
+    assert len(commands) == 2
+    second = sync_tokens_of(commands[1])["DeclarationsToken"]
+    assert second != first
+    assert json_of(declarative(enrolled, "tokens"))["SyncTokens"]["DeclarationsToken"] == second
+
+
+def test_status_report_records_states_and_inventory(enrolled):
+    give(enrolled, PASSCODE, ORGANIZATION)
+    items = json_of(declarative(enrolled, "declaration-items"))["Declarations"]
+    passcode_token = items["Configurations"][0]["ServerToken"]
+    org_token = items["Management"][0]["ServerToken"]
+    reasons = [{"code": "Error.ConfigurationCannotBeApplied", "description": "no passcode"}]
+    report = processed(
+        configurations=[
+            declaration_status(
+                "passcode", passcode_token, active=False, valid="invalid", reasons=reasons
+            )
+        ],
+        management=[declaration_status("org", org_token)],
+    )
+    report["device"] = {"operating-system": {"version": "17.5", "build-version": "21F79"}}
+    response = declarative(enrolled, "status", status_report(report, full=True))
+    assert response.status == 200
+    states = {s.identifier: s for s in DeclarationState.objects.filter(device__udid=enrolled.udid)}
+    assert states["passcode"].failed and not states["passcode"].active
+    assert states["passcode"].reasons == reasons
+    assert states["org"].active and states["org"].valid == "valid" and not states["org"].failed
+    assert states["org"].declaration.identifier == "org"
+    device = Device.objects.get(udid=enrolled.udid)
+    assert (device.os_version, device.build_version) == ("17.5", "21F79")
+    sync = DeviceDeclarations.objects.get(device=device)
+    assert sync.last_report_full and sync.reports == 1
+
+
+def test_a_declaration_removed_from_the_set_is_reported_gone(enrolled):
+    give(enrolled, PASSCODE, ORGANIZATION)
+    items = json_of(declarative(enrolled, "declaration-items"))["Declarations"]
+    tokens = {i["Identifier"]: i["ServerToken"] for v in items.values() for i in v}
+    both = processed(
+        configurations=[declaration_status("passcode", tokens["passcode"])],
+        management=[declaration_status("org", tokens["org"])],
+    )
+    declarative(enrolled, "status", status_report(both))
+    from declarations.models import Declaration, DeclarationSet
+
+    remove_declarations(
+        DeclarationSet.objects.get(name="set"), [Declaration.objects.get(identifier="passcode")]
+    )
+    assert len(declarative_commands(enrolled.udid)) == 2
+    items = json_of(declarative(enrolled, "declaration-items"))["Declarations"]
+    assert items["Configurations"] == []
+    only_org = processed(management=[declaration_status("org", tokens["org"])])
+    declarative(enrolled, "status", status_report(only_org))
+    left = DeclarationState.objects.filter(device__udid=enrolled.udid)
+    assert list(left.values_list("identifier", flat=True)) == ["org"]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [None, b"not json", b"[]", b'{"Errors": []}', b'{"StatusItems": {}, "Errors": 1}'],
+)
+def test_a_bad_status_report_is_refused_and_changes_nothing(enrolled, data):
+    response = declarative(enrolled, "status", data)
+    assert response.status == 400
+    assert not DeviceDeclarations.objects.filter(device__udid=enrolled.udid, reports__gt=0).exists()
+
+
+def test_a_mistyped_declaration_state_is_refused(enrolled):
+    bad = processed(
+        configurations=[{"identifier": "x", "server-token": "t", "active": "yes", "valid": "valid"}]
+    )
+    assert declarative(enrolled, "status", status_report(bad)).status == 400
+    assert not DeclarationState.objects.exists()
+
+
+def test_an_unenrolled_device_gets_no_declarations(device):
+    device.authenticate()
+    assert declarative(device, "tokens").status == 400
