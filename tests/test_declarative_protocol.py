@@ -6,9 +6,10 @@ import re
 
 import pytest
 
-from declarations.models import DeclarationState, DeviceDeclarations
+from declarations.models import Declaration, DeclarationSet, DeclarationState, DeviceDeclarations
 from declarations.schema import PROTOCOL, validate_payload
 from declarations.sets import remove_declarations
+from declarations.states import counts, declaration_rows, device_rows, failing_summary
 from declarations.store import save_declaration
 from declarations.tokens import EMPTY_TOKEN
 from devices.models import Device
@@ -129,8 +130,6 @@ def test_a_declaration_removed_from_the_set_is_reported_gone(enrolled):
         management=[declaration_status("org", tokens["org"])],
     )
     declarative(enrolled, "status", status_report(both))
-    from declarations.models import Declaration, DeclarationSet
-
     remove_declarations(
         DeclarationSet.objects.get(name="set"), [Declaration.objects.get(identifier="passcode")]
     )
@@ -164,3 +163,32 @@ def test_a_mistyped_declaration_state_is_refused(enrolled):
 def test_an_unenrolled_device_gets_no_declarations(device):
     device.authenticate()
     assert declarative(device, "tokens").status == 400
+
+
+def test_states_join_the_manifest_with_the_report(enrolled):
+    give(enrolled, PASSCODE, ORGANIZATION)
+    device = Device.objects.get(udid=enrolled.udid)
+    assert {row.identifier: row.state for row in device_rows(device)} == {
+        "passcode": "pending",
+        "org": "pending",
+    }
+    items = json_of(declarative(enrolled, "declaration-items"))["Declarations"]
+    tokens = {i["Identifier"]: i["ServerToken"] for v in items.values() for i in v}
+    reasons = [{"code": "Error.ConfigurationCannotBeApplied"}]
+    report = processed(
+        configurations=[
+            declaration_status("passcode", tokens["passcode"], active=False, reasons=reasons)
+        ],
+        management=[declaration_status("org", tokens["org"]), declaration_status("old", "t")],
+    )
+    declarative(enrolled, "status", status_report(report))
+    rows = device_rows(device)
+    assert [(row.identifier, row.state) for row in rows] == [
+        ("passcode", "failed"),
+        ("org", "active"),
+        ("old", "removing"),
+    ]
+    assert rows[0].reasons == reasons
+    assert failing_summary() == {"declarations": 1, "devices": 1}
+    passcode_rows = declaration_rows(Declaration.objects.get(identifier="passcode"))
+    assert counts(passcode_rows)["failed"] == 1
