@@ -1,6 +1,6 @@
 """The device pages: the list (`/devices/`: search, filters, sorting, selection, bulk actions,
 CSV export) and a device's page (`/devices/<udid>/`: identity, state, inventory, command
-history, the commands a person may send).
+history, the commands a person may send, its declarations and their state).
 
 Views are thin: the filter is devices.selection's, group changes enrollment.membership's (the
 profile library follows the group), the history commands.history's, what a device may be sent
@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from commands.catalog import Recipient, unavailable_reason
 from commands.history import recent_commands
 from commands.models import PushAttempt
+from declarations.ui.device_section import declarations_section
 from enrollment.links import device_enrollment
 from enrollment.membership import add_to_group
 from enrollment.views import rights_in_words
@@ -382,6 +383,7 @@ def device_detail(request, udid: str):
             "last_push": PushAttempt.objects.filter(device=device).order_by("-created_at").first(),
             "inventory": _refresh_links(request, device, inventory_sections(device)),
             "commands": _commands(request, device),
+            "declarations": declarations_section(device),
             "state_badges": state_badges(device),
             "last_seen": ago(device.last_seen_at),
         }

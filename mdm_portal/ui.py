@@ -10,6 +10,8 @@ from django.shortcuts import render
 from certs.expiry import certificate_inventory, warning_days
 from certs.pushcert_demo import demo_push_certificate_active
 from commands.stats import failed_pushes, queue_counts
+from declarations.models import Declaration
+from declarations.states import failing_summary
 from devices.activity import daily_checkins, os_version_counts
 from devices.identities import identities_due_for_renewal
 from devices.sweeps import device_counts
@@ -47,6 +49,7 @@ def dashboard(request):
         ),
         "os_chart": hbar_chart(os_version_counts(), title="Managed devices by OS version"),
         "dep": dep_summary(),
+        "declarations": {"total": Declaration.objects.count(), **failing_summary()},
     }
     return render(request, "mdm_portal/dashboard.html", context)
 

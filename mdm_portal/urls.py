@@ -40,6 +40,7 @@ urlpatterns = [
     path("", include("commands.ui_urls")),
     path("", include("enrollment.ui_urls")),  # /profiles/, /enrollments/, /groups/
     path("", include("devices.ui_urls")),
+    path("declarations/", include("declarations.ui_urls")),
     path("api-tokens/", ui_tokens.api_tokens, name="api-tokens"),
     path("api-tokens/<int:pk>/revoke/", ui_tokens.revoke, name="api-token-revoke"),
     path("webhooks/", include("webhooks.ui_urls")),

@@ -1,0 +1,492 @@
+"""/declarations/: the declarations (list, new from the schema form or JSON, a declaration's
+page with its state on every device, edit, delete) and the data the portal serves for an
+asset. Each view parses the request and calls one function of declarations.store or
+declarations.assets, which validate, audit and tell the devices concerned."""
+
+import json
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import Http404
+from django.shortcuts import redirect, render
+
+from devices.models import Device
+from enrollment.ui.common import acting, confirm, paginate
+from mdm_portal import listing
+from mdm_portal.roles import OPERATOR, VIEWER, has_role, role_required
+
+from ..assets import CREDENTIAL_TYPES, UPLOADED_CREDENTIALS, serve_credential, serve_data
+from ..manifest import references
+from ..models import Declaration, DeclarationSet, ServedAsset
+from ..schema import TYPES, DeclarationError, types_of_kind
+from ..states import counts, declaration_rows, failing_summary
+from ..store import (
+    affected_devices,
+    delete_declaration,
+    referrers,
+    save_declaration,
+    sets_including,
+)
+from .access import role_for, role_for_declaration
+from .forms import (
+    DESCRIPTION,
+    IDENTIFIER,
+    CredentialForm,
+    DeclarationForm,
+    ServeDataForm,
+    UploadJSONForm,
+)
+from .tables import DeclarationFilter, DeclarationTable, StateCounts, StateTable, declaration_url
+
+KIND_ORDER = ("configuration", "activation", "asset", "management")
+KIND_HELP = {
+    "configuration": "Settings the device applies: passcode policy, accounts, software "
+    "updates… A configuration takes effect when an activation names it.",
+    "activation": "Which configurations a device applies, and when (a predicate).",
+    "asset": "Data that configurations refer to: credentials, certificates, files. The "
+    "portal can serve the data itself.",
+    "management": "Facts about the organization and the server the device shows or uses.",
+}
+DEVICES_NAMED = 10  # devices listed by name on a confirmation page
+
+
+def _declaration(identifier: str) -> Declaration:
+    found = Declaration.objects.select_related("served").filter(identifier=identifier).first()
+    if found is None:
+        raise Http404("no declaration with this Identifier")
+    return found
+
+
+def _require(request, role: str, what: str) -> None:
+    if not has_role(request.user, role):
+        raise PermissionDenied(f"{what} needs the {role} role")
+
+
+def servable(declaration_type: str) -> bool:
+    """Whether the portal can serve the data of an asset of this Type."""
+    found = TYPES.get(declaration_type)
+    return (
+        found is not None
+        and found.kind == "asset"
+        and any(raw["name"] == "Reference" for raw in found.fields)
+    )
+
+
+# --- the list ---------------------------------------------------------------------------------
+
+
+@role_required(VIEWER)
+def declaration_list(request):
+    found = DeclarationFilter(request.GET, queryset=Declaration.objects.prefetch_related("sets"))
+    table = DeclarationTable(found.qs)
+    listing.paginate(table, request)
+    context = {
+        "title": "Declarations",
+        "filter": found,
+        "table": table,
+        "failing": failing_summary(),
+        "set_count": DeclarationSet.objects.count(),
+    }
+    return render(request, "declarations/list.html", context)
+
+
+# --- a new declaration ------------------------------------------------------------------------
+
+
+def _chooser(user) -> list[dict]:
+    """The Types by kind, with Apple's title and description, and what this user may do."""
+    sections = []
+    for kind in KIND_ORDER:
+        entries = []
+        for declaration_type in types_of_kind(kind):
+            name = declaration_type.name
+            entries.append(
+                {
+                    "type": name,
+                    "title": declaration_type.title,
+                    "description": declaration_type.description,
+                    "allowed": has_role(user, role_for(name)),
+                    "servable": servable(name) and has_role(user, role_for(name, served=True)),
+                    "role": role_for(name),
+                }
+            )
+        sections.append({"kind": kind, "help": KIND_HELP[kind], "entries": entries})
+    return sections
+
+
+@role_required(OPERATOR)
+def declaration_new(request):
+    """Choose a Type (no `type`), then the Type's form built from its schema."""
+    name = request.GET.get("type", "").strip()
+    if name not in TYPES:
+        context = {
+            "title": "New declaration",
+            "sections": _chooser(request.user),
+            "problem": f"unknown declaration Type {name!r}: choose one below" if name else "",
+        }
+        return render(request, "declarations/new.html", context, status=400 if name else 200)
+    _require(request, role_for(name), name)
+    form = DeclarationForm(
+        request.POST if request.method == "POST" else None, declaration_type=TYPES[name]
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            declaration, _ = save_declaration(
+                form.declaration(),
+                description=form.cleaned_data[DESCRIPTION],
+                create_only=True,
+                **acting(request),
+            )
+        except DeclarationError as exc:
+            form.add_declaration_error(exc)
+        else:
+            messages.success(
+                request,
+                f"{declaration.identifier} is stored. Put it in a set and assign the set to "
+                "devices or groups to send it.",
+            )
+            return redirect(declaration_url(declaration.identifier))
+    return _form_page(request, form, title=f"New {TYPES[name].title}")
+
+
+def _form_page(request, form: DeclarationForm, *, title: str):
+    name = form.declaration_type.name
+    context = {
+        "title": title,
+        "form": form,
+        "declaration_type": form.declaration_type,
+        "declaration": form.existing,
+        "detail_url": declaration_url(form.existing.identifier) if form.existing else "",
+        "servable": form.existing is None
+        and servable(name)
+        and has_role(request.user, role_for(name, served=True)),
+        "credential_source": _credential_source(name),
+    }
+    status = 400 if request.method == "POST" else 200
+    return render(request, "declarations/form.html", context, status=status)
+
+
+def _credential_source(declaration_type: str) -> str:
+    return next((s for s, t in CREDENTIAL_TYPES.items() if t == declaration_type), "")
+
+
+# --- JSON ---------------------------------------------------------------------------------------
+
+
+@role_required(OPERATOR)
+def declaration_upload(request):
+    """One declaration or an array of them, as a file or pasted: all stored, or none."""
+    form = (
+        UploadJSONForm(request.POST, request.FILES)
+        if request.method == "POST"
+        else UploadJSONForm()
+    )
+    if request.method == "POST" and form.is_valid():
+        items = form.cleaned_data["declarations"]
+        for item in items:
+            _require(request, _role_for_item(item), f"a declaration of Type {item.get('Type')}")
+        try:
+            with transaction.atomic():
+                stored = [
+                    _store_item(request, index, item, len(items))
+                    for index, item in enumerate(items)
+                ]
+        except DeclarationError as exc:
+            form.add_error(form.cleaned_data["where"], str(exc))
+        else:
+            created = sum(1 for _declaration, new in stored if new)
+            messages.success(
+                request,
+                f"{len(stored)} declaration(s) stored: {created} new, "
+                f"{len(stored) - created} updated (a new ServerToken where they changed).",
+            )
+            if len(stored) == 1:
+                return redirect(declaration_url(stored[0][0].identifier))
+            return redirect("declarations")
+    status = 400 if request.method == "POST" else 200
+    return render(
+        request, "declarations/upload.html", {"title": "Upload JSON", "form": form}, status=status
+    )
+
+
+def _role_for_item(item) -> str:
+    if not isinstance(item, dict):
+        return OPERATOR  # refused by the schema's check, with its message
+    existing = (
+        Declaration.objects.select_related("served")
+        .filter(identifier=str(item.get("Identifier", "")))
+        .first()
+    )
+    if existing is not None:
+        return max(role_for_declaration(existing), role_for(str(item.get("Type", ""))), key=_rank)
+    return role_for(str(item.get("Type", "")))
+
+
+def _rank(role: str) -> int:
+    return 0 if role == OPERATOR else 1
+
+
+def _store_item(request, index: int, item, total: int):
+    try:
+        return save_declaration(item, **acting(request))
+    except DeclarationError as exc:
+        if total == 1:
+            raise
+        named = item.get("Identifier") if isinstance(item, dict) else None
+        where = f"declaration {index + 1} of {total}" + (f" ({named})" if named else "")
+        raise DeclarationError(f"{where}: {exc} (nothing was stored)", key=exc.key) from None
+
+
+# --- one declaration --------------------------------------------------------------------------
+
+
+def _as_sent(declaration: Declaration) -> str:
+    """The declaration as a device receives it (declarations.protocol.declaration)."""
+    return json.dumps(
+        {
+            "Type": declaration.type,
+            "Identifier": declaration.identifier,
+            "ServerToken": declaration.server_token,
+            "Payload": declaration.payload,
+        },
+        indent=2,
+        ensure_ascii=False,
+    )
+
+
+def _reaching_sets(declaration: Declaration) -> list[dict]:
+    """The sets that send it (holding it, or a declaration that refers to it), each with
+    where the set is assigned."""
+    direct = set(declaration.sets.values_list("pk", flat=True))
+    found = (
+        DeclarationSet.objects.filter(pk__in=sets_including(declaration.identifier))
+        .prefetch_related("groups")
+        .order_by("name")
+    )
+    return [
+        {
+            "set": declaration_set,
+            "direct": declaration_set.pk in direct,
+            "groups": list(declaration_set.groups.all()),
+            "devices": declaration_set.devices.count(),
+        }
+        for declaration_set in found
+    ]
+
+
+@role_required(VIEWER)
+def declaration_detail(request, identifier: str):
+    declaration = _declaration(identifier)
+    rows = declaration_rows(declaration)
+    table = paginate(request, StateTable(rows, exclude=("identifier", "kind")))
+    held = set(
+        Declaration.objects.filter(identifier__in=references(declaration)).values_list(
+            "identifier", flat=True
+        )
+    )
+    served = declaration.served if hasattr(declaration, "served") else None
+    context = {
+        "title": declaration.identifier,
+        "declaration": declaration,
+        "declaration_type": TYPES.get(declaration.type),
+        "as_sent": _as_sent(declaration),
+        "reaching": _reaching_sets(declaration),
+        "references": [
+            (ref, declaration_url(ref) if ref in held else "")
+            for ref in sorted(references(declaration))
+        ],
+        "referrers": [(ref, declaration_url(ref)) for ref in referrers(declaration)],
+        "table": table,
+        "state_counts": StateCounts(counts(rows)),
+        "served": served,
+        "may_change": has_role(request.user, role_for_declaration(declaration)),
+        "may_serve": served is not None
+        and has_role(request.user, role_for(declaration.type, served=True)),
+    }
+    return render(request, "declarations/detail.html", context)
+
+
+@role_required(OPERATOR)
+def declaration_edit(request, identifier: str):
+    """The same form as a new one, filled in; the Identifier and Type are fixed, and the
+    Reference of data the portal serves is kept (new data goes through the data page)."""
+    declaration = _declaration(identifier)
+    _require(request, role_for_declaration(declaration), f"changing {identifier}")
+    kept = ("Reference", "Authentication") if hasattr(declaration, "served") else ()
+    form = DeclarationForm(
+        request.POST if request.method == "POST" else None,
+        declaration_type=TYPES[declaration.type],
+        declaration=declaration,
+        kept=kept,
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            saved, _ = save_declaration(
+                form.declaration(), description=form.cleaned_data[DESCRIPTION], **acting(request)
+            )
+        except DeclarationError as exc:
+            form.add_declaration_error(exc)
+        else:
+            changed = saved.server_token != declaration.server_token
+            messages.success(
+                request,
+                f"{identifier} is saved"
+                + (
+                    ": a new ServerToken, and the devices that have it are told."
+                    if changed
+                    else " (its content did not change: devices are not told)."
+                ),
+            )
+            return redirect(declaration_url(identifier))
+    return _form_page(request, form, title=f"Edit {identifier}")
+
+
+@role_required(OPERATOR)
+def declaration_delete(request, identifier: str):
+    declaration = _declaration(identifier)
+    _require(request, role_for_declaration(declaration), f"deleting {identifier}")
+    detail = declaration_url(identifier)
+    refusal = None
+    if request.method == "POST":
+        try:
+            queued = delete_declaration(declaration, **acting(request))
+        except DeclarationError as exc:
+            refusal = str(exc)
+        else:
+            messages.success(
+                request,
+                f"{identifier} was deleted; DeclarativeManagement queued for {queued} "
+                "device(s), which remove it.",
+            )
+            return redirect("declarations")
+    else:
+        using = referrers(declaration)
+        if using:
+            refusal = (
+                f"{identifier} is referenced by {', '.join(using)}: change or delete those first."
+            )
+    return confirm(
+        request,
+        title=f"Delete {identifier}?",
+        action=declaration_url(identifier, "delete"),
+        button="Delete the declaration",
+        cancel=detail,
+        refusal=refusal,
+        status=409 if refusal and request.method == "POST" else 200,
+        consequences=_losing(declaration),
+    )
+
+
+def _losing(declaration: Declaration) -> list[str]:
+    devices = Device.objects.filter(pk__in=affected_devices(declaration.identifier)).order_by(
+        "device_name", "udid"
+    )
+    total = devices.count()
+    lines = [f"{declaration.identifier} leaves the portal and the sets that hold it."]
+    if total:
+        named = ", ".join(
+            f"{d.device_name or d.udid} ({d.serial_number or d.udid})"
+            for d in devices[:DEVICES_NAMED]
+        )
+        more = f" and {total - DEVICES_NAMED} more" if total > DEVICES_NAMED else ""
+        lines.append(f"{total} device(s) lose it at their next sync: {named}{more}.")
+        lines.append("A DeclarativeManagement command is queued for each of them.")
+    else:
+        lines.append("No device should have it: no device is told.")
+    return lines
+
+
+# --- the data the portal serves for an asset --------------------------------------------------
+
+
+@role_required(OPERATOR)
+def declaration_data(request, identifier: str | None = None):
+    """Serve an asset's data from the portal: a file and its media type, or, for the ACME and
+    SCEP credential assets, the options of the credential made per device. New (`type` in the
+    query) or for an asset whose data the portal serves already."""
+    declaration = _declaration(identifier) if identifier is not None else None
+    if declaration is not None:
+        if not hasattr(declaration, "served"):
+            raise Http404(f"{identifier}'s data is not served by the portal")
+        name = declaration.type
+    else:
+        name = request.GET.get("type", "").strip()
+        if not servable(name):
+            raise Http404(f"{name!r} is not an asset Type whose data the portal can serve")
+    _require(request, role_for(name, served=True), f"serving {name} data")
+    source = _credential_source(name)
+    served = declaration.served if declaration is not None else None
+    post = request.method == "POST"
+    if source:
+        form = CredentialForm(
+            request.POST if post else None,
+            source=source,
+            options=served.options if served is not None else None,
+            new=declaration is None,
+        )
+    else:
+        form = ServeDataForm(
+            request.POST if post else None,
+            request.FILES if post else None,
+            declaration_type=name,
+            new=declaration is None,
+        )
+    if declaration is not None and not post:
+        form.initial[DESCRIPTION] = declaration.description
+        if served.content_type and not source:
+            form.initial["content_type"] = served.content_type
+    if post and form.is_valid():
+        data = form.cleaned_data
+        target = identifier if declaration is not None else data[IDENTIFIER].strip()
+        try:
+            saved = _serve(request, form, name, source, target, data)
+        except DeclarationError as exc:
+            if source:
+                form.add_declaration_error(exc)
+            else:
+                form.add_error(
+                    IDENTIFIER if exc.key == IDENTIFIER and declaration is None else "file",
+                    str(exc),
+                )
+        else:
+            messages.success(request, _served_message(saved))
+            return redirect(declaration_url(saved.identifier))
+    context = {
+        "title": f"Data of {identifier}"
+        if declaration
+        else f"New {TYPES[name].title}, served by the portal",
+        "form": form,
+        "declaration": declaration,
+        "declaration_type": TYPES[name],
+        "served": served,
+        "source": source,
+    }
+    return render(request, "declarations/data.html", context, status=400 if post else 200)
+
+
+def _serve(request, form, name: str, source: str, identifier: str, data: dict) -> Declaration:
+    if source:
+        return serve_credential(
+            identifier, source, form.options(), description=data[DESCRIPTION], **acting(request)
+        )
+    return serve_data(
+        identifier,
+        data["file"].read(),
+        data["content_type"].strip(),
+        declaration_type=name,
+        description=data[DESCRIPTION],
+        **acting(request),
+    )
+
+
+def _served_message(declaration: Declaration) -> str:
+    served = ServedAsset.objects.get(declaration=declaration)
+    if served.source == ServedAsset.Source.DATA:
+        what = f"{served.size} bytes of {served.content_type} (SHA-256 {served.sha256[:16]}…)"
+        if declaration.type in UPLOADED_CREDENTIALS:
+            what = f"a {UPLOADED_CREDENTIALS[declaration.type]} document, {served.size} bytes"
+    else:
+        what = f"a {served.source.upper()} credential made for each device that asks"
+    token = declaration.server_token[:10]
+    return f"{declaration.identifier}: the portal serves {what}. ServerToken {token}…"
