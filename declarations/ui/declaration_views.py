@@ -37,9 +37,23 @@ from .forms import (
     ServeDataForm,
     UploadJSONForm,
 )
-from .tables import DeclarationFilter, DeclarationTable, StateCounts, StateTable, declaration_url
+from .tables import (
+    DeclarationFilter,
+    DeclarationTable,
+    StateCounts,
+    StateTable,
+    breakable,
+    declaration_url,
+    type_title,
+)
 
 KIND_ORDER = ("configuration", "activation", "asset", "management")
+KIND_HEADINGS = {
+    "configuration": "Configurations",
+    "activation": "Activations",
+    "asset": "Assets",
+    "management": "Management",
+}
 KIND_HELP = {
     "configuration": "Settings the device applies: passcode policy, accounts, software "
     "updates… A configuration takes effect when an activation names it.",
@@ -104,14 +118,22 @@ def _chooser(user) -> list[dict]:
             entries.append(
                 {
                     "type": name,
-                    "title": declaration_type.title,
+                    "breakable": breakable(name),
+                    "title": type_title(name),
                     "description": declaration_type.description,
                     "allowed": has_role(user, role_for(name)),
                     "servable": servable(name) and has_role(user, role_for(name, served=True)),
                     "role": role_for(name),
                 }
             )
-        sections.append({"kind": kind, "help": KIND_HELP[kind], "entries": entries})
+        sections.append(
+            {
+                "kind": kind,
+                "heading": KIND_HEADINGS[kind],
+                "help": KIND_HELP[kind],
+                "entries": entries,
+            }
+        )
     return sections
 
 
@@ -147,7 +169,7 @@ def declaration_new(request):
                 "devices or groups to send it.",
             )
             return redirect(declaration_url(declaration.identifier))
-    return _form_page(request, form, title=f"New {TYPES[name].title}")
+    return _form_page(request, form, title=f"New {type_title(name)}")
 
 
 def _form_page(request, form: DeclarationForm, *, title: str):
@@ -290,6 +312,7 @@ def declaration_detail(request, identifier: str):
         "title": declaration.identifier,
         "declaration": declaration,
         "declaration_type": TYPES.get(declaration.type),
+        "type_title": type_title(declaration.type),
         "as_sent": _as_sent(declaration),
         "reaching": _reaching_sets(declaration),
         "references": [
@@ -455,7 +478,7 @@ def declaration_data(request, identifier: str | None = None):
     context = {
         "title": f"Data of {identifier}"
         if declaration
-        else f"New {TYPES[name].title}, served by the portal",
+        else f"New {type_title(name)}, served by the portal",
         "form": form,
         "declaration": declaration,
         "declaration_type": TYPES[name],
@@ -487,6 +510,7 @@ def _served_message(declaration: Declaration) -> str:
         if declaration.type in UPLOADED_CREDENTIALS:
             what = f"a {UPLOADED_CREDENTIALS[declaration.type]} document, {served.size} bytes"
     else:
-        what = f"a {served.source.upper()} credential made for each device that asks"
+        article = "an" if served.source == ServedAsset.Source.ACME else "a"
+        what = f"{article} {served.source.upper()} credential made for each device that asks"
     token = declaration.server_token[:10]
     return f"{declaration.identifier}: the portal serves {what}. ServerToken {token}…"

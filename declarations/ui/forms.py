@@ -21,6 +21,7 @@ from enrollment.ui.forms import AssignForm, Form
 from ..assets import ACME_DEFAULTS, MAX_DATA_BYTES, SCEP_DEFAULTS
 from ..models import Declaration, DeclarationSet, Kind, ServedAsset
 from ..schema import CREDENTIALS, MAX_IDENTIFIER_OCTETS, TYPES, DeclarationType
+from .tables import type_title
 
 IDENTIFIER = "Identifier"
 DESCRIPTION = "description"
@@ -111,7 +112,10 @@ class SchemaFields:
             built = key_fields(spec, label=raw.get("title") or raw["name"], help_text=help_text)
             for field in built.values():
                 _unset_label(field, raw.get("default"))
-                field.key = raw["name"]  # shown beside the label
+                # JSON holds no data type: the command forms' base64 note says nothing here.
+                field.help_text = field.help_text.replace(" (data as base64)", "")
+                if field.label != raw["name"]:
+                    field.key = raw["name"]  # shown beside the label
             form.fields.update(built)
             self.specs[name] = spec
             self.keys[name] = raw["name"]
@@ -136,6 +140,12 @@ class SchemaFields:
         top = re.match(r"[^.\[]+", key or "")
         name = field_name(top.group()) if top else ""
         return name if name in self.specs else None
+
+
+def without_type(message: str, type_name: str, field: str | None) -> str:
+    """The schema's message ("<Type>: <key>: …") as shown next to its field: without the
+    Type, which the page names already."""
+    return message.removeprefix(f"{type_name}: ") if field else message
 
 
 def identifier_field(**kwargs) -> forms.CharField:
@@ -199,7 +209,7 @@ class DeclarationForm(Form):
     def add_declaration_error(self, exc) -> None:
         """A DeclarationError next to the field of the key it names (else above the form)."""
         field = IDENTIFIER if exc.key == IDENTIFIER else self.keys.field_for(exc.key)
-        self.add_error(field, str(exc))
+        self.add_error(field, without_type(str(exc), self.declaration_type.name, field))
 
 
 class UploadJSONForm(Form):
@@ -291,6 +301,7 @@ class CredentialForm(Form):
         if new:
             self.fields[IDENTIFIER] = identifier_field()
         credential = CREDENTIALS[f"com.apple.credential.{source}"]
+        self.credential = credential.name
         data_keys = {spec.name for spec in credential.keys if spec.type == "data"}
         self.keys = SchemaFields(self, credential, skip=SUPPLIED[source] | data_keys, optional=True)
         self.fields[DESCRIPTION] = description_field()
@@ -304,7 +315,8 @@ class CredentialForm(Form):
 
     def add_declaration_error(self, exc) -> None:
         field = IDENTIFIER if exc.key == IDENTIFIER else self.keys.field_for(exc.key)
-        self.add_error(field if field in self.fields else None, str(exc))
+        field = field if field in self.fields else None
+        self.add_error(field, without_type(str(exc), self.credential, field))
 
 
 class SetForm(Form):
@@ -329,4 +341,4 @@ class AddDeclarationsForm(Form):
         super().__init__(*args, **kwargs)
         field = self.fields["declarations"]
         field.queryset = Declaration.objects.exclude(sets=declaration_set).order_by("identifier")
-        field.label_from_instance = lambda d: f"{d.identifier} ({TYPES[d.type].title})"
+        field.label_from_instance = lambda d: f"{d.identifier} ({type_title(d.type)})"

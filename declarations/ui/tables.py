@@ -30,6 +30,12 @@ STATE_HELP = {
     "removing": "no longer assigned: the device removes it at its next sync",
 }
 RESERVED = {"new", "upload", "sets"}  # the list's own pages, not identifiers
+TOKEN = {"td": {"class": "token"}, "th": {"class": "token"}}  # hidden on narrow screens
+
+
+def breakable(name: str):
+    """A dotted name that may wrap after its dots (com.apple.configuration.passcode…)."""
+    return format_html_join(mark_safe(".<wbr>"), "{}", ((part,) for part in name.split(".")))
 
 
 def declaration_url(identifier: str, page: str = "") -> str:
@@ -56,8 +62,9 @@ def state_badge(state: str):
 
 
 def type_title(declaration_type: str) -> str:
+    """Apple's title of a Type, readable: "Passcode:Settings" as "Passcode: Settings"."""
     found = TYPES.get(declaration_type)
-    return found.title if found is not None else declaration_type
+    return found.title.replace(":", ": ") if found is not None else declaration_type
 
 
 @dataclass(frozen=True)
@@ -82,7 +89,7 @@ class StateCounts:
 
 
 def _type_choices():
-    return [(name, f"{t.title} ({name})") for name, t in sorted(TYPES.items())]
+    return [(name, f"{type_title(name)} ({name})") for name in sorted(TYPES)]
 
 
 class DeclarationFilter(django_filters.FilterSet):
@@ -98,6 +105,10 @@ class DeclarationFilter(django_filters.FilterSet):
     class Meta:
         model = Declaration
         fields = ["q", "kind", "type", "failing"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.form.label_suffix = ""  # the portal's labels have no colon
 
     def search(self, queryset, name, value):
         return queryset.filter(
@@ -132,11 +143,13 @@ class DeclarationTable(tables.Table):
     identifier = tables.Column(verbose_name="Identifier", attrs={"td": {"class": "mono"}})
     kind = tables.Column(verbose_name="Kind")
     type = tables.Column(verbose_name="Type")
-    server_token = tables.Column(verbose_name="ServerToken", orderable=False)
+    server_token = tables.Column(verbose_name="ServerToken", orderable=False, attrs=TOKEN)
     set_names = tables.Column(verbose_name="Sets", empty_values=(), orderable=False)
     devices = tables.Column(verbose_name="Devices", empty_values=(), orderable=False, attrs=NUM)
     failing = tables.Column(verbose_name="Failing", empty_values=(), orderable=False, attrs=NUM)
-    updated_at = tables.DateTimeColumn(verbose_name="Updated", format="Y-m-d H:i")
+    updated_at = tables.DateTimeColumn(
+        verbose_name="Updated", format="Y-m-d H:i", attrs={"td": {"class": "nowrap"}}
+    )
 
     class Meta:
         model = Declaration
@@ -154,7 +167,11 @@ class DeclarationTable(tables.Table):
         return declaration_link(value)
 
     def render_type(self, value):
-        return format_html('{}<br><code class="small muted">{}</code>', type_title(value), value)
+        return format_html(
+            '{}<br><code class="small muted typename">{}</code>',
+            type_title(value),
+            breakable(value),
+        )
 
     def render_server_token(self, value):
         return format_html('<code title="{}">{}…</code>', value, value[:10])
