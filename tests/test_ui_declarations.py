@@ -257,6 +257,8 @@ def test_upload_json_stores_all_or_nothing(staff):
     upload = SimpleUploadedFile("org.json", json.dumps(ORGANIZATION).encode(), "application/json")
     single = post(operator, "/declarations/upload/", {"file": upload})
     assert single.status_code == 302 and single["Location"] == "/declarations/org/"
+    not_objects = post(operator, "/declarations/upload/", {"text": "[1]"})
+    assert "must be a json object" in field_errors(not_objects.text, "text")
     garbage = post(operator, "/declarations/upload/", {"text": "{nope"})
     assert "not valid json" in field_errors(garbage.text, "text")
     assert post(operator, "/declarations/upload/", {}).status_code == 400
@@ -277,6 +279,21 @@ def test_served_data_shows_size_and_hash_never_the_content(staff, settings):
     assert "floor-3-secret-queue" not in page
     edit = staff[OPERATOR].get("/declarations/printers/edit/").text
     assert "Give it new data" in edit and 'name="Reference"' not in edit
+    again = post(
+        staff[OPERATOR],
+        "/declarations/new/served-data/?type=com.apple.asset.data",
+        {"Identifier": "printers", "file": SimpleUploadedFile("x", b"2"), "content_type": "a/b"},
+    )
+    assert again.status_code == 400 and "exists" in field_errors(again.text, "Identifier")
+    newer = post(
+        staff[OPERATOR],
+        "/declarations/printers/data/",
+        {"file": SimpleUploadedFile("p.conf", b"floor 4"), "content_type": "text/plain"},
+    )
+    assert newer.status_code == 302
+    served = ServedAsset.objects.get(declaration__identifier="printers")
+    assert served.sha256 == hashlib.sha256(b"floor 4").hexdigest()
+    assert audited("declaration.updated").target == "printers"
 
 
 # --- sets, assignments and a real device --------------------------------------------------------

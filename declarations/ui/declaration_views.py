@@ -207,7 +207,7 @@ def declaration_upload(request):
     if request.method == "POST" and form.is_valid():
         items = form.cleaned_data["declarations"]
         for item in items:
-            _require(request, _role_for_item(item), f"a declaration of Type {item.get('Type')}")
+            _require(request, _role_for_item(item), f"a declaration of Type {_type_of(item)}")
         try:
             with transaction.atomic():
                 stored = [
@@ -230,6 +230,10 @@ def declaration_upload(request):
     return render(
         request, "declarations/upload.html", {"title": "Upload JSON", "form": form}, status=status
     )
+
+
+def _type_of(item) -> str:
+    return str(item.get("Type", "")) if isinstance(item, dict) else ""
 
 
 def _role_for_item(item) -> str:
@@ -462,6 +466,9 @@ def declaration_data(request, identifier: str | None = None):
     if post and form.is_valid():
         data = form.cleaned_data
         target = identifier if declaration is not None else data[IDENTIFIER].strip()
+        if declaration is None and Declaration.objects.filter(identifier=target).exists():
+            form.add_error(IDENTIFIER, f"a declaration with Identifier {target} exists")
+            return _data_page(request, form, declaration, name, source, served)
         try:
             saved = _serve(request, form, name, source, target, data)
         except DeclarationError as exc:
@@ -475,8 +482,12 @@ def declaration_data(request, identifier: str | None = None):
         else:
             messages.success(request, _served_message(saved))
             return redirect(declaration_url(saved.identifier))
+    return _data_page(request, form, declaration, name, source, served)
+
+
+def _data_page(request, form, declaration, name: str, source: str, served):
     context = {
-        "title": f"Data of {identifier}"
+        "title": f"Data of {declaration.identifier}"
         if declaration
         else f"New {type_title(name)}, served by the portal",
         "form": form,
@@ -485,7 +496,8 @@ def declaration_data(request, identifier: str | None = None):
         "served": served,
         "source": source,
     }
-    return render(request, "declarations/data.html", context, status=400 if post else 200)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "declarations/data.html", context, status=status)
 
 
 def _serve(request, form, name: str, source: str, identifier: str, data: dict) -> Declaration:

@@ -191,6 +191,9 @@ class DeclarationForm(Form):
         self.keys = SchemaFields(self, declaration_type, skip=kept)
         self.fields[DESCRIPTION] = description_field()
         if declaration is not None:
+            self.fields[
+                IDENTIFIER
+            ].help_text = "Fixed, as its Type is: devices know the declaration by it."
             self.initial[IDENTIFIER] = declaration.identifier
             self.initial[DESCRIPTION] = declaration.description
             self.keys.fill(payload)
