@@ -5,13 +5,14 @@ fixed pages below (new, upload, sets) is at /declarations/<identifier>/about/.""
 
 from django.urls import path
 
+from .ui import data_views as data
 from .ui import declaration_views as declarations
 from .ui import set_views as sets
 
 urlpatterns = [
     path("", declarations.declaration_list, name="declarations"),
     path("new/", declarations.declaration_new, name="declaration-new"),
-    path("new/served-data/", declarations.declaration_data, name="declaration-new-data"),
+    path("new/served-data/", data.declaration_data, name="declaration-new-data"),
     path("upload/", declarations.declaration_upload, name="declaration-upload"),
     path("sets/", sets.set_list, name="declaration-sets"),
     path("sets/new/", sets.set_new, name="declaration-set-new"),
@@ -25,5 +26,5 @@ urlpatterns = [
     path("<str:identifier>/about/", declarations.declaration_detail, name="declaration-about"),
     path("<str:identifier>/edit/", declarations.declaration_edit, name="declaration-edit"),
     path("<str:identifier>/delete/", declarations.declaration_delete, name="declaration-delete"),
-    path("<str:identifier>/data/", declarations.declaration_data, name="declaration-data"),
+    path("<str:identifier>/data/", data.declaration_data, name="declaration-data"),
 ]

@@ -1,14 +1,12 @@
 """/declarations/: the declarations (list, new from the schema form or JSON, a declaration's
-page with its state on every device, edit, delete) and the data the portal serves for an
-asset. Each view parses the request and calls one function of declarations.store or
-declarations.assets, which validate, audit and tell the devices concerned."""
+page with its state on every device, edit, delete). Each view parses the request and calls
+one function of declarations.store, which validates, audits and tells the devices concerned.
+The data the portal serves for an asset has its own pages (data_views)."""
 
 import json
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import Http404
 from django.shortcuts import redirect, render
 
 from devices.models import Device
@@ -16,9 +14,8 @@ from enrollment.ui.common import acting, confirm, paginate
 from mdm_portal import listing
 from mdm_portal.roles import OPERATOR, VIEWER, has_role, role_required
 
-from ..assets import CREDENTIAL_TYPES, UPLOADED_CREDENTIALS, serve_credential, serve_data
 from ..manifest import references
-from ..models import Declaration, DeclarationSet, ServedAsset
+from ..models import Declaration, DeclarationSet
 from ..schema import TYPES, DeclarationError, types_of_kind
 from ..states import counts, declaration_rows, failing_summary
 from ..store import (
@@ -28,15 +25,15 @@ from ..store import (
     save_declaration,
     sets_including,
 )
-from .access import role_for, role_for_declaration
-from .forms import (
-    DESCRIPTION,
-    IDENTIFIER,
-    CredentialForm,
-    DeclarationForm,
-    ServeDataForm,
-    UploadJSONForm,
+from .access import (
+    credential_source,
+    declaration_or_404,
+    require,
+    role_for,
+    role_for_declaration,
+    servable,
 )
+from .forms import DESCRIPTION, DeclarationForm, UploadJSONForm
 from .tables import (
     DeclarationFilter,
     DeclarationTable,
@@ -63,28 +60,6 @@ KIND_HELP = {
     "management": "Facts about the organization and the server the device shows or uses.",
 }
 DEVICES_NAMED = 10  # devices listed by name on a confirmation page
-
-
-def _declaration(identifier: str) -> Declaration:
-    found = Declaration.objects.select_related("served").filter(identifier=identifier).first()
-    if found is None:
-        raise Http404("no declaration with this Identifier")
-    return found
-
-
-def _require(request, role: str, what: str) -> None:
-    if not has_role(request.user, role):
-        raise PermissionDenied(f"{what} needs the {role} role")
-
-
-def servable(declaration_type: str) -> bool:
-    """Whether the portal can serve the data of an asset of this Type."""
-    found = TYPES.get(declaration_type)
-    return (
-        found is not None
-        and found.kind == "asset"
-        and any(raw["name"] == "Reference" for raw in found.fields)
-    )
 
 
 # --- the list ---------------------------------------------------------------------------------
@@ -148,7 +123,7 @@ def declaration_new(request):
             "problem": f"unknown declaration Type {name!r}: choose one below" if name else "",
         }
         return render(request, "declarations/new.html", context, status=400 if name else 200)
-    _require(request, role_for(name), name)
+    require(request, role_for(name), name)
     form = DeclarationForm(
         request.POST if request.method == "POST" else None, declaration_type=TYPES[name]
     )
@@ -183,14 +158,10 @@ def _form_page(request, form: DeclarationForm, *, title: str):
         "servable": form.existing is None
         and servable(name)
         and has_role(request.user, role_for(name, served=True)),
-        "credential_source": _credential_source(name),
+        "credential_source": credential_source(name),
     }
     status = 400 if request.method == "POST" else 200
     return render(request, "declarations/form.html", context, status=status)
-
-
-def _credential_source(declaration_type: str) -> str:
-    return next((s for s, t in CREDENTIAL_TYPES.items() if t == declaration_type), "")
 
 
 # --- JSON ---------------------------------------------------------------------------------------
@@ -207,7 +178,7 @@ def declaration_upload(request):
     if request.method == "POST" and form.is_valid():
         items = form.cleaned_data["declarations"]
         for item in items:
-            _require(request, _role_for_item(item), f"a declaration of Type {_type_of(item)}")
+            require(request, _role_for_item(item), f"a declaration of Type {_type_of(item)}")
         try:
             with transaction.atomic():
                 stored = [
@@ -303,7 +274,7 @@ def _reaching_sets(declaration: Declaration) -> list[dict]:
 
 @role_required(VIEWER)
 def declaration_detail(request, identifier: str):
-    declaration = _declaration(identifier)
+    declaration = declaration_or_404(identifier)
     rows = declaration_rows(declaration)
     table = paginate(request, StateTable(rows, exclude=("identifier", "kind")))
     held = set(
@@ -338,8 +309,8 @@ def declaration_detail(request, identifier: str):
 def declaration_edit(request, identifier: str):
     """The same form as a new one, filled in; the Identifier and Type are fixed, and the
     Reference of data the portal serves is kept (new data goes through the data page)."""
-    declaration = _declaration(identifier)
-    _require(request, role_for_declaration(declaration), f"changing {identifier}")
+    declaration = declaration_or_404(identifier)
+    require(request, role_for_declaration(declaration), f"changing {identifier}")
     kept = ("Reference", "Authentication") if hasattr(declaration, "served") else ()
     form = DeclarationForm(
         request.POST if request.method == "POST" else None,
@@ -371,8 +342,8 @@ def declaration_edit(request, identifier: str):
 
 @role_required(OPERATOR)
 def declaration_delete(request, identifier: str):
-    declaration = _declaration(identifier)
-    _require(request, role_for_declaration(declaration), f"deleting {identifier}")
+    declaration = declaration_or_404(identifier)
+    require(request, role_for_declaration(declaration), f"deleting {identifier}")
     detail = declaration_url(identifier)
     refusal = None
     if request.method == "POST":
@@ -422,107 +393,3 @@ def _losing(declaration: Declaration) -> list[str]:
     else:
         lines.append("No device should have it: no device is told.")
     return lines
-
-
-# --- the data the portal serves for an asset --------------------------------------------------
-
-
-@role_required(OPERATOR)
-def declaration_data(request, identifier: str | None = None):
-    """Serve an asset's data from the portal: a file and its media type, or, for the ACME and
-    SCEP credential assets, the options of the credential made per device. New (`type` in the
-    query) or for an asset whose data the portal serves already."""
-    declaration = _declaration(identifier) if identifier is not None else None
-    if declaration is not None:
-        if not hasattr(declaration, "served"):
-            raise Http404(f"{identifier}'s data is not served by the portal")
-        name = declaration.type
-    else:
-        name = request.GET.get("type", "").strip()
-        if not servable(name):
-            raise Http404(f"{name!r} is not an asset Type whose data the portal can serve")
-    _require(request, role_for(name, served=True), f"serving {name} data")
-    source = _credential_source(name)
-    served = declaration.served if declaration is not None else None
-    post = request.method == "POST"
-    if source:
-        form = CredentialForm(
-            request.POST if post else None,
-            source=source,
-            options=served.options if served is not None else None,
-            new=declaration is None,
-        )
-    else:
-        form = ServeDataForm(
-            request.POST if post else None,
-            request.FILES if post else None,
-            declaration_type=name,
-            new=declaration is None,
-        )
-    if declaration is not None and not post:
-        form.initial[DESCRIPTION] = declaration.description
-        if served.content_type and not source:
-            form.initial["content_type"] = served.content_type
-    if post and form.is_valid():
-        data = form.cleaned_data
-        target = identifier if declaration is not None else data[IDENTIFIER].strip()
-        if declaration is None and Declaration.objects.filter(identifier=target).exists():
-            form.add_error(IDENTIFIER, f"a declaration with Identifier {target} exists")
-            return _data_page(request, form, declaration, name, source, served)
-        try:
-            saved = _serve(request, form, name, source, target, data)
-        except DeclarationError as exc:
-            if source:
-                form.add_declaration_error(exc)
-            else:
-                form.add_error(
-                    IDENTIFIER if exc.key == IDENTIFIER and declaration is None else "file",
-                    str(exc),
-                )
-        else:
-            messages.success(request, _served_message(saved))
-            return redirect(declaration_url(saved.identifier))
-    return _data_page(request, form, declaration, name, source, served)
-
-
-def _data_page(request, form, declaration, name: str, source: str, served):
-    context = {
-        "title": f"Data of {declaration.identifier}"
-        if declaration
-        else f"New {type_title(name)}, served by the portal",
-        "form": form,
-        "declaration": declaration,
-        "declaration_type": TYPES[name],
-        "served": served,
-        "source": source,
-    }
-    status = 400 if request.method == "POST" else 200
-    return render(request, "declarations/data.html", context, status=status)
-
-
-def _serve(request, form, name: str, source: str, identifier: str, data: dict) -> Declaration:
-    if source:
-        return serve_credential(
-            identifier, source, form.options(), description=data[DESCRIPTION], **acting(request)
-        )
-    return serve_data(
-        identifier,
-        data["file"].read(),
-        data["content_type"].strip(),
-        declaration_type=name,
-        description=data[DESCRIPTION],
-        **acting(request),
-    )
-
-
-def _served_message(declaration: Declaration) -> str:
-    served = ServedAsset.objects.get(declaration=declaration)
-    if served.source == ServedAsset.Source.DATA:
-        what = f"{served.size} bytes of {served.content_type} (SHA-256 {served.sha256[:16]}…)"
-        if declaration.type in UPLOADED_CREDENTIALS:
-            what = f"a {UPLOADED_CREDENTIALS[declaration.type]} document, {served.size} bytes"
-    else:
-        article = "an" if served.source == ServedAsset.Source.ACME else "a"
-        what = f"{article} {served.source.upper()} credential made for each device that asks"
-    token = declaration.server_token[:10]
-    return f"{declaration.identifier}: the portal serves {what}. ServerToken {token}…"
