@@ -435,6 +435,9 @@ def test_the_list_filters_by_kind_type_and_search(staff, stored):
     by_note = viewer.get("/declarations/?q=six+digits").text
     assert "/declarations/passcode/" in by_note and "/declarations/org/" not in by_note
     assert 'href="/declarations/" title="Declarative Device Management"' in by_note  # the nav
+    unknown = viewer.get("/declarations/?type=com.example.nope")
+    assert unknown.status_code == 400 and "valid choice" in field_errors(unknown.text, "type")
+    assert "/declarations/passcode/" not in unknown.text
 
 
 def test_an_identifier_named_like_a_page_has_its_own_address(staff):

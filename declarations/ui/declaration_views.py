@@ -68,7 +68,8 @@ DEVICES_NAMED = 10  # devices listed by name on a confirmation page
 @role_required(VIEWER)
 def declaration_list(request):
     found = DeclarationFilter(request.GET, queryset=Declaration.objects.prefetch_related("sets"))
-    table = DeclarationTable(found.qs)
+    valid = found.is_valid()  # a value no filter knows: a 400 that says so, no rows
+    table = DeclarationTable(found.qs if valid else Declaration.objects.none())
     listing.paginate(table, request)
     context = {
         "title": "Declarations",
@@ -77,7 +78,7 @@ def declaration_list(request):
         "failing": failing_summary(),
         "set_count": DeclarationSet.objects.count(),
     }
-    return render(request, "declarations/list.html", context)
+    return render(request, "declarations/list.html", context, status=200 if valid else 400)
 
 
 # --- a new declaration ------------------------------------------------------------------------
