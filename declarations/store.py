@@ -11,10 +11,13 @@ from devices.models import Device
 from mdm_portal.audit import actor_name, audit
 
 from .manifest import manifest_of_sets, references
-from .models import Declaration, DeclarationSet, ServedAsset
+from .models import Declaration, DeclarationRevision, DeclarationSet, ServedAsset
 from .schema import DeclarationError, validate_declaration
 from .sync import resync
 from .tokens import server_token
+
+# Revisions kept per declaration: what devices in the middle of a sync may still fetch.
+KEPT_REVISIONS = 5
 
 
 def actor_label(by) -> str:
@@ -100,6 +103,7 @@ def save_declaration(
         declaration.updated_by = label
         declaration.save()
         if changed:
+            keep_revision(declaration)
             audit(
                 "declaration.created" if existing is None else "declaration.updated",
                 actor=by or "system",
@@ -112,6 +116,23 @@ def save_declaration(
             )
             resync(affected_devices(identifier), by=label)
     return declaration, existing is None
+
+
+def keep_revision(declaration: Declaration) -> None:
+    """Record the declaration's content at its ServerToken, keeping the last few revisions."""
+    DeclarationRevision.objects.get_or_create(
+        identifier=declaration.identifier,
+        server_token=declaration.server_token,
+        defaults={
+            "type": declaration.type,
+            "kind": declaration.kind,
+            "payload": declaration.payload,
+        },
+    )
+    older = DeclarationRevision.objects.filter(identifier=declaration.identifier).order_by(
+        "-created_at", "-pk"
+    )[KEPT_REVISIONS:]
+    DeclarationRevision.objects.filter(pk__in=list(older.values_list("pk", flat=True))).delete()
 
 
 def referrers(declaration: Declaration) -> list[str]:
@@ -136,6 +157,7 @@ def delete_declaration(declaration: Declaration, *, by=None, address: str | None
         devices = affected_devices(declaration.identifier)
         identifier = declaration.identifier
         declaration.delete()
+        DeclarationRevision.objects.filter(identifier=identifier).delete()
         audit(
             "declaration.deleted",
             actor=by or "system",
