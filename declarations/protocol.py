@@ -20,6 +20,7 @@ from devices.models import Device
 from devices.protocol import ProtocolError, Reply
 
 from .manifest import manifest
+from .models import Declaration
 from .schema import KINDS, MANIFEST_ARRAYS
 from .status import record_status
 from .sync import advertise
@@ -55,14 +56,17 @@ def declaration(device: Device, endpoint: str) -> Reply:
     found = manifest(device).get(identifier)
     if found is None or found.kind != kind:
         raise ProtocolError(404, f"DeclarativeManagement: no {kind} {identifier!r} for this device")
-    return json_reply(
-        {
-            "Type": found.type,
-            "Identifier": found.identifier,
-            "ServerToken": found.server_token,
-            "Payload": found.payload,
-        }
-    )
+    return json_reply(as_sent(found))
+
+
+def as_sent(declaration: Declaration) -> dict:
+    """The declaration as a device gets it (`mdm_declaration show` prints the same)."""
+    return {
+        "Type": declaration.type,
+        "Identifier": declaration.identifier,
+        "ServerToken": declaration.server_token,
+        "Payload": declaration.payload,
+    }
 
 
 def status(device: Device, endpoint: str, data: bytes | None) -> Reply:
