@@ -23,7 +23,7 @@ from django.db import transaction
 from devices.groups import GroupError, find_devices
 from devices.models import Device, DeviceGroup
 
-from . import sets, states, store
+from . import sets, states, store, sync
 from .assets import DATA_TYPE, MAX_DATA_BYTES, UPLOADED_CREDENTIALS, serve_credential, serve_data
 from .manifest import references
 from .models import Declaration, DeclarationSet, ServedAsset
@@ -139,12 +139,14 @@ def _add(command: BaseCommand, options: dict) -> None:
         for number, item in enumerate(items, 1):
             try:
                 saved.append(
-                    store.store_declaration(item, by=ACTOR, description=options["description"])
+                    store.store_declaration(
+                        item, by=ACTOR, description=options["description"], tell_devices=False
+                    )
                 )
             except DeclarationError as exc:
                 which = f"declaration {number} ({item.get('Identifier')!r})"
                 raise CommandError(f"{name}: {which}: {exc}; nothing was added") from None
-        queued = sum(result.queued for result in saved)
+        queued = 0
         if options["set"]:
             set_name = sets.clean_set_name(options["set"])
             declaration_set = DeclarationSet.objects.filter(name=set_name).first()
@@ -153,6 +155,8 @@ def _add(command: BaseCommand, options: dict) -> None:
             queued += sets.add_declarations(
                 declaration_set, [r.declaration for r in saved], by=ACTOR
             )
+        # Once for the whole file: a device the set did not just tell gets one command at most.
+        queued += sync.resync(frozenset().union(*(r.devices for r in saved)), by=ACTOR)
     rows = [("IDENTIFIER", "KIND", "RESULT", "SERVERTOKEN")]
     for result in saved:
         what = "created" if result.created else "updated" if result.changed else "unchanged"

@@ -52,12 +52,14 @@ def affected_devices(identifier: str) -> set[int]:
 @dataclass(frozen=True)
 class Saved:
     """What store_declaration did: `changed` is False when the content was the same (the
-    ServerToken too); `queued` counts the DeclarativeManagement commands it queued."""
+    ServerToken too); `devices` are those whose manifest it changed, and `queued` counts the
+    DeclarativeManagement commands it queued for them."""
 
     declaration: Declaration
     created: bool
     changed: bool
     queued: int
+    devices: frozenset[int]
 
 
 def save_declaration(
@@ -95,9 +97,11 @@ def store_declaration(
     description: str | None = None,
     create_only: bool = False,
     served: ServedAsset | None = None,
+    tell_devices: bool = True,
 ) -> Saved:
-    """save_declaration, saying also whether the content changed and how many devices were
-    told (`mdm_declaration add` prints both)."""
+    """save_declaration, saying also whether the content changed and which devices it
+    concerns (`mdm_declaration add` prints both). With tell_devices False the caller resyncs
+    those devices itself, once for many declarations, so each gets one DeclarativeManagement."""
     declaration_type = validate_declaration(data)
     identifier = data["Identifier"]
     with transaction.atomic():
@@ -144,8 +148,9 @@ def store_declaration(
                 # The payload's key names only: values may be secrets (account details).
                 keys=sorted(data["Payload"]),
             )
-        queued = resync(affected_devices(identifier), by=label) if changed else 0
-    return Saved(declaration, existing is None, changed, queued)
+        devices = frozenset(affected_devices(identifier)) if changed else frozenset()
+        queued = resync(devices, by=label) if tell_devices else 0
+    return Saved(declaration, existing is None, changed, queued, devices)
 
 
 def referrers(declaration: Declaration) -> list[str]:

@@ -91,6 +91,20 @@ def test_adding_again_is_unchanged_or_a_new_revision(tmp_path, enrolled):
     assert row_of(out, "passcode")[2] == "updated" and "queued for 1 device(s)" in out
     assert Declaration.objects.get(identifier="passcode").payload["MinimumLength"] == 8
     assert len(declarative_commands(enrolled.udid)) == 2
+    # Two revisions and a new member of the set in one file: one command for the device.
+    run("add", write(tmp_path, ORGANIZATION), "--set", "Staff")
+    renamed = {**ORGANIZATION, "Payload": {"Name": "Renamed"}}
+    both = [PASSCODE, renamed, {**ACTIVATION, "Payload": {"StandardConfigurations": []}}]
+    out = run("add", write(tmp_path, both), "--set", "Staff")
+    assert [row_of(out, i)[2] for i in ("passcode", "org", "activate-passcode")] == [
+        "updated",
+        "updated",
+        "created",
+    ]
+    assert "3 declaration(s) stored; DeclarativeManagement queued for 1 device(s)" in out
+    assert len(declarative_commands(enrolled.udid)) == 4
+    out = run("add", write(tmp_path, [PASSCODE, ORGANIZATION]))  # not in --set: still once
+    assert "queued for 1 device(s)" in out and len(declarative_commands(enrolled.udid)) == 5
 
 
 @pytest.mark.parametrize(
