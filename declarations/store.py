@@ -12,10 +12,13 @@ from devices.models import Device
 from mdm_portal.audit import actor_name, audit
 
 from .manifest import manifest_of_sets, references
-from .models import Declaration, DeclarationSet, ServedAsset
+from .models import Declaration, DeclarationRevision, DeclarationSet, ServedAsset
 from .schema import DeclarationError, validate_declaration
 from .sync import resync
 from .tokens import server_token
+
+# Revisions kept per declaration: what devices in the middle of a sync may still fetch.
+KEPT_REVISIONS = 5
 
 
 def actor_label(by) -> str:
@@ -138,6 +141,7 @@ def store_declaration(
         declaration.updated_by = label
         declaration.save()
         if changed:
+            keep_revision(declaration)
             audit(
                 "declaration.created" if existing is None else "declaration.updated",
                 actor=by or "system",
@@ -151,6 +155,23 @@ def store_declaration(
         devices = frozenset(affected_devices(identifier)) if changed else frozenset()
         queued = resync(devices, by=label) if tell_devices else 0
     return Saved(declaration, existing is None, changed, queued, devices)
+
+
+def keep_revision(declaration: Declaration) -> None:
+    """Record the declaration's content at its ServerToken, keeping the last few revisions."""
+    DeclarationRevision.objects.get_or_create(
+        identifier=declaration.identifier,
+        server_token=declaration.server_token,
+        defaults={
+            "type": declaration.type,
+            "kind": declaration.kind,
+            "payload": declaration.payload,
+        },
+    )
+    older = DeclarationRevision.objects.filter(identifier=declaration.identifier).order_by(
+        "-created_at", "-pk"
+    )[KEPT_REVISIONS:]
+    DeclarationRevision.objects.filter(pk__in=list(older.values_list("pk", flat=True))).delete()
 
 
 def referrers(declaration: Declaration) -> list[str]:
@@ -175,6 +196,7 @@ def delete_declaration(declaration: Declaration, *, by=None, address: str | None
         devices = affected_devices(declaration.identifier)
         identifier = declaration.identifier
         declaration.delete()
+        DeclarationRevision.objects.filter(identifier=identifier).delete()
         audit(
             "declaration.deleted",
             actor=by or "system",
