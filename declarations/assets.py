@@ -29,7 +29,7 @@ from mdm_portal.audit import audit
 
 from .manifest import manifest
 from .models import Declaration, ServedAsset
-from .schema import CREDENTIALS, TYPES, DeclarationError, validate_payload
+from .schema import CREDENTIALS, TYPES, DeclarationError, from_json, validate_payload
 from .store import save_declaration
 
 DATA_TYPE = "com.apple.asset.data"
@@ -99,7 +99,7 @@ def check_data(declaration_type: str, content: bytes, content_type: str) -> None
             document = json.loads(content)
         except (UnicodeDecodeError, ValueError):
             raise DeclarationError(f"{credential} data must be JSON") from None
-        validate_payload(CREDENTIALS[credential], document)
+        validate_payload(CREDENTIALS[credential], from_json(CREDENTIALS[credential], document))
 
 
 def check_credential_options(source: str, options: dict) -> dict:

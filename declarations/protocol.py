@@ -21,7 +21,7 @@ from devices.models import Device
 from devices.protocol import ProtocolError, Reply
 
 from .manifest import manifest
-from .models import DeclarationRevision, DeviceDeclarations
+from .models import Declaration, DeclarationRevision, DeviceDeclarations
 from .schema import KINDS, MANIFEST_ARRAYS
 from .status import record_status
 from .sync import advertise
@@ -57,14 +57,18 @@ def declaration(device: Device, endpoint: str) -> Reply:
     found = advertised_revision(device, identifier) or manifest(device).get(identifier)
     if found is None or found.kind != kind:
         raise ProtocolError(404, f"DeclarativeManagement: no {kind} {identifier!r} for this device")
-    return json_reply(
-        {
-            "Type": found.type,
-            "Identifier": found.identifier,
-            "ServerToken": found.server_token,
-            "Payload": found.payload,
-        }
-    )
+    return json_reply(as_sent(found))
+
+
+def as_sent(declaration: Declaration | DeclarationRevision) -> dict:
+    """The declaration (or a revision of it) as a device gets it (`mdm_declaration show`
+    prints the same)."""
+    return {
+        "Type": declaration.type,
+        "Identifier": declaration.identifier,
+        "ServerToken": declaration.server_token,
+        "Payload": declaration.payload,
+    }
 
 
 def advertised_revision(device: Device, identifier: str) -> DeclarationRevision | None:

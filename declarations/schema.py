@@ -23,6 +23,7 @@ from commands.catalog.definitions import (
     KeySpec,
     example_keys,
     key_spec,
+    keys_from_json,
     validate_keys,
 )
 from mdm_portal.plist import os_version as parse_version
@@ -169,6 +170,15 @@ def validate_payload(
             platform=platform,
             os_version=os_version,
         )
+    except CatalogError as exc:
+        raise DeclarationError(str(exc), key=exc.key) from None
+
+
+def from_json(declaration_type: DeclarationType, document: dict) -> dict:
+    """A JSON document of the Type (a credential's data) in plist types, as validate_payload
+    takes it: the base64 text of each <data> key as bytes (PKCS#12 Identity, CAFingerprint)."""
+    try:
+        return keys_from_json(declaration_type.name, declaration_type.keys, document)
     except CatalogError as exc:
         raise DeclarationError(str(exc), key=exc.key) from None
 

@@ -102,6 +102,28 @@ def declaration_rows(declaration: Declaration) -> list[Row]:
     return sorted(rows, key=lambda row: (STATES.index(row.state), row.device.udid))
 
 
+def fleet_rows() -> list[Row]:
+    """Every declaration on every device: each declaration's rows, and what devices still
+    report of declarations the portal no longer holds (removing). Failed ones first."""
+    rows = [row for d in Declaration.objects.order_by("identifier") for row in declaration_rows(d)]
+    gone = DeclarationState.objects.exclude(
+        identifier__in=Declaration.objects.values("identifier")
+    ).select_related("device")
+    rows += [
+        Row(
+            device=state.device,
+            identifier=state.identifier,
+            kind=state.kind,
+            type="",
+            state=REMOVING,
+            server_token="",
+            reported=state,
+        )
+        for state in gone
+    ]
+    return sorted(rows, key=lambda row: (STATES.index(row.state), row.identifier, row.device.udid))
+
+
 def counts(rows: list[Row]) -> dict[str, int]:
     """How many rows are in each state (every state present, zero or not)."""
     found = Counter(row.state for row in rows)

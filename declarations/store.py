@@ -3,6 +3,7 @@ ServerToken recomputed, audited, and the devices whose manifest changes told (sy
 all in one transaction. The UI, the API and `mdm_declaration` all come here."""
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import Q
@@ -51,6 +52,19 @@ def affected_devices(identifier: str) -> set[int]:
     return devices_of_sets(sets_including(identifier))
 
 
+@dataclass(frozen=True)
+class Saved:
+    """What store_declaration did: `changed` is False when the content was the same (the
+    ServerToken too); `devices` are those whose manifest it changed, and `queued` counts the
+    DeclarativeManagement commands it queued for them."""
+
+    declaration: Declaration
+    created: bool
+    changed: bool
+    queued: int
+    devices: frozenset[int]
+
+
 def save_declaration(
     data: dict,
     *,
@@ -67,6 +81,30 @@ def save_declaration(
     A declaration's Type cannot change (devices hold it by Identifier). The Reference of an
     asset whose data the portal serves is the portal's to write (`served` is how it does).
     """
+    saved = store_declaration(
+        data,
+        by=by,
+        address=address,
+        description=description,
+        create_only=create_only,
+        served=served,
+    )
+    return saved.declaration, saved.created
+
+
+def store_declaration(
+    data: dict,
+    *,
+    by=None,
+    address: str | None = None,
+    description: str | None = None,
+    create_only: bool = False,
+    served: ServedAsset | None = None,
+    tell_devices: bool = True,
+) -> Saved:
+    """save_declaration, saying also whether the content changed and which devices it
+    concerns (`mdm_declaration add` prints both). With tell_devices False the caller resyncs
+    those devices itself, once for many declarations, so each gets one DeclarativeManagement."""
     declaration_type = validate_declaration(data)
     identifier = data["Identifier"]
     with transaction.atomic():
@@ -114,8 +152,9 @@ def save_declaration(
                 # The payload's key names only: values may be secrets (account details).
                 keys=sorted(data["Payload"]),
             )
-            resync(affected_devices(identifier), by=label)
-    return declaration, existing is None
+        devices = frozenset(affected_devices(identifier)) if changed else frozenset()
+        queued = resync(devices, by=label) if tell_devices else 0
+    return Saved(declaration, existing is None, changed, queued, devices)
 
 
 def keep_revision(declaration: Declaration) -> None:

@@ -30,12 +30,13 @@ gen_catalog = load_script("gen_catalog")
 gen_device_queries = load_script("gen_device_queries")
 
 
-def require_schema(root: Path, in_ci: bool) -> Path:
-    """Apple's schema root, or a skip (a failure under CI) naming the absolute path looked at."""
-    commands = root.resolve() / "mdm/commands"
-    if commands.is_dir():
+def require_schema(root: Path, in_ci: bool, folder: str = "mdm/commands") -> Path:
+    """Apple's schema root, or a skip (a failure under CI) naming the absolute path looked at:
+    `folder` under it, the part of the schema the caller reads."""
+    expected = root.resolve() / folder
+    if expected.is_dir():
         return root.resolve()
-    reason = f"Apple's YAML schema is expected at {commands} (shared/ beside the repository)"
+    reason = f"Apple's YAML schema is expected at {expected} (shared/ beside the repository)"
     if in_ci:
         pytest.fail("CI=true but " + reason, pytrace=False)
     pytest.skip(reason)

@@ -361,7 +361,13 @@ def from_json(definition: CommandDefinition, payload: dict) -> dict:
     JSON has no binary type, so `data` values arrive base64-encoded. Everything else is left
     as given (validate_payload() judges it); keys the schema does not know are kept as is.
     """
-    return _json_dictionary(definition.request_type, definition.keys, payload, "")
+    return keys_from_json(definition.request_type, definition.keys, payload)
+
+
+def keys_from_json(name: str, keys: tuple[KeySpec, ...], payload: dict) -> dict:
+    """from_json for any keys (a declaration's credential document, which is JSON too);
+    `name` starts the message of a value that is not base64."""
+    return _json_dictionary(name, keys, payload, "")
 
 
 def _json_dictionary(rt: str, specs: tuple[KeySpec, ...], value: Any, path: str) -> Any:
