@@ -17,6 +17,10 @@ from .sync import resync
 from .tokens import server_token
 
 
+class DeclarationInUse(DeclarationError):
+    """The declaration is referenced by others, so it cannot be deleted (the API's 409)."""
+
+
 def actor_label(by) -> str:
     return actor_name(by) if by is not None else "system"
 
@@ -88,6 +92,8 @@ def save_declaration(
         declaration = existing or Declaration(identifier=identifier)
         token = server_token(declaration_type.name, identifier, data["Payload"])
         changed = existing is None or token != existing.server_token
+        # A new note alone is no new revision (devices never see it), but it is a change.
+        noted = existing is not None and description not in (None, existing.description)
         declaration.type = declaration_type.name
         declaration.kind = declaration_type.kind
         declaration.payload = data["Payload"]
@@ -99,7 +105,7 @@ def save_declaration(
             declaration.created_by = label
         declaration.updated_by = label
         declaration.save()
-        if changed:
+        if changed or noted:
             audit(
                 "declaration.created" if existing is None else "declaration.updated",
                 actor=by or "system",
@@ -109,7 +115,9 @@ def save_declaration(
                 server_token=token,
                 # The payload's key names only: values may be secrets (account details).
                 keys=sorted(data["Payload"]),
+                **({"description_changed": True} if noted else {}),
             )
+        if changed:
             resync(affected_devices(identifier), by=label)
     return declaration, existing is None
 
@@ -129,7 +137,7 @@ def delete_declaration(declaration: Declaration, *, by=None, address: str | None
     with transaction.atomic():
         using = referrers(declaration)
         if using:
-            raise DeclarationError(
+            raise DeclarationInUse(
                 f"{declaration.identifier} is referenced by {', '.join(using)}: "
                 "change or delete those first"
             )
