@@ -312,6 +312,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "CommandStatus": "commands.models.Status",
         "DeviceState": "devices.models.Device.State",
+        "DeclarationKind": "declarations.models.Kind",
+        "DeclarativeState": "declarations.states.STATES",
     },
 }
 # Largest JSON body the API reads (a command for 20,000 UDIDs is under 1 MiB): 413 above it.
