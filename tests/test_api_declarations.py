@@ -12,6 +12,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
+from declarations.assets import MAX_DATA_BYTES
 from declarations.models import Declaration, DeclarationSet, ServedAsset
 from devices.models import DeviceGroup
 from mdm_portal.models import AuditEntry
@@ -216,6 +217,15 @@ def test_data_is_served_from_the_portal_and_described_never_shown(api, settings)
     assert not_base64.json()["error"].startswith("data_base64:")
     empty = upload(api[OPERATOR], "blank", b"", "text/plain")
     assert empty.status_code == 400
+    # A body declared over the data limit is refused before it is read.
+    file = SimpleUploadedFile("data.bin", b"x", "text/plain")
+    too_big = api[OPERATOR].post(
+        f"{DECLARATIONS}big/data/",
+        {"file": file},
+        format="multipart",
+        CONTENT_LENGTH=str(MAX_DATA_BYTES + 65 * 1024),
+    )
+    assert too_big.status_code == 413 and "limit" in too_big.json()["error"]
     settings.MDM_API_MAX_BODY_BYTES = 100
     big = post(
         api[OPERATOR],
