@@ -160,3 +160,27 @@ class DeclarationState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.identifier} on {self.device_id}"
+
+
+class DeclarationRevision(models.Model):
+    """A revision of a declaration as it was advertised: a device that was given this
+    ServerToken in its manifest is served this content when it fetches the declaration, even
+    if the declaration changed in between (the change has queued it another sync). The last
+    few revisions of each declaration are kept (store.KEPT_REVISIONS)."""
+
+    identifier = models.CharField(max_length=64)
+    server_token = models.CharField(max_length=64)
+    type = models.CharField(max_length=128)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["identifier", "server_token"], name="one_revision_per_token"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.identifier} at {self.server_token[:12]}"

@@ -6,7 +6,8 @@ Apple's protocol schema describes (a Reply: data, not HTTP).
   "Management"}, "DeclarationsToken"}, the four arrays always present, each item an
   Identifier and its ServerToken (DeclarationItemsResponse);
 - `declaration/<kind>/<identifier>`: the declaration itself (Type, Identifier, ServerToken,
-  Payload), if it is in the device's manifest; 404 otherwise;
+  Payload) at the revision the device's last declaration-items answer named, or else as it
+  is now if it is in the device's manifest; 404 otherwise;
 - `status`: the device's status report, stored (status.record_status); 200 with no body.
 
 devices.checkin calls `handle` (registered by DeclarationsConfig) inside the check-in's
@@ -20,6 +21,7 @@ from devices.models import Device
 from devices.protocol import ProtocolError, Reply
 
 from .manifest import manifest
+from .models import DeclarationRevision, DeviceDeclarations
 from .schema import KINDS, MANIFEST_ARRAYS
 from .status import record_status
 from .sync import advertise
@@ -36,7 +38,7 @@ def tokens(device: Device, endpoint: str) -> Reply:
 
 
 def declaration_items(device: Device, endpoint: str) -> Reply:
-    advertised = advertise(device, endpoint)
+    advertised = advertise(device, endpoint, with_items=True)
     arrays: dict[str, list] = {MANIFEST_ARRAYS[kind]: [] for kind in KINDS}
     for declaration in sorted(advertised.declarations.values(), key=lambda d: d.identifier):
         arrays[MANIFEST_ARRAYS[declaration.kind]].append(
@@ -52,7 +54,7 @@ def declaration(device: Device, endpoint: str) -> Reply:
             400, f"DeclarativeManagement: {endpoint!r} is not declaration/<kind>/<identifier>"
         )
     _, kind, identifier = parts
-    found = manifest(device).get(identifier)
+    found = advertised_revision(device, identifier) or manifest(device).get(identifier)
     if found is None or found.kind != kind:
         raise ProtocolError(404, f"DeclarativeManagement: no {kind} {identifier!r} for this device")
     return json_reply(
@@ -63,6 +65,15 @@ def declaration(device: Device, endpoint: str) -> Reply:
             "Payload": found.payload,
         }
     )
+
+
+def advertised_revision(device: Device, identifier: str) -> DeclarationRevision | None:
+    """The revision of `identifier` the device's last declaration-items answer named."""
+    sync = DeviceDeclarations.objects.filter(device=device).only("advertised").first()
+    token = (sync.advertised or {}).get(identifier) if sync is not None else None
+    if not token:
+        return None
+    return DeclarationRevision.objects.filter(identifier=identifier, server_token=token).first()
 
 
 def status(device: Device, endpoint: str, data: bytes | None) -> Reply:

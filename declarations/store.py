@@ -11,10 +11,13 @@ from devices.models import Device
 from mdm_portal.audit import actor_name, audit
 
 from .manifest import manifest_of_sets, references
-from .models import Declaration, DeclarationSet, ServedAsset
+from .models import Declaration, DeclarationRevision, DeclarationSet, ServedAsset
 from .schema import DeclarationError, validate_declaration
 from .sync import resync
 from .tokens import server_token
+
+# Revisions kept per declaration: what devices in the middle of a sync may still fetch.
+KEPT_REVISIONS = 5
 
 
 class DeclarationInUse(DeclarationError):
@@ -105,6 +108,8 @@ def save_declaration(
             declaration.created_by = label
         declaration.updated_by = label
         declaration.save()
+        if changed:
+            keep_revision(declaration)
         if changed or noted:
             audit(
                 "declaration.created" if existing is None else "declaration.updated",
@@ -120,6 +125,23 @@ def save_declaration(
         if changed:
             resync(affected_devices(identifier), by=label)
     return declaration, existing is None
+
+
+def keep_revision(declaration: Declaration) -> None:
+    """Record the declaration's content at its ServerToken, keeping the last few revisions."""
+    DeclarationRevision.objects.get_or_create(
+        identifier=declaration.identifier,
+        server_token=declaration.server_token,
+        defaults={
+            "type": declaration.type,
+            "kind": declaration.kind,
+            "payload": declaration.payload,
+        },
+    )
+    older = DeclarationRevision.objects.filter(identifier=declaration.identifier).order_by(
+        "-created_at", "-pk"
+    )[KEPT_REVISIONS:]
+    DeclarationRevision.objects.filter(pk__in=list(older.values_list("pk", flat=True))).delete()
 
 
 def referrers(declaration: Declaration) -> list[str]:
@@ -144,6 +166,7 @@ def delete_declaration(declaration: Declaration, *, by=None, address: str | None
         devices = affected_devices(declaration.identifier)
         identifier = declaration.identifier
         declaration.delete()
+        DeclarationRevision.objects.filter(identifier=identifier).delete()
         audit(
             "declaration.deleted",
             actor=by or "system",

@@ -9,7 +9,10 @@ whose token did not change gets nothing: tokens, and commands, change exactly wh
 
 `advertise(device)` is what the `tokens` and `declaration-items` endpoints stand on: the
 device's current manifest and the SyncTokens for it, recorded as advertised. The Timestamp is
-when the token was first advertised, so asking again gives the same answer.
+when the token was first advertised, so asking again gives the same answer. The items of the
+last declaration-items answer are kept too: a declaration fetched after it is served at the
+revision that answer named (models.DeclarationRevision), so one sync sees one consistent set
+even if an admin changes a declaration meanwhile (the change queues the device another sync).
 """
 
 import datetime as dt
@@ -55,19 +58,22 @@ class Advertised:
         return sync_tokens(self.token, self.at)
 
 
-def _record(row: DeviceDeclarations, token: str, items: dict[str, str], now) -> None:
+def _record(row: DeviceDeclarations, token: str, now) -> None:
     if row.token != token or row.token_timestamp is None:
         row.token, row.token_timestamp = token, now
-    row.advertised = items
 
 
-def advertise(device: Device, endpoint: str = "") -> Advertised:
-    """The device's manifest and SyncTokens now, recorded as what it was last told."""
+def advertise(device: Device, endpoint: str = "", *, with_items: bool = False) -> Advertised:
+    """The device's manifest and SyncTokens now, recorded as what it was last told; with
+    `with_items` (the declaration-items answer) the manifest's items too, which later fetches
+    of a declaration are served by (protocol.declaration)."""
     now = timezone.now()
     declarations = manifest(device)
     token = token_of(declarations)
     row, _ = DeviceDeclarations.objects.select_for_update().get_or_create(device=device)
-    _record(row, token, items_of(declarations), now)
+    _record(row, token, now)
+    if with_items:
+        row.advertised = items_of(declarations)
     row.first_sync_at = row.first_sync_at or now
     row.last_sync_at = now
     row.last_endpoint = endpoint[:200]
@@ -123,7 +129,7 @@ def resync(device_ids: Iterable[int], *, by: str = "declarations") -> int:
             if token == (row.token if row is not None and row.token else EMPTY_TOKEN):
                 continue
             row = row or DeviceDeclarations(device=device)
-            _record(row, token, items_of(declarations), now)
+            _record(row, token, now)
             row.save()
             changed[token].append(device)
         for token, targets in changed.items():

@@ -331,8 +331,9 @@ def register_declarative_handler(handler: DeclarativeHandler) -> None:
 
 def declarative_management(message: dict, identity: DeviceIdentity, udid: str) -> Reply:
     """The declarative channel (tokens, declaration-items, declaration/…, status), for a
-    managed device whose certificate is bound to it, in the message's transaction."""
-    device = bound_device(identity, udid)
+    managed device whose certificate is bound to it, in the message's transaction. The device
+    row is locked first, as everything that changes a device's declarations locks it first."""
+    device = bound_device(identity, udid, lock=True)
     if device.state != Device.State.ENROLLED:
         raise ProtocolError(400, "DeclarativeManagement: the device has not sent TokenUpdate")
     if not _declarative:

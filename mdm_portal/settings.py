@@ -224,7 +224,8 @@ MDM_ORGANIZATION = env_str("MDM_ORGANIZATION", "MDM Portal")
 MDM_PKCS12_ENCRYPTION = env_str("MDM_PKCS12_ENCRYPTION", "compat")
 
 # Largest device request bodies accepted; the server URL gets more room (app lists are big).
-MDM_CHECKIN_MAX_BYTES = env_int("MDM_CHECKIN_MAX_BYTES", 256 * 1024)
+# Check-in carries declarative status reports (base64 JSON inside the plist): 1 MiB.
+MDM_CHECKIN_MAX_BYTES = env_int("MDM_CHECKIN_MAX_BYTES", 1024 * 1024)
 MDM_CONNECT_MAX_BYTES = env_int("MDM_CONNECT_MAX_BYTES", 16 * 1024 * 1024)
 # Largest configuration profile the library takes (uploads; the TLS proxy's limit follows it).
 MDM_PROFILE_MAX_BYTES = env_int("MDM_PROFILE_MAX_BYTES", 8 * 1024 * 1024)

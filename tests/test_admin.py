@@ -36,11 +36,23 @@ from commands.apns import push_devices
 from commands.models import Command
 from commands.queue import enqueue
 from commands.retention import archive_answered
+from declarations.assets import serve_data
+from declarations.models import DeclarationSet
+from declarations.sets import add_declarations
 from devices.models import Device, DeviceGroup
 from enrollment.library import assign, upload_profile
 from enrollment.models import Enrollment
 from mdm_portal.admin import ReadOnlyAdmin
 from mdm_portal.encryption import EncryptedBinaryField
+from tests.declarative_support import (
+    PASSCODE,
+    declaration_status,
+    declarative,
+    give,
+    json_of,
+    processed,
+    status_report,
+)
 from tests.webhook_receiver import closed_port
 from webhooks.delivery import deliver_pass
 from webhooks.registry import create_webhook
@@ -78,6 +90,12 @@ EXPECTED = {
     "enrollment.Enrollment",
     "enrollment.Profile",
     "enrollment.ProfileAssignment",
+    "declarations.Declaration",
+    "declarations.DeclarationRevision",
+    "declarations.DeclarationSet",
+    "declarations.DeclarationState",
+    "declarations.DeviceDeclarations",
+    "declarations.ServedAsset",
     "mdm_portal.Alert",
     "mdm_portal.AuditEntry",
     "webhooks.Webhook",
@@ -102,6 +120,7 @@ BYPASS_CODE = "bypass-code-52ab88"
 WIFI_PASSWORD = "wifi-password-3be1c0"
 CSR_MARKER = b"csr-challenge-password-77d0e4"
 WEBHOOK_SECRET = "webhook-secret-0d3a9f6b21"
+ASSET_SECRET = "asset-data-secret-5e72c1"
 
 
 def secret_fields(model: type[Model]) -> set[str]:
@@ -195,6 +214,15 @@ def protocol_state(ca, make_device) -> ProtocolState:
     }
     assign(upload_profile(plistlib.dumps(profile)), device=device, by="tests")
 
+    # Declarations: a set with a configuration and served data, synced and reported.
+    asset = serve_data("notes", ASSET_SECRET.encode(), "text/plain", by="tests")
+    give(sim, PASSCODE, set_name="Staff declarations")
+    add_declarations(DeclarationSet.objects.get(name="Staff declarations"), [asset])
+    items = json_of(declarative(sim, "declaration-items"))["Declarations"]
+    token = items["Configurations"][0]["ServerToken"]
+    report = processed(configurations=[declaration_status("passcode", token)])
+    assert declarative(sim, "status", status_report(report)).status == 200
+
     # Certificates and SCEP.
     Enrollment.objects.create(name="Staff")
     challenge = issue_challenge()
@@ -221,6 +249,7 @@ def protocol_state(ca, make_device) -> ProtocolState:
 
     state.secrets = [
         WEBHOOK_SECRET,
+        ASSET_SECRET,
         UNLOCK_TOKEN.decode(),
         BOOTSTRAP_TOKEN.decode(),
         PIN,

@@ -6,11 +6,17 @@ import re
 
 import pytest
 
-from declarations.models import Declaration, DeclarationSet, DeclarationState, DeviceDeclarations
+from declarations.models import (
+    Declaration,
+    DeclarationRevision,
+    DeclarationSet,
+    DeclarationState,
+    DeviceDeclarations,
+)
 from declarations.schema import PROTOCOL, validate_payload
 from declarations.sets import remove_declarations
 from declarations.states import counts, declaration_rows, device_rows, failing_summary
-from declarations.store import save_declaration
+from declarations.store import KEPT_REVISIONS, save_declaration
 from declarations.tokens import EMPTY_TOKEN
 from devices.models import Device
 from tests.declarative_support import (
@@ -192,3 +198,31 @@ def test_states_join_the_manifest_with_the_report(enrolled):
     assert failing_summary() == {"declarations": 1, "devices": 1}
     passcode_rows = declaration_rows(Declaration.objects.get(identifier="passcode"))
     assert counts(passcode_rows)["failed"] == 1
+
+
+def test_a_sync_sees_the_revisions_its_manifest_named(enrolled):
+    give(enrolled, PASSCODE)
+    [item] = json_of(declarative(enrolled, "declaration-items"))["Declarations"]["Configurations"]
+    changed = {**PASSCODE, "Payload": {"MinimumLength": 10}}
+    save_declaration(changed, by="tests")  # while the device is between its two requests
+    fetched = json_of(declarative(enrolled, "declaration/configuration/passcode"))
+    assert fetched["ServerToken"] == item["ServerToken"]
+    assert fetched["Payload"] == PASSCODE["Payload"]
+    # The change queued another sync, which names and serves the new revision.
+    assert len(declarative_commands(enrolled.udid)) == 2
+    [new] = json_of(declarative(enrolled, "declaration-items"))["Declarations"]["Configurations"]
+    assert new["ServerToken"] != item["ServerToken"]
+    fetched = json_of(declarative(enrolled, "declaration/configuration/passcode"))
+    assert (fetched["ServerToken"], fetched["Payload"]) == (
+        new["ServerToken"],
+        {"MinimumLength": 10},
+    )
+
+
+def test_only_the_last_revisions_are_kept(enrolled):
+    for length in range(4, 4 + KEPT_REVISIONS + 3):
+        save_declaration({**PASSCODE, "Payload": {"MinimumLength": length}}, by="tests")
+    kept = DeclarationRevision.objects.filter(identifier="passcode")
+    assert kept.count() == KEPT_REVISIONS
+    current = Declaration.objects.get(identifier="passcode").server_token
+    assert kept.filter(server_token=current).exists()
