@@ -297,7 +297,8 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "MDM portal API",
     "DESCRIPTION": (
         "Everything the staff UI does, for scripts: devices, commands, profiles, enrollments, "
-        "groups, certificates, SCEP approvals, pushes, the audit log and webhooks. "
+        "groups, certificates, SCEP approvals, pushes, the audit log, webhooks, Automated "
+        "Device Enrollment and Declarative Device Management (declarations, sets, states). "
         "Authenticate with `Authorization: Token <key>`; the token acts with its user's role."
     ),
     "VERSION": "1",

@@ -162,6 +162,16 @@ def test_an_identifier_is_added_once_and_a_body_must_be_an_object(api):
     assert Declaration.objects.count() == 1
 
 
+def test_a_reverse_dns_identifier_names_its_declaration_in_urls(api):
+    created(api[OPERATOR], {**PASSCODE, "Identifier": "com.example.passcode.json"})
+    path = f"{DECLARATIONS}com.example.passcode.json/"
+    for suffix in ("", "states/"):
+        response = api[VIEWER].get(path + suffix)
+        assert response.status_code == 200, (suffix, response.content)
+    assert api[VIEWER].get(path).json()["Identifier"] == "com.example.passcode.json"
+    assert api[OPERATOR].delete(path).status_code == 200
+
+
 def test_a_referenced_declaration_is_a_409_until_its_referrer_goes(api):
     created(api[OPERATOR], PASSCODE)
     created(api[OPERATOR], ACTIVATION)
