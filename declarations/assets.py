@@ -26,6 +26,7 @@ from certs.models import ScepChallenge
 from devices.models import Device
 from devices.protocol import ProtocolError, Reply
 from mdm_portal.audit import audit
+from mdm_portal.roles import ADMIN, OPERATOR
 
 from .manifest import manifest
 from .models import Declaration, ServedAsset
@@ -42,6 +43,9 @@ UPLOADED_CREDENTIALS = {
     "com.apple.asset.credential.userpassword": "com.apple.credential.usernameandpassword",
     "com.apple.asset.credential.identity": "com.apple.credential.identity",
 }
+# Declarations only an admin may create, change, delete or give data: credentials the portal
+# makes (ACME, SCEP) and credential documents that hold a password or a private key.
+ADMIN_TYPES = frozenset({*CREDENTIAL_TYPES.values(), *UPLOADED_CREDENTIALS})
 MAX_DATA_BYTES = 10 * 1024 * 1024
 JSON = "application/json"
 
@@ -54,6 +58,11 @@ ACME_DEFAULTS = {
     "Attest": True,
 }
 SCEP_DEFAULTS = {"Key Type": "RSA", "Keysize": 2048, "Key Usage": 1 | 4}
+
+
+def role_to_change(declaration_type: str) -> str:
+    """The role that may change a declaration of this Type (the pages and the API alike)."""
+    return ADMIN if declaration_type in ADMIN_TYPES else OPERATOR
 
 
 def data_url(public_id: str) -> str:

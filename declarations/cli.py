@@ -25,9 +25,9 @@ from devices.models import Device, DeviceGroup
 
 from . import sets, states, store, sync
 from .assets import DATA_TYPE, MAX_DATA_BYTES, UPLOADED_CREDENTIALS, serve_credential, serve_data
+from .display import as_shown
 from .manifest import references
 from .models import Declaration, DeclarationSet, ServedAsset
-from .protocol import as_sent
 from .schema import KINDS, REASONS, DeclarationError
 
 ACTOR = "mdm_declaration"
@@ -311,7 +311,7 @@ def _identifier_arguments(parser: CommandParser) -> None:
 def _show(command: BaseCommand, options: dict) -> None:
     declaration = _declaration(options["identifier"])
     write = command.stdout.write
-    write(json.dumps(as_sent(declaration), indent=2))  # what a device gets
+    write(json.dumps(as_shown(declaration), indent=2, ensure_ascii=False))  # secrets masked
     write(f"kind: {declaration.kind}")
     if declaration.description:
         write(f"description: {declaration.description}")

@@ -47,6 +47,38 @@ def create_set(
     return created
 
 
+def update_set(
+    declaration_set: DeclarationSet,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    by=None,
+    address: str | None = None,
+) -> DeclarationSet:
+    """Rename the set or change its description (devices see neither: no sync)."""
+    old_name, old_description = declaration_set.name, declaration_set.description
+    name = old_name if name is None else clean_set_name(name)
+    description = old_description if description is None else description
+    if (name, description) == (old_name, old_description):
+        return declaration_set
+    with transaction.atomic():
+        if DeclarationSet.objects.filter(name=name).exclude(pk=declaration_set.pk).exists():
+            raise DeclarationError(f"a declaration set named {name!r} exists")
+        declaration_set.name, declaration_set.description = name, description
+        declaration_set.save(update_fields=["name", "description"])
+        changes = {"renamed_from": old_name} if name != old_name else {}
+        if description != old_description:
+            changes["description_changed"] = True
+        audit(
+            "declaration_set.updated",
+            actor=by or "system",
+            target=name,
+            address=address,
+            **changes,
+        )
+    return declaration_set
+
+
 def delete_set(declaration_set: DeclarationSet, *, by=None, address: str | None = None) -> int:
     """Delete the set; its devices lose what nothing else gives them. Returns commands queued."""
     with transaction.atomic():

@@ -21,6 +21,10 @@ from .tokens import server_token
 KEPT_REVISIONS = 5
 
 
+class DeclarationInUse(DeclarationError):
+    """The declaration is referenced by others, so it cannot be deleted (the API's 409)."""
+
+
 def actor_label(by) -> str:
     return actor_name(by) if by is not None else "system"
 
@@ -129,6 +133,8 @@ def store_declaration(
         declaration = existing or Declaration(identifier=identifier)
         token = server_token(declaration_type.name, identifier, data["Payload"])
         changed = existing is None or token != existing.server_token
+        # A new note alone is no new revision (devices never see it), but it is a change.
+        noted = existing is not None and description not in (None, existing.description)
         declaration.type = declaration_type.name
         declaration.kind = declaration_type.kind
         declaration.payload = data["Payload"]
@@ -142,6 +148,7 @@ def store_declaration(
         declaration.save()
         if changed:
             keep_revision(declaration)
+        if changed or noted:
             audit(
                 "declaration.created" if existing is None else "declaration.updated",
                 actor=by or "system",
@@ -151,6 +158,7 @@ def store_declaration(
                 server_token=token,
                 # The payload's key names only: values may be secrets (account details).
                 keys=sorted(data["Payload"]),
+                **({"description_changed": True} if noted else {}),
             )
         devices = frozenset(affected_devices(identifier)) if changed else frozenset()
         queued = resync(devices, by=label) if tell_devices else 0
@@ -189,7 +197,7 @@ def delete_declaration(declaration: Declaration, *, by=None, address: str | None
     with transaction.atomic():
         using = referrers(declaration)
         if using:
-            raise DeclarationError(
+            raise DeclarationInUse(
                 f"{declaration.identifier} is referenced by {', '.join(using)}: "
                 "change or delete those first"
             )

@@ -13,6 +13,12 @@ from certs.api import (
     ScepRequestViewSet,
 )
 from commands.api import CommandViewSet, DeviceCommandsView, DevicePushesViewSet, PushView
+from declarations.api import (
+    DeclarationSetViewSet,
+    DeclarationStatesView,
+    DeclarationViewSet,
+    DeviceDeclarationsView,
+)
 from devices.api import DeviceViewSet, GroupViewSet
 from enrollment.api import EnrollmentViewSet, ProfileViewSet
 from enrollment.dep_api import DepDeviceViewSet, DepProfileViewSet, DepServerViewSet
@@ -36,6 +42,8 @@ router.register("enrollments", EnrollmentViewSet, basename="api-enrollment")
 router.register("dep/servers", DepServerViewSet, basename="api-dep-server")
 router.register("dep/devices", DepDeviceViewSet, basename="api-dep-device")
 router.register("dep/profiles", DepProfileViewSet, basename="api-dep-profile")
+router.register("declarations", DeclarationViewSet, basename="api-declaration")
+router.register("declaration-sets", DeclarationSetViewSet, basename="api-declaration-set")
 router.register("scep-requests", ScepRequestViewSet, basename="api-scep-request")
 router.register("certificates/issued", IssuedCertificateViewSet, basename="api-issued-certificate")
 router.register("webhooks", WebhookViewSet, basename="api-webhook")
@@ -44,6 +52,16 @@ router.register("alerts", AlertViewSet, basename="api-alert")
 
 v1 = [
     path("devices/<str:udid>/commands/", DeviceCommandsView.as_view(), name="api-device-commands"),
+    path(
+        "devices/<str:udid>/declarations/",
+        DeviceDeclarationsView.as_view(),
+        name="api-device-declarations",
+    ),
+    path(
+        "declarations/<str:identifier>/states/",
+        DeclarationStatesView.as_view(),
+        name="api-declaration-states",
+    ),
     path("push/", PushView.as_view(), name="api-push"),
     path("certificates/", CertificateInventoryView.as_view(), name="api-certificates"),
     path("certificates/push/", PushCertificateView.as_view(), name="api-push-certificate"),

@@ -297,7 +297,8 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "MDM portal API",
     "DESCRIPTION": (
         "Everything the staff UI does, for scripts: devices, commands, profiles, enrollments, "
-        "groups, certificates, SCEP approvals, pushes, the audit log and webhooks. "
+        "groups, certificates, SCEP approvals, pushes, the audit log, webhooks, Automated "
+        "Device Enrollment and Declarative Device Management (declarations, sets, states). "
         "Authenticate with `Authorization: Token <key>`; the token acts with its user's role."
     ),
     "VERSION": "1",
@@ -313,6 +314,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "CommandStatus": "commands.models.Status",
         "DeviceState": "devices.models.Device.State",
+        "DeclarationKind": "declarations.models.Kind",
+        "DeclarativeState": "declarations.states.STATES",
     },
 }
 # Largest JSON body the API reads (a command for 20,000 UDIDs is under 1 MiB): 413 above it.

@@ -7,6 +7,7 @@ import re
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from django.core.management import call_command
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
@@ -18,6 +19,11 @@ from certs.models import ScepRequest
 from commands.catalog import DEFINITIONS
 from commands.models import Status
 from commands.queue import enqueue
+from declarations.assets import serve_data
+from declarations.models import Kind
+from declarations.sets import add_declarations, assign, create_set
+from declarations.states import STATES
+from declarations.store import save_declaration
 from devices.models import Device, DeviceGroup
 from enrollment.dep_profiles import save_profile
 from enrollment.dep_sync import sync_server
@@ -25,6 +31,7 @@ from enrollment.enrollments import EnrollmentSpec, create_enrollment
 from enrollment.library import upload_profile
 from mdm_portal.models import AuditEntry
 from tests.api_support import managed_devices, token_client
+from tests.declarative_support import ORGANIZATION
 from tests.dep_support import make_server as make_dep_server
 from tests.simulator import make_csr, make_key
 from tests.test_dep_profiles import tls_root  # noqa: F401 - a fixture: the server's TLS chain
@@ -59,6 +66,14 @@ def test_the_schema_documents_every_endpoint_with_enums(client):
         "/api/v1/dep/servers/{id}/sync/", "/api/v1/dep/servers/{id}/disown/",
         "/api/v1/dep/devices/", "/api/v1/dep/devices/{serial}/", "/api/v1/dep/profiles/",
         "/api/v1/dep/profiles/{id}/", "/api/v1/dep/profiles/{id}/assign/",
+        "/api/v1/declarations/", "/api/v1/declarations/{identifier}/",
+        "/api/v1/declarations/{identifier}/states/", "/api/v1/declarations/{identifier}/data/",
+        "/api/v1/declarations/{identifier}/credential/", "/api/v1/declaration-sets/",
+        "/api/v1/declaration-sets/{id}/", "/api/v1/declaration-sets/{id}/assign/",
+        "/api/v1/declaration-sets/{id}/unassign/",
+        "/api/v1/declaration-sets/{id}/add-declarations/",
+        "/api/v1/declaration-sets/{id}/remove-declarations/",
+        "/api/v1/devices/{udid}/declarations/",
     ):  # fmt: skip
         assert path in paths, path
     components = schema["components"]["schemas"]
@@ -76,6 +91,20 @@ def test_the_schema_documents_every_endpoint_with_enums(client):
     assert {"multipart/form-data", "application/json"} <= set(token)
     certificate = paths["/api/v1/dep/servers/{id}/certificate/"]["get"]["responses"]["200"]
     assert "application/x-pem-file" in certificate["content"]
+    data = paths["/api/v1/declarations/{identifier}/data/"]["post"]
+    assert {"multipart/form-data", "application/json"} <= set(data["requestBody"]["content"])
+    assert {"200", "201", "400", "403", "413"} <= set(data["responses"])
+    assert {"200", "409"} <= set(paths["/api/v1/declarations/{identifier}/"]["delete"]["responses"])
+    assert set(components["DeclarationKind"]["enum"]) == set(Kind.values)
+    assert set(components["DeclarativeState"]["enum"]) == set(STATES)
+
+
+def test_the_schema_is_generated_without_a_warning_and_validates(tmp_path):
+    """drf-spectacular warns when it must guess (a path parameter's type, a component's
+    name): every view says what it takes and answers."""
+    call_command(
+        "spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yml")
+    )
 
 
 def test_the_docs_page_serves_its_assets_itself(client):
@@ -124,7 +153,16 @@ def fleet(ca, settings, keep_connection, dep, request) -> dict[str, object]:
     dep_profile = save_profile(
         dep_server, name="Staff", enrollment=enrollment, settings={}, actor="tests"
     )
+    # Declarative Device Management: declarations (one with served data), a set given to the
+    # group.
+    declaration, _ = save_declaration(ORGANIZATION, by="tests")
+    serve_data("schema-data", b"data", "text/plain", by="tests")
+    declaration_set = create_set("Baseline", by="tests")
+    add_declarations(declaration_set, [declaration], by="tests")
+    assign(declaration_set, groups=[group], by="tests")
     return {
+        "/api/v1/declarations/": {"identifier": declaration.identifier},
+        "/api/v1/declaration-sets/": {"id": declaration_set.pk},
         "/api/v1/dep/servers/": {"id": dep_server.pk},
         "/api/v1/dep/devices/": {"serial": "C02SCHEMA01"},
         "/api/v1/dep/profiles/": {"id": dep_profile.pk},
@@ -174,6 +212,8 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(fleet):
     headers = {"Authorization": f"Token {key}"}
     schema = schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
     operations = [result.ok() for result in schema.get_all_operations()]
+    # Deletes last, so that the other operations find the fleet's objects still there.
+    operations.sort(key=lambda operation: operation.method.upper() == "DELETE")
     assert len(operations) >= 40
     failures = []
     answered: dict[str, set[int]] = {}

@@ -14,6 +14,7 @@ from enrollment.ui.common import acting, confirm, paginate
 from mdm_portal import listing
 from mdm_portal.roles import OPERATOR, VIEWER, has_role, role_required
 
+from ..display import as_shown
 from ..manifest import references
 from ..models import Declaration, DeclarationSet
 from ..schema import TYPES, DeclarationError, types_of_kind
@@ -240,17 +241,8 @@ def _store_item(request, index: int, item, total: int):
 
 
 def _as_sent(declaration: Declaration) -> str:
-    """The declaration as a device receives it (declarations.protocol.declaration)."""
-    return json.dumps(
-        {
-            "Type": declaration.type,
-            "Identifier": declaration.identifier,
-            "ServerToken": declaration.server_token,
-            "Payload": declaration.payload,
-        },
-        indent=2,
-        ensure_ascii=False,
-    )
+    """The declaration as a device receives it, secrets masked (declarations.display)."""
+    return json.dumps(as_shown(declaration), indent=2, ensure_ascii=False)
 
 
 def _reaching_sets(declaration: Declaration) -> list[dict]:
