@@ -346,3 +346,26 @@ def test_a_data_asset_that_does_not_match_its_hash_cannot_be_verified(portal, tm
     assert stats.errors["declarative: asset data does not match its Reference"] == 1
     assert codes(device, "echo-data") == ["Error.AssetCannotBeVerified"]
     assert states(device)["test-installed"] == "failed"
+
+
+def test_a_device_that_enrolls_again_is_told_to_sync_from_nothing(portal, tmp_path):
+    """A new enrollment (Authenticate) starts without declarations on the device: the portal
+    must not take it for holding what it was told in its earlier enrollment."""
+    state, device = enroll_one(portal, tmp_path)
+    save_declaration(PASSCODE, by="tests")
+    give(device, {**FOR_IPHONES, "Payload": {"StandardConfigurations": ["passcode"]}})
+    assert not portal.run(devices=1, state=state).failed
+    assert states(device) == {"activate-iphone": "active", "passcode": "active"}
+    Device.objects.filter(pk=device.pk).update(state=Device.State.CHECKED_OUT)
+
+    again = portal.run(devices=1, state=state)  # a 401, then Authenticate and TokenUpdate
+
+    assert again.reenrolled == 1, again.as_dict()
+    assert again.declarative_syncs == 1 and again.status_reports == 1
+    assert again.as_dict()["declarative"]["declarations_fetched"] == {
+        "activation": 1,
+        "configuration": 1,
+    }
+    assert states(device) == {"activate-iphone": "active", "passcode": "active"}
+    sync = DeviceDeclarations.objects.get(device=device)
+    assert sync.last_report_full and held(state)["token"] == sync.token
