@@ -1,6 +1,8 @@
 """How declarations answer what the layers below announce, connected by DeclarationsConfig:
 
 - devices.checkin's DeclarativeManagement messages: protocol.handle answers them;
+- an Authenticate (devices.signals.device_authenticated): a new enrollment, whose device
+  holds no declarations: what it was told and reported before is forgotten;
 - a first TokenUpdate (devices.signals.device_enrolled): a device whose group or direct
   assignment already gives it declarations is told to sync;
 - group membership changes (enrollment.signals.membership_changed): the devices that moved
@@ -8,11 +10,15 @@
 """
 
 from devices.checkin import register_declarative_handler
-from devices.signals import device_enrolled
+from devices.signals import device_authenticated, device_enrolled
 from enrollment.signals import membership_changed
 
 from .protocol import handle
-from .sync import resync
+from .sync import forget_enrollment, resync
+
+
+def on_authenticated(sender, device, **kwargs) -> None:
+    forget_enrollment(device)
 
 
 def on_enrolled(sender, device, **kwargs) -> None:
@@ -25,5 +31,6 @@ def on_membership_changed(sender, device_ids, **kwargs) -> None:
 
 def connect() -> None:
     register_declarative_handler(handle)
+    device_authenticated.connect(on_authenticated, dispatch_uid="declarations.on_authenticated")
     device_enrolled.connect(on_enrolled, dispatch_uid="declarations.on_enrolled")
     membership_changed.connect(on_membership_changed, dispatch_uid="declarations.on_membership")

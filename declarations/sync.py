@@ -13,6 +13,10 @@ when the token was first advertised, so asking again gives the same answer. The 
 last declaration-items answer are kept too: a declaration fetched after it is served at the
 revision that answer named (models.DeclarationRevision), so one sync sees one consistent set
 even if an admin changes a declaration meanwhile (the change queues the device another sync).
+
+`forget_enrollment(device)` runs on Authenticate: a new enrollment starts with no declarations
+on the device, so what it was told and reported before is dropped, and the resync at its
+first TokenUpdate tells it to sync again when it should have any.
 """
 
 import datetime as dt
@@ -30,7 +34,7 @@ from commands.queue import enqueue, queueable
 from devices.models import Device
 
 from .manifest import items_of, manifest, manifest_of_sets, set_ids_by_device, token_of
-from .models import Declaration, DeviceDeclarations
+from .models import Declaration, DeclarationState, DeviceDeclarations
 from .tokens import EMPTY_TOKEN
 
 log = logging.getLogger("mdm.declarations")
@@ -79,6 +83,12 @@ def advertise(device: Device, endpoint: str = "", *, with_items: bool = False) -
     row.last_endpoint = endpoint[:200]
     row.save()
     return Advertised(declarations, row.token, row.token_timestamp)
+
+
+def forget_enrollment(device: Device) -> None:
+    """The device enrolls anew: it holds no declarations and has reported nothing yet."""
+    DeviceDeclarations.objects.filter(device=device).delete()
+    DeclarationState.objects.filter(device=device).delete()
 
 
 def _supports_command(device: Device) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import random
 from dataclasses import dataclass, field
 
@@ -42,7 +43,6 @@ ACKNOWLEDGED = frozenset(
     {
         "ClearPasscode",
         "ClearRestrictionsPassword",
-        "DeclarativeManagement",
         "DisableLostMode",
         "EnableLostMode",
         "InstallProvisioningProfile",
@@ -205,6 +205,10 @@ def _certificate_list(device: DeviceState, command: dict) -> Answer:
         entries.append(_certificate_entry(certificate, identity=True))
     for text in device.trust_pem:
         entries.append(_certificate_entry(x509.load_pem_x509_certificate(text.encode()), False))
+    for outcome in device.declarative.assets.values():  # ACME / SCEP credential assets
+        if outcome.get("certificate_pem"):
+            issued = x509.load_pem_x509_certificate(outcome["certificate_pem"].encode())
+            entries.append(_certificate_entry(issued, identity=True))
     return Answer("Acknowledged", {"CertificateList": entries})
 
 
@@ -297,6 +301,23 @@ def _device_configured(device: DeviceState, command: dict) -> Answer:
     return Answer("Acknowledged")
 
 
+def _declarative_management(device: DeviceState, command: dict) -> Answer:
+    """Acknowledged, and a declarative sync is due (simulator/declarative.py runs it after
+    the poll); Data, when given, must be the JSON SyncTokens."""
+    data = command.get("Data")
+    if data is not None:
+        try:
+            tokens = json.loads(data if isinstance(data, str) else bytes(data))["SyncTokens"]
+            if not isinstance(tokens.get("DeclarationsToken"), str):
+                raise TypeError("no DeclarationsToken")
+        except (TypeError, ValueError, KeyError, AttributeError):
+            return error(
+                1000, "RMErrorDomain", "The declarative management data is not valid SyncTokens."
+            )
+    device.declarative.sync_due = True
+    return Answer("Acknowledged")
+
+
 def _install_application(device: DeviceState, command: dict) -> Answer:
     identifier = command.get("Identifier") or ""
     return Answer("Acknowledged", {"Identifier": identifier, "State": "Queued"})
@@ -320,4 +341,5 @@ HANDLERS = {
     "DeviceLocation": _device_location,
     "InstallApplication": _install_application,
     "DeviceConfigured": _device_configured,
+    "DeclarativeManagement": _declarative_management,
 }

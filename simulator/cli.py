@@ -24,7 +24,9 @@ DESCRIPTION = (
     "for its signed MachineInfo as from Setup Assistant), gets its identity by SCEP or ACME "
     "(with a device attestation from --attestation-ca), sends "
     "Authenticate and TokenUpdate, then polls the server URL and answers every command as a "
-    "device does. Prints a summary (enrollments, requests, commands by type and status, "
+    "device does (a DeclarativeManagement command makes it sync its declarations: fetch them, "
+    "download their assets, obtain credential certificates, and report their status). Prints "
+    "a summary (enrollments, requests, commands by type and status, declarative syncs, "
     "errors, requests per second, latency) and exits non-zero when a device failed to enroll "
     "or a request got an unexpected answer."
 )
@@ -90,6 +92,16 @@ def add_arguments(parser: argparse.ArgumentParser, *, enrollment_help: str = "")
         metavar="R",
         help="answer NotNow to this fraction (0-1) of the commands a device may postpone "
         "(never to the ones Apple says are never answered NotNow)",
+    )
+    parser.add_argument(
+        "--ddm-fail-rate",
+        type=_fraction,
+        default=0.0,
+        metavar="R",
+        help="declarative management: fail this fraction (0-1) of the configurations a device "
+        "activates (Error.ConfigurationCannotBeApplied in its status report; the same ones at "
+        "every sync). Apple's test configuration com.apple.configuration.management.test "
+        "fails when its ReturnStatus is Failed, whatever this says",
     )
     parser.add_argument(
         "--client-cert",
@@ -196,6 +208,7 @@ def options_from(values: dict) -> Options:
         duration=values.get("duration"),
         poll_interval=values["poll_interval"],
         not_now_rate=values["not_now_rate"],
+        ddm_fail_rate=values.get("ddm_fail_rate") or 0.0,
         client_cert=values["client_cert"],
         ca_file=values.get("ca_file"),
         state=values.get("state"),

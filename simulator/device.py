@@ -18,6 +18,9 @@ restarts) or answers a 5xx, the device keeps the answer it was sending and sends
 its next try, sooner after a failure (1, 2, 4 ... seconds, up to its poll interval), as a real
 device does: an answer is never lost on the device's side, so a command that comes again after
 the portal took its answer was executed twice (counted as a duplicate).
+
+A DeclarativeManagement command is acknowledged, and once the poll is over (the portal took
+the acknowledgement) the device syncs its declarations (simulator/declarative.py).
 """
 
 from __future__ import annotations
@@ -34,13 +37,13 @@ from pathlib import Path
 import httpx
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from . import acme, scep
+from . import acme, declarative, scep
 from . import profile as profiles
 from .answers import answer
 from .device_ca import MACHINE_INFO_CT, machine_info
 from .identity import CHECKIN_CT, CONNECT_CT, sign_detached
 from .report import Stats
-from .state import DeviceState
+from .state import DeclarativeState, DeviceState
 
 MAX_COMMANDS_PER_POLL = 1000  # a server that never stops sending is a bug worth reporting
 # nginx's own error page (server_tokens off) when it cannot reach the portal behind it: a 502,
@@ -79,6 +82,7 @@ class Fleet:
     # from `device_ca` (a DeviceCA, or anything with its signed_machine_info method).
     setup_assistant: bool = False
     device_ca: object | None = None
+    ddm_fail_rate: float = 0.0  # configurations that fail to apply (declarative_apply)
 
     def __post_init__(self) -> None:
         self._clients: dict[tuple, httpx.AsyncClient] = {}
@@ -240,6 +244,7 @@ class SimulatedDevice:
         )
         state.enrollment_profile["IsManaged"] = False  # installed by the user, not by the MDM
         state.profiles = []
+        state.declarative = DeclarativeState()  # a new enrollment holds no declarations
         # Setup Assistant enrolls supervised (the DEP profile's is_supervised) and waits for
         # DeviceConfigured (await_device_configured).
         state.supervised = state.awaiting_configuration = setup_assistant
@@ -373,6 +378,9 @@ class SimulatedDevice:
             return
         try:
             await self._poll()
+            state = self.state
+            if state.declarative.sync_due and state.enrolled and not state.erased:
+                await declarative.sync(self)
         except ExchangeFailed:
             self.failures += 1
             return

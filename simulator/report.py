@@ -12,6 +12,12 @@ gunicorn restarts: `unreachable`, with connection errors, and when, by the secon
 retries those as a real one does. `duplicates` are commands a device was sent again after it
 had executed them (answered Acknowledged or Error, and the portal took the answer): each is a
 command executed twice, a problem.
+
+Declarative management has its own figures: syncs, declarations fetched (by kind), asset data
+downloaded, credentials obtained for credential assets (by ACME or SCEP), status reports
+sent, and the failures devices reported (by Error code, once per declaration revision). Those
+failures are what the devices were asked to do or could not do, not problems of the run; a
+refused declarative request or asset download is one.
 """
 
 from __future__ import annotations
@@ -57,6 +63,12 @@ class Stats:
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
     key_seconds: float = 0.0
+    declarative_syncs: int = 0
+    declarations_fetched: Counter = field(default_factory=Counter)  # by kind
+    assets_downloaded: int = 0
+    credentials: Counter = field(default_factory=Counter)  # certificates by acme / scep
+    status_reports: int = 0
+    declarative_failures: Counter = field(default_factory=Counter)  # by Error code
 
     def request(self, kind: str, seconds: float) -> None:
         self.requests += 1
@@ -145,6 +157,14 @@ class Stats:
             "duplicates": self.duplicates,
             "duplicate_examples": self.duplicate_examples,
             "last_exchange": {udid: round(t, 3) for udid, t in sorted(self.last_exchange.items())},
+            "declarative": {
+                "syncs": self.declarative_syncs,
+                "declarations_fetched": dict(sorted(self.declarations_fetched.items())),
+                "assets_downloaded": self.assets_downloaded,
+                "credentials": dict(sorted(self.credentials.items())),
+                "status_reports": self.status_reports,
+                "failures": dict(sorted(self.declarative_failures.items())),
+            },
             "ok": not self.failed,
         }
 
@@ -182,11 +202,32 @@ def summary_text(stats: Stats) -> str:
         lines.append(
             f"  twice: {example['request_type']} {example['command_uuid']} to {example['udid']}"
         )
+    lines += _declarative_lines(data["declarative"])
     lines.append(f"errors: {sum(data['errors'].values())}" + ("" if data["errors"] else " (none)"))
     for kind, count in data["errors"].items():
         lines.append(f"  {kind}: {count}")
     lines.append("result: OK" if data["ok"] else "result: FAILED")
     return "\n".join(lines)
+
+
+def _declarative_lines(declarative: dict) -> list[str]:
+    if not declarative["syncs"]:
+        return []
+    fetched = declarative["declarations_fetched"]
+    by_kind = ", ".join(f"{kind} {count}" for kind, count in fetched.items())
+    credentials = declarative["credentials"]
+    lines = [
+        f"declarative syncs: {declarative['syncs']}  declarations fetched: "
+        f"{sum(fetched.values())}"
+        + (f" ({by_kind})" if by_kind else "")
+        + f"  assets downloaded: {declarative['assets_downloaded']}  credentials obtained: "
+        f"{sum(credentials.values())}  status reports: {declarative['status_reports']}",
+        f"declaration failures reported: {sum(declarative['failures'].values())}"
+        + ("" if declarative["failures"] else " (none)"),
+    ]
+    for code, count in declarative["failures"].items():
+        lines.append(f"  {code}: {count}")
+    return lines
 
 
 def write_json(stats: Stats, path: Path) -> None:

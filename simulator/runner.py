@@ -78,6 +78,7 @@ class Options:
     setup_assistant: bool = False  # enroll from Setup Assistant (POST /dep/enroll)
     device_ca: str | None = None  # a folder written by DeviceCA.save
     serials: list[str] | None = None  # the new devices' serial numbers, in order
+    ddm_fail_rate: float = 0.0  # share of declarative configurations that fail to apply
 
     def check(self) -> None:
         problems = []
@@ -95,6 +96,8 @@ class Options:
             problems.append("--poll-interval must be more than 0")
         if not 0.0 <= self.not_now_rate <= 1.0:
             problems.append("--not-now-rate must be between 0 and 1")
+        if not 0.0 <= self.ddm_fail_rate <= 1.0:
+            problems.append("--ddm-fail-rate must be between 0 and 1")
         if self.apns_listen:
             try:
                 parse_listen(self.apns_listen)
@@ -235,6 +238,7 @@ async def _simulate(options: Options, stats: Stats, restored, new, kept, stream)
         attestation_ca=_attestation_ca(options),
         setup_assistant=options.setup_assistant,
         device_ca=DeviceCA.load(options.device_ca) if options.device_ca else None,
+        ddm_fail_rate=options.ddm_fail_rate,
     )
     devices = [SimulatedDevice(state, fleet) for state in restored]
     devices += [SimulatedDevice(state, fleet, key) for state, key in new]

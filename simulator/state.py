@@ -2,9 +2,11 @@
 
 Everything a device must remember to be the same device after the simulator restarts: its
 identity (UDID, hardware, key and certificate), what the MDM payload said (URLs, topic,
-SignMessage), its push token and PushMagic, the trust it installed, the profiles it holds, and
+SignMessage), its push token and PushMagic, the trust it installed, the profiles it holds,
 the commands it executed (CommandUUID -> Acknowledged or Error: a command delivered again
-after that was executed twice; the soak, bench/soak.py, checks them against the portal).
+after that was executed twice; the soak, bench/soak.py, checks them against the portal), and
+its declarative management (DeclarativeState: the declarations it holds, what became of their
+assets, and what it last reported).
 The file holds private keys: it is written with mode 0600, atomically (a new file renamed over
 the old one), so a simulator killed while saving leaves the previous fleet intact.
 """
@@ -31,6 +33,22 @@ HARDWARE = [
     ("iPhone16,1", "iPhone", "MTL83LL/A", "18.1", "22B83", 128),
     ("iPad13,18", "iPad", "MPQ03LL/A", "17.5.1", "21F90", 64),
 ]
+
+
+@dataclass
+class DeclarativeState:
+    """What a device keeps of declarative management (simulator/declarative.py syncs it)."""
+
+    token: str = ""  # the DeclarationsToken of the manifest it last synced
+    sync_due: bool = False  # a DeclarativeManagement command asked for a sync not yet done
+    # Identifier -> the declaration as fetched: {"kind", "Type", "ServerToken", "Payload"}.
+    declarations: dict[str, dict] = field(default_factory=dict)
+    # Identifier -> what loading the asset's data gave (declarative_assets.AssetOutcome).
+    assets: dict[str, dict] = field(default_factory=dict)
+    # Status item (dotted name) -> its value as last reported; an incremental report sends
+    # what differs (and management.declarations, always whole).
+    reported: dict[str, object] = field(default_factory=dict)
+    reports: int = 0  # status reports sent since enrollment (the first one is a FullReport)
 
 
 @dataclass
@@ -64,6 +82,7 @@ class DeviceState:
     supervised: bool = False
     awaiting_configuration: bool = False
     executed: dict[str, str] = field(default_factory=dict)  # CommandUUID -> its final status
+    declarative: DeclarativeState = field(default_factory=DeclarativeState)
 
     def remember_executed(self, command_uuid: str, status: str) -> None:
         """Note a command this device executed (answered Acknowledged or Error); the oldest
@@ -73,6 +92,10 @@ class DeviceState:
             del self.executed[next(iter(self.executed))]
 
     def __post_init__(self) -> None:
+        if isinstance(self.declarative, dict):  # as the state file keeps it
+            names = {f.name for f in fields(DeclarativeState)}
+            kept = {k: v for k, v in self.declarative.items() if k in names}
+            self.declarative = DeclarativeState(**kept)
         self._key = None
         self._certificate = None
 

@@ -226,3 +226,25 @@ def test_only_the_last_revisions_are_kept(enrolled):
     assert kept.count() == KEPT_REVISIONS
     current = Declaration.objects.get(identifier="passcode").server_token
     assert kept.filter(server_token=current).exists()
+
+
+def test_a_new_enrollment_forgets_what_the_device_was_told(enrolled):
+    """Authenticate starts an enrollment whose device holds no declarations: it is told to
+    sync again at its TokenUpdate, and its earlier states are gone."""
+    give(enrolled, ORGANIZATION)
+    items = json_of(declarative(enrolled, "declaration-items"))["Declarations"]
+    org = declaration_status("org", items["Management"][0]["ServerToken"])
+    declarative(enrolled, "status", status_report(processed(management=[org]), full=True))
+    assert DeclarationState.objects.filter(device__udid=enrolled.udid).count() == 1
+
+    enrolled.enroll()  # Authenticate and TokenUpdate again, as after an erase
+
+    assert not DeclarationState.objects.filter(device__udid=enrolled.udid).exists()
+    device = Device.objects.get(udid=enrolled.udid)
+    assert {row.identifier: row.state for row in device_rows(device)} == {"org": "pending"}
+    commands = declarative_commands(enrolled.udid)
+    assert len(commands) == 2
+    assert (
+        sync_tokens_of(commands[1])["DeclarationsToken"]
+        == sync_tokens_of(commands[0])["DeclarationsToken"]
+    )
