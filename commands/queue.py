@@ -283,6 +283,17 @@ def cancel_queued(command: Command, *, by=None, address: str | None = None) -> i
     return count
 
 
+def supersede_undelivered(devices: Iterable[Device], request_type: str) -> int:
+    """Cancel the devices' rows of `request_type` not yet delivered (kept in history), before
+    a newer command of that type replaces them: a command that only says "sync now"
+    (DeclarativeManagement) then waits once per device however often it was superseded."""
+    return QueuedCommand.objects.filter(
+        device__in=[device.pk for device in devices],
+        request_type=request_type,
+        status__in=CANCELABLE_STATUSES,
+    ).update(status=Status.CANCELED, answered_at=timezone.now())
+
+
 def cancel_pending(device: Device, reason: str) -> int:
     """Cancel every unanswered command of `device` (kept in history). Returns how many."""
     count = QueuedCommand.objects.filter(device=device, status__in=PENDING_STATUSES).update(

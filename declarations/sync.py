@@ -30,7 +30,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from commands.catalog import Recipient, unavailable_reason
-from commands.queue import enqueue, queueable
+from commands.queue import enqueue, queueable, supersede_undelivered
 from devices.models import Device
 
 from .manifest import items_of, manifest, manifest_of_sets, set_ids_by_device, token_of
@@ -143,6 +143,9 @@ def resync(device_ids: Iterable[int], *, by: str = "declarations") -> int:
             row.save()
             changed[token].append(device)
         for token, targets in changed.items():
+            # The newest token is the one to announce: an older announcement not yet
+            # delivered is canceled, so an offline device waits with one, not one per change.
+            supersede_undelivered(targets, COMMAND)
             data = json.dumps({"SyncTokens": sync_tokens(token, now)}).encode()
             enqueue(targets, COMMAND, {"Data": data}, queued_by=by)
     queued = sum(len(targets) for targets in changed.values())

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from commands.models import QueuedCommand, Status
 from declarations.models import (
     Declaration,
     DeclarationRevision,
@@ -248,3 +249,15 @@ def test_a_new_enrollment_forgets_what_the_device_was_told(enrolled):
         sync_tokens_of(commands[1])["DeclarationsToken"]
         == sync_tokens_of(commands[0])["DeclarationsToken"]
     )
+
+
+def test_an_offline_device_waits_with_one_announcement_the_newest(enrolled):
+    give(enrolled, PASSCODE)
+    for length in (7, 8, 9):
+        save_declaration({**PASSCODE, "Payload": {"MinimumLength": length}}, by="tests")
+    rows = QueuedCommand.objects.filter(
+        device__udid=enrolled.udid, request_type="DeclarativeManagement"
+    ).order_by("id")
+    assert [row.status for row in rows] == [Status.CANCELED] * 3 + [Status.QUEUED]
+    newest = sync_tokens_of(rows.last().command.command_dict())
+    assert newest == json_of(declarative(enrolled, "tokens"))["SyncTokens"]
