@@ -431,6 +431,40 @@ def test_the_fleet_simulator_enrolls_by_acme_with_attestation_through_nginx(stac
     assert attested.split()[-1] == "2"  # after shell's note of what it imported
 
 
+def test_declarative_management_over_https_with_the_tls_client_certificate(stack, device):
+    """A declaration set given with mdm_declaration reaches the device through nginx: the
+    DeclarativeManagement check-in and the asset's data, which only the device's TLS client
+    certificate opens (the header nginx sets is the only identity it takes)."""
+    notes = stack.folder / "notes.txt"
+    notes.write_bytes(b"served through nginx")
+    stack.manage(
+        "mdm_declaration", "add-data", "prod-notes", str(notes), "--content-type", "text/plain"
+    )
+    declarations = stack.folder / "declarations.json"
+    declarations.write_text(json.dumps([
+        {"Type": "com.apple.management.organization-info", "Identifier": "prod-org",
+         "Payload": {"Name": "Production"}},
+    ]))  # fmt: skip
+    stack.manage("mdm_declaration", "add", str(declarations), "--set", "Production")
+    stack.manage("mdm_declaration", "set", "add", "Production", "prod-notes")
+    out = stack.manage("mdm_declaration", "assign", "Production", "--device", device.udid)
+    assert "DeclarativeManagement queued for 1 device(s)" in out
+    answer = device.checkin("DeclarativeManagement", Endpoint="declaration-items")
+    assert answer.status == 200, answer.body
+    items = json.loads(answer.body)["Declarations"]
+    assert [item["Identifier"] for item in items["Management"]] == ["prod-org"]
+    assert [item["Identifier"] for item in items["Assets"]] == ["prod-notes"]
+    asset = device.checkin("DeclarativeManagement", Endpoint="declaration/asset/prod-notes")
+    data_url = json.loads(asset.body)["Payload"]["Reference"]["DataURL"]
+    assert data_url.startswith(f"{stack.url}/mdm/assets/")
+    with stack.client(device.certificate, device.key) as http:
+        assert http.get(data_url).content == b"served through nginx"
+    with stack.client() as http:
+        assert http.get(data_url).status_code == 403  # no certificate
+        forged = {"X-Ssl-Client-Cert": escaped_pem(device.certificate)}
+        assert http.get(data_url, headers=forged).status_code == 403  # nginx overwrites it
+
+
 # -- refusals through nginx ----------------------------------------------------------------
 
 
