@@ -149,6 +149,7 @@ def test_missing_required_key_is_refused(name, chain):
 
 # --- a value of the wrong type is refused, at any depth ------------------------------------
 
+
 # Every key but the 'any' ones, which take a value of every type (the next test shows it).
 @pytest.mark.parametrize("name, chain", cases(lambda chain: chain[-1]["type"] != "any"))
 def test_wrong_type_is_refused(name, chain):
