@@ -182,24 +182,7 @@ def assign(
     address: str | None = None,
 ) -> int:
     """Give the set to devices and groups (checked for support first). Returns commands queued."""
-    groups = list(groups)
-    with transaction.atomic():
-        targets = _targets(devices, groups)
-        check_support(declaration_set.declarations.all(), targets)
-        udids = []
-        if devices is not None:
-            declaration_set.devices.add(*devices)
-            udids = sorted(devices.values_list("udid", flat=True)[:100])
-        declaration_set.groups.add(*groups)
-        audit(
-            "declaration_set.assigned",
-            actor=by or "system",
-            target=declaration_set.name,
-            address=address,
-            devices=udids,
-            groups=sorted(group.name for group in groups),
-        )
-        return resync(targets.values_list("pk", flat=True), by=actor_label(by))
+    return _reassign(declaration_set, devices, groups, adding=True, by=by, address=address)
 
 
 def unassign(
@@ -211,20 +194,28 @@ def unassign(
     address: str | None = None,
 ) -> int:
     """Take the set from devices and groups; they are told. Returns commands queued."""
+    return _reassign(declaration_set, devices, groups, adding=False, by=by, address=address)
+
+
+def _reassign(declaration_set, devices, groups, *, adding: bool, by, address) -> int:
     groups = list(groups)
+    change = "add" if adding else "remove"
     with transaction.atomic():
-        targets = list(_targets(devices, groups).values_list("pk", flat=True))
+        targets = _targets(devices, groups)
+        if adding:
+            check_support(declaration_set.declarations.all(), targets)
+        target_ids = list(targets.values_list("pk", flat=True))
         udids = []
         if devices is not None:
-            declaration_set.devices.remove(*devices)
+            getattr(declaration_set.devices, change)(*devices)
             udids = sorted(devices.values_list("udid", flat=True)[:100])
-        declaration_set.groups.remove(*groups)
+        getattr(declaration_set.groups, change)(*groups)
         audit(
-            "declaration_set.unassigned",
+            "declaration_set.assigned" if adding else "declaration_set.unassigned",
             actor=by or "system",
             target=declaration_set.name,
             address=address,
             devices=udids,
             groups=sorted(group.name for group in groups),
         )
-        return resync(targets, by=actor_label(by))
+        return resync(target_ids, by=actor_label(by))

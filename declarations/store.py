@@ -69,30 +69,9 @@ class Saved:
     devices: frozenset[int]
 
 
-def save_declaration(
-    data: dict,
-    *,
-    by=None,
-    address: str | None = None,
-    description: str | None = None,
-    create_only: bool = False,
-    served: ServedAsset | None = None,
-) -> tuple[Declaration, bool]:
-    """Store a declaration given as JSON (Type, Identifier, Payload; a ServerToken given is
-    ignored): a new one, or a new revision of the one with its Identifier. Returns
-    (declaration, created). Raises DeclarationError naming the problem; then nothing changed.
-
-    A declaration's Type cannot change (devices hold it by Identifier). The Reference of an
-    asset whose data the portal serves is the portal's to write (`served` is how it does).
-    """
-    saved = store_declaration(
-        data,
-        by=by,
-        address=address,
-        description=description,
-        create_only=create_only,
-        served=served,
-    )
+def save_declaration(data: dict, **options) -> tuple[Declaration, bool]:
+    """store_declaration, returning what most callers need: (declaration, created)."""
+    saved = store_declaration(data, **options)
     return saved.declaration, saved.created
 
 
@@ -106,8 +85,14 @@ def store_declaration(
     served: ServedAsset | None = None,
     tell_devices: bool = True,
 ) -> Saved:
-    """save_declaration, saying also whether the content changed and which devices it
-    concerns (`mdm_declaration add` prints both). With tell_devices False the caller resyncs
+    """Store a declaration given as JSON (Type, Identifier, Payload; a ServerToken given is
+    ignored): a new one, or a new revision of the one with its Identifier. Raises
+    DeclarationError naming the problem; then nothing changed.
+
+    A declaration's Type cannot change (devices hold it by Identifier). The Reference of an
+    asset whose data the portal serves is the portal's to write (`served` is how it does).
+    Saved says whether the content changed and which devices it concerns (`mdm_declaration
+    add` prints both). With tell_devices False the caller resyncs
     those devices itself, once for many declarations, so each gets one DeclarativeManagement."""
     declaration_type = validate_declaration(data)
     identifier = data["Identifier"]

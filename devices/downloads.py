@@ -4,16 +4,13 @@ header or an Mdm-Signature (over the empty body of a GET), must chain to our CA,
 unrevoked and bound to a managed device. Anything else is a 403 that changes nothing (never a
 401: that would make the device drop its MDM profile)."""
 
-import logging
 from collections.abc import Callable
 
 from certs.identity import IdentityError, authenticate_device
 
 from .identities import bound_device_id
 from .models import Device
-from .protocol import DeviceRequest, ProtocolError, Reply, refusal
-
-log = logging.getLogger("mdm.protocol")
+from .protocol import DeviceRequest, ProtocolError, Reply, refused
 
 DownloadHandler = Callable[[Device, DeviceRequest], Reply]
 
@@ -45,15 +42,4 @@ def serve_device_download(request: DeviceRequest, handler: DownloadHandler) -> R
             raise ProtocolError(405, f"method {request.method} not allowed: use GET")
         return handler(requesting_device(request), request)
     except ProtocolError as exc:
-        log.warning(
-            "%s %s from %s refused with %s: %s",
-            request.method,
-            request.path,
-            request.remote_addr or "?",
-            exc.status,
-            exc.reason,
-        )
-        reply = refusal(exc)
-        if exc.status == 405:
-            return Reply(reply.status, reply.body, reply.content_type, {"Allow": "GET"})
-        return reply
+        return refused(request, exc, allow="GET")

@@ -105,9 +105,22 @@ def plist_reply(message: dict) -> Reply:
     return Reply(body=plistlib.dumps(message), content_type="application/xml; charset=UTF-8")
 
 
-def refusal(error: ProtocolError) -> Reply:
-    headers = {"Allow": "PUT"} if error.status == 405 else {}
+def refusal(error: ProtocolError, allow: str = "PUT") -> Reply:
+    headers = {"Allow": allow} if error.status == 405 else {}
     return Reply(error.status, (error.reason + "\n").encode(), "text/plain", headers)
+
+
+def refused(request: DeviceRequest, error: ProtocolError, allow: str = "PUT") -> Reply:
+    """The refusal of a device request, logged with who sent what (one line, no body)."""
+    log.warning(
+        "%s %s from %s refused with %s: %s",
+        request.method,
+        request.path,
+        request.remote_addr or "?",
+        error.status,
+        error.reason,
+    )
+    return refusal(error, allow)
 
 
 Handler = Callable[[dict, DeviceIdentity, DeviceRequest], Reply]
@@ -148,12 +161,4 @@ def serve_device_request(
         message = parse_plist(request.body)
         return handler(message, identity, request)
     except ProtocolError as exc:
-        log.warning(
-            "%s %s from %s refused with %s: %s",
-            request.method,
-            request.path,
-            request.remote_addr or "?",
-            exc.status,
-            exc.reason,
-        )
-        return refusal(exc)
+        return refused(request, exc)
