@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 import pytest
 from cryptography import x509
+from django.conf import settings
 
 from certs.cms import signed_content
 from simulator import scep as scep_client
@@ -441,7 +442,12 @@ def test_self_signed_and_other_devices_certificates_get_403(stack, enrollment, d
 
 
 def test_oversized_bodies_get_413(stack, device):
-    limits = {"/mdm/checkin": 256 * 1024, "/mdm/connect": 16 * 1024 * 1024, "/scep": 64 * 1024}
+    # The stack runs on the default limits, which are this process's settings too.
+    limits = {
+        "/mdm/checkin": settings.MDM_CHECKIN_MAX_BYTES,
+        "/mdm/connect": settings.MDM_CONNECT_MAX_BYTES,
+        "/scep": 64 * 1024,
+    }
     with stack.client(device.certificate, device.key) as http:
         for path, limit in limits.items():
             params = {"operation": "PKIOperation"} if path == "/scep" else None
