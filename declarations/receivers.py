@@ -13,6 +13,7 @@ from devices.checkin import register_declarative_handler
 from devices.signals import device_authenticated, device_enrolled
 from enrollment.signals import membership_changed
 
+from .manifest import set_ids_by_device
 from .protocol import handle
 from .sync import forget_enrollment, resync
 
@@ -22,7 +23,10 @@ def on_authenticated(sender, device, **kwargs) -> None:
 
 
 def on_enrolled(sender, device, **kwargs) -> None:
-    resync([device.pk], by="enrollment")
+    # Most enrollments have no declarations waiting: then the first TokenUpdate pays for
+    # finding the device's sets only, not for a resync (an Authenticate just forgot its sync).
+    if set_ids_by_device([device.pk])[device.pk]:
+        resync([device.pk], by="enrollment")
 
 
 def on_membership_changed(sender, device_ids, **kwargs) -> None:

@@ -136,20 +136,9 @@ def add_declarations(
     by=None,
     address: str | None = None,
 ) -> int:
-    """Put declarations in the set; its devices are told. Returns commands queued."""
-    declarations = list(declarations)
-    with transaction.atomic():
-        members = Device.objects.filter(pk__in=devices_of_sets([declaration_set.pk]))
-        check_support(declarations, members)
-        declaration_set.declarations.add(*declarations)
-        audit(
-            "declaration_set.declarations_added",
-            actor=by or "system",
-            target=declaration_set.name,
-            address=address,
-            declarations=sorted(d.identifier for d in declarations),
-        )
-        return resync(members.values_list("pk", flat=True), by=actor_label(by))
+    """Put declarations in the set (checked for its devices' support first); its devices are
+    told. Returns commands queued."""
+    return _change_contents(declaration_set, declarations, adding=True, by=by, address=address)
 
 
 def remove_declarations(
@@ -159,18 +148,31 @@ def remove_declarations(
     by=None,
     address: str | None = None,
 ) -> int:
+    """Take declarations out of the set; its devices are told. Returns commands queued."""
+    return _change_contents(declaration_set, declarations, adding=False, by=by, address=address)
+
+
+def _change_contents(declaration_set, declarations, *, adding: bool, by, address) -> int:
     declarations = list(declarations)
     with transaction.atomic():
-        members = devices_of_sets([declaration_set.pk])
-        declaration_set.declarations.remove(*declarations)
+        members = Device.objects.filter(pk__in=devices_of_sets([declaration_set.pk]))
+        if adding:
+            check_support(declarations, members)
+        member_ids = list(members.values_list("pk", flat=True))
+        if adding:
+            declaration_set.declarations.add(*declarations)
+        else:
+            declaration_set.declarations.remove(*declarations)
         audit(
-            "declaration_set.declarations_removed",
+            "declaration_set.declarations_added"
+            if adding
+            else "declaration_set.declarations_removed",
             actor=by or "system",
             target=declaration_set.name,
             address=address,
             declarations=sorted(d.identifier for d in declarations),
         )
-        return resync(members, by=actor_label(by))
+        return resync(member_ids, by=actor_label(by))
 
 
 def assign(
@@ -199,7 +201,6 @@ def unassign(
 
 def _reassign(declaration_set, devices, groups, *, adding: bool, by, address) -> int:
     groups = list(groups)
-    change = "add" if adding else "remove"
     with transaction.atomic():
         targets = _targets(devices, groups)
         if adding:
@@ -207,9 +208,14 @@ def _reassign(declaration_set, devices, groups, *, adding: bool, by, address) ->
         target_ids = list(targets.values_list("pk", flat=True))
         udids = []
         if devices is not None:
-            getattr(declaration_set.devices, change)(*devices)
             udids = sorted(devices.values_list("udid", flat=True)[:100])
-        getattr(declaration_set.groups, change)(*groups)
+        chosen = list(devices) if devices is not None else []
+        if adding:
+            declaration_set.devices.add(*chosen)
+            declaration_set.groups.add(*groups)
+        else:
+            declaration_set.devices.remove(*chosen)
+            declaration_set.groups.remove(*groups)
         audit(
             "declaration_set.assigned" if adding else "declaration_set.unassigned",
             actor=by or "system",

@@ -261,3 +261,17 @@ def test_an_offline_device_waits_with_one_announcement_the_newest(enrolled):
     assert [row.status for row in rows] == [Status.CANCELED] * 3 + [Status.QUEUED]
     newest = sync_tokens_of(rows.last().command.command_dict())
     assert newest == json_of(declarative(enrolled, "tokens"))["SyncTokens"]
+
+
+def test_a_device_given_declarations_before_its_first_token_update_is_told_then(device):
+    device.authenticate()
+    give(device, ORGANIZATION)  # pending: nothing can be queued for it yet
+    assert declarative_commands(device.udid) == []
+    assert device.token_update().status == 200
+    [command] = declarative_commands(device.udid)
+    assert sync_tokens_of(command) == json_of(declarative(device, "tokens"))["SyncTokens"]
+
+
+def test_a_first_token_update_without_declarations_queues_none(enrolled):
+    assert declarative_commands(enrolled.udid) == []
+    assert not DeviceDeclarations.objects.filter(device__udid=enrolled.udid).exists()
